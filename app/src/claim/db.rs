@@ -1,0 +1,50 @@
+//! Burning postcards: the only way in is `process_claim_attempt`.
+
+use chrono::{DateTime, Utc};
+use loyalty_core::Result;
+use loyalty_core::wire::{Member, PassOrigin, ScanOutcome};
+use serde::Deserialize;
+use sqlx::PgExecutor;
+use uuid::Uuid;
+
+use crate::db::{RpcAnswer, db_error};
+
+#[derive(Deserialize)]
+struct Claimed {
+    code: String,
+    pass: ClaimedPass,
+}
+
+#[derive(Deserialize)]
+struct ClaimedPass {
+    external_id: String,
+    points: i64,
+    created_at: DateTime<Utc>,
+}
+
+/// Burns a postcard's code once and returns the member pass it became.
+pub async fn claim_postcard(
+    db: impl PgExecutor<'_>,
+    program_id: Uuid,
+    staff_id: Option<Uuid>,
+    code: &str,
+) -> Result<ScanOutcome> {
+    let answer: sqlx::types::Json<RpcAnswer> =
+        sqlx::query_scalar("select public.process_claim_attempt($1, $2, $3)")
+            .bind(code)
+            .bind(program_id)
+            .bind(staff_id)
+            .fetch_one(db)
+            .await
+            .map_err(db_error)?;
+    let claimed: Claimed = answer.0.into_result()?.data()?;
+    Ok(ScanOutcome::Claimed {
+        code: claimed.code,
+        member: Member {
+            origin: PassOrigin::of(&claimed.pass.external_id),
+            external_id: claimed.pass.external_id,
+            points: claimed.pass.points,
+            created_at: claimed.pass.created_at,
+        },
+    })
+}

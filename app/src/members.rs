@@ -1,0 +1,4 @@
+//! Members: their passes, balances and ledgers.
+
+#[cfg(feature = "ssr")]
+pub mod db;

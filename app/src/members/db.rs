@@ -1,0 +1,124 @@
+//! Member passes: looking them up, their ledgers, and enrolment without a postcard.
+
+use chrono::{DateTime, Utc};
+use loyalty_core::wire::{LedgerEntry, Member, MemberDetail, PassOrigin, TxType};
+use loyalty_core::{LoyaltyError, Result};
+use serde::Deserialize;
+use sqlx::{PgExecutor, PgPool};
+use uuid::Uuid;
+
+use crate::db::{RpcAnswer, db_error};
+
+#[derive(sqlx::FromRow, Deserialize)]
+struct PassRow {
+    external_id: String,
+    points: i32,
+    created_at: DateTime<Utc>,
+}
+
+impl From<PassRow> for Member {
+    fn from(row: PassRow) -> Self {
+        Member {
+            origin: PassOrigin::of(&row.external_id),
+            external_id: row.external_id,
+            points: row.points.into(),
+            created_at: row.created_at,
+        }
+    }
+}
+
+/// A member of this program by their pass id; another program's pass is not found.
+pub async fn find_member(
+    db: impl PgExecutor<'_>,
+    program_id: Uuid,
+    external_id: &str,
+) -> Result<Member> {
+    sqlx::query_as::<_, PassRow>(
+        "select external_id, points, created_at from public.passes_master
+          where program_id = $1 and external_id = $2",
+    )
+    .bind(program_id)
+    .bind(external_id)
+    .fetch_optional(db)
+    .await
+    .map_err(db_error)?
+    .map(Member::from)
+    .ok_or(LoyaltyError::MemberNotFound)
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct LedgerRow {
+    id: i64,
+    external_id: String,
+    tx_type: String,
+    points: i32,
+    balance_after: i32,
+    description: Option<String>,
+    staff_name: Option<String>,
+    created_at: DateTime<Utc>,
+}
+
+impl From<LedgerRow> for LedgerEntry {
+    fn from(row: LedgerRow) -> Self {
+        LedgerEntry {
+            id: row.id,
+            external_id: row.external_id,
+            tx_type: TxType::from_sql(&row.tx_type).unwrap_or(TxType::Earn),
+            points: row.points.into(),
+            balance_after: row.balance_after.into(),
+            description: row.description,
+            staff_name: row.staff_name,
+            created_at: row.created_at,
+        }
+    }
+}
+
+/// A member with the newest `limit` rows of their ledger.
+pub async fn member_detail(
+    db: &PgPool,
+    program_id: Uuid,
+    external_id: &str,
+    limit: i64,
+) -> Result<MemberDetail> {
+    let member = find_member(db, program_id, external_id).await?;
+    let ledger = sqlx::query_as::<_, LedgerRow>(
+        "select t.id, m.external_id, t.type as tx_type, t.points, t.balance_after, t.description,
+                null::text as staff_name, t.created_at
+           from public.transactions t
+           join public.passes_master m on m.program_id = t.program_id and m.id = t.member_id
+          where t.program_id = $1 and m.external_id = $2
+          order by t.id desc
+          limit $3",
+    )
+    .bind(program_id)
+    .bind(external_id)
+    .bind(limit)
+    .fetch_all(db)
+    .await
+    .map_err(db_error)?;
+    Ok(MemberDetail {
+        member,
+        ledger: ledger.into_iter().map(LedgerEntry::from).collect(),
+    })
+}
+
+/// Enrols a member without a postcard: `MBR-` at the counter, `PUB-` through public sign-up.
+pub async fn enrol_member(
+    db: impl PgExecutor<'_>,
+    program_id: Uuid,
+    origin: PassOrigin,
+) -> Result<Member> {
+    let prefix = match origin {
+        PassOrigin::Counter => "MBR",
+        PassOrigin::Public => "PUB",
+        PassOrigin::Postcard => return Err(LoyaltyError::InvalidType),
+    };
+    let answer: sqlx::types::Json<RpcAnswer> =
+        sqlx::query_scalar("select public.create_member_pass($1, $2)")
+            .bind(program_id)
+            .bind(prefix)
+            .fetch_one(db)
+            .await
+            .map_err(db_error)?;
+    Ok(answer.0.into_result()?.data::<PassRow>()?.into())
+}

@@ -1,0 +1,54 @@
+//! Earning and redeeming: the only way in is `process_membership_transaction`.
+
+use loyalty_core::wire::{PointsReceipt, TxType};
+use loyalty_core::{LoyaltyError, Result};
+use sqlx::PgExecutor;
+use uuid::Uuid;
+
+use crate::db::{RpcAnswer, db_error};
+
+/// One earn or redeem, as the point of sale asks for it.
+#[derive(Debug, Clone)]
+pub struct PointsRequest<'a> {
+    pub external_id: &'a str,
+    pub tx_type: TxType,
+    pub points: i64,
+    pub note: Option<&'a str>,
+    /// Makes retries of this request apply once.
+    pub idempotency_key: Option<&'a str>,
+    pub staff_id: Option<Uuid>,
+}
+
+/// Applies an earn or a redeem under the member's row lock; a redeem never drives the balance below zero.
+pub async fn apply_points(
+    db: impl PgExecutor<'_>,
+    program_id: Uuid,
+    req: &PointsRequest<'_>,
+) -> Result<PointsReceipt> {
+    let answer: sqlx::types::Json<RpcAnswer> = sqlx::query_scalar(
+        "select public.process_membership_transaction($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(program_id)
+    .bind(req.external_id)
+    .bind(req.points)
+    .bind(req.tx_type.as_sql())
+    .bind(req.note)
+    .bind(req.idempotency_key)
+    .bind(req.staff_id)
+    .fetch_one(db)
+    .await
+    .map_err(db_error)?;
+    let answer = answer.0.into_result()?;
+    match (answer.new_balance, answer.transaction_id, answer.created_at) {
+        (Some(new_balance), Some(transaction_id), Some(created_at)) => Ok(PointsReceipt {
+            external_id: req.external_id.to_owned(),
+            tx_type: req.tx_type,
+            points: req.points,
+            new_balance,
+            transaction_id,
+            created_at,
+            replayed: answer.replayed,
+        }),
+        _ => Err(LoyaltyError::Internal),
+    }
+}

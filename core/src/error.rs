@@ -1,0 +1,191 @@
+//! The one error type: codes from SQL become variants, and each variant a sentence a clerk understands.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+pub type Result<T, E = LoyaltyError> = std::result::Result<T, E>;
+
+/// Everything that can go wrong, from the database to the clerk's screen.
+///
+/// On the wire it is `{"code": "ALREADY_CLAIMED", ...fields}`; [`LoyaltyError::code`] gives the same code.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[serde(tag = "code", rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum LoyaltyError {
+    #[error("That is not a code we recognise. Scan it again or type it carefully.")]
+    MalformedCode,
+    #[error("This postcard code has a typo: check each character and try again.")]
+    MistypedCode,
+    #[error("This code is not valid for this program.")]
+    InvalidCode,
+    #[error("This postcard has already been claimed on {}.", day(claimed_at))]
+    AlreadyClaimed { claimed_at: DateTime<Utc> },
+    #[error("No member with this pass in this program.")]
+    MemberNotFound,
+    #[error("Not enough points: the balance is {balance} points.")]
+    InsufficientFunds { balance: i64 },
+    #[error("Enter a whole number of points from 1 to 1,000,000.")]
+    InvalidAmount,
+    #[error("Unknown kind of transaction.")]
+    InvalidType,
+    #[error("The note is too long: keep it under 500 characters.")]
+    InvalidDescription,
+    #[error("This request was already used for a different transaction. Start it again.")]
+    IdempotencyMismatch,
+    #[error("This balance cannot grow any further (it is {balance} points).")]
+    BalanceLimit { balance: i64 },
+    #[error("This program does not exist.")]
+    ProgramNotFound,
+    #[error("Please sign in.")]
+    NotSignedIn,
+    #[error("That email and password do not match.")]
+    BadCredentials,
+    #[error("This page is for managers.")]
+    ManagersOnly,
+    #[error("Too many attempts: wait {retry_after_secs} seconds and try again.")]
+    Throttled { retry_after_secs: u64 },
+    #[error("This form has expired: reload the page and try again.")]
+    CsrfRejected,
+    #[error("{message}")]
+    InvalidInput { message: String },
+    #[error("The loyalty service is unavailable right now. Try again in a moment.")]
+    Unavailable,
+    #[error("Could not reach the server: {detail}")]
+    Network { detail: String },
+    #[error("Something went wrong on our side. It has been logged; try again.")]
+    Internal,
+}
+
+impl LoyaltyError {
+    /// The stable code programs match on.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::MalformedCode => "MALFORMED_CODE",
+            Self::MistypedCode => "MISTYPED_CODE",
+            Self::InvalidCode => "INVALID_CODE",
+            Self::AlreadyClaimed { .. } => "ALREADY_CLAIMED",
+            Self::MemberNotFound => "MEMBER_NOT_FOUND",
+            Self::InsufficientFunds { .. } => "INSUFFICIENT_FUNDS",
+            Self::InvalidAmount => "INVALID_AMOUNT",
+            Self::InvalidType => "INVALID_TYPE",
+            Self::InvalidDescription => "INVALID_DESCRIPTION",
+            Self::IdempotencyMismatch => "IDEMPOTENCY_MISMATCH",
+            Self::BalanceLimit { .. } => "BALANCE_LIMIT",
+            Self::ProgramNotFound => "PROGRAM_NOT_FOUND",
+            Self::NotSignedIn => "NOT_SIGNED_IN",
+            Self::BadCredentials => "BAD_CREDENTIALS",
+            Self::ManagersOnly => "MANAGERS_ONLY",
+            Self::Throttled { .. } => "THROTTLED",
+            Self::CsrfRejected => "CSRF_REJECTED",
+            Self::InvalidInput { .. } => "INVALID_INPUT",
+            Self::Unavailable => "UNAVAILABLE",
+            Self::Network { .. } => "NETWORK",
+            Self::Internal => "INTERNAL",
+        }
+    }
+
+    /// The HTTP status an API answer carries for this error.
+    pub fn http_status(&self) -> u16 {
+        match self {
+            Self::NotSignedIn | Self::BadCredentials => 401,
+            Self::ManagersOnly | Self::CsrfRejected => 403,
+            Self::MemberNotFound | Self::ProgramNotFound => 404,
+            Self::AlreadyClaimed { .. } | Self::IdempotencyMismatch => 409,
+            Self::Throttled { .. } => 429,
+            Self::Unavailable => 503,
+            Self::Network { .. } | Self::Internal => 500,
+            _ => 422,
+        }
+    }
+
+    /// Maps the `error` of a refused RPC answer to its variant.
+    pub fn from_rpc(code: &str, claimed_at: Option<DateTime<Utc>>, balance: Option<i64>) -> Self {
+        match (code, claimed_at) {
+            ("INVALID_CODE", _) => Self::InvalidCode,
+            ("ALREADY_CLAIMED", Some(claimed_at)) => Self::AlreadyClaimed { claimed_at },
+            ("MEMBER_NOT_FOUND", _) => Self::MemberNotFound,
+            ("INSUFFICIENT_FUNDS", _) => Self::InsufficientFunds {
+                balance: balance.unwrap_or(0),
+            },
+            ("INVALID_AMOUNT", _) => Self::InvalidAmount,
+            ("INVALID_TYPE", _) => Self::InvalidType,
+            ("INVALID_DESCRIPTION", _) => Self::InvalidDescription,
+            ("IDEMPOTENCY_MISMATCH", _) => Self::IdempotencyMismatch,
+            ("BALANCE_LIMIT", _) => Self::BalanceLimit {
+                balance: balance.unwrap_or(0),
+            },
+            ("PROGRAM_NOT_FOUND", _) => Self::ProgramNotFound,
+            _ => Self::Internal,
+        }
+    }
+}
+
+/// A day as a clerk says it: 3 Nov 2026.
+pub fn day(at: &DateTime<Utc>) -> String {
+    at.format("%-d %b %Y").to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn already_claimed_names_the_day() {
+        let at = Utc.with_ymd_and_hms(2026, 11, 3, 15, 4, 5).unwrap();
+        let err = LoyaltyError::from_rpc("ALREADY_CLAIMED", Some(at), None);
+        assert_eq!(
+            err.to_string(),
+            "This postcard has already been claimed on 3 Nov 2026."
+        );
+        assert_eq!(err.code(), "ALREADY_CLAIMED");
+    }
+
+    #[test]
+    fn insufficient_funds_names_the_balance() {
+        let err = LoyaltyError::from_rpc("INSUFFICIENT_FUNDS", None, Some(40));
+        assert_eq!(
+            err.to_string(),
+            "Not enough points: the balance is 40 points."
+        );
+    }
+
+    #[test]
+    fn the_wire_form_carries_the_code_and_round_trips() {
+        let at = Utc.with_ymd_and_hms(2026, 11, 3, 15, 4, 5).unwrap();
+        for err in [
+            LoyaltyError::InsufficientFunds { balance: 7 },
+            LoyaltyError::AlreadyClaimed { claimed_at: at },
+            LoyaltyError::MemberNotFound,
+            LoyaltyError::Throttled {
+                retry_after_secs: 4,
+            },
+        ] {
+            let json = serde_json::to_value(&err).unwrap();
+            assert_eq!(json["code"], err.code());
+            assert_eq!(serde_json::from_value::<LoyaltyError>(json).unwrap(), err);
+        }
+    }
+}
+
+#[cfg(feature = "server-fn")]
+mod server_fn_impl {
+    use super::LoyaltyError;
+    use server_fn::codec::JsonEncoding;
+    use server_fn::error::{FromServerFnError, ServerFnErrorErr};
+
+    impl FromServerFnError for LoyaltyError {
+        type Encoder = JsonEncoding;
+
+        fn from_server_fn_error(value: ServerFnErrorErr) -> Self {
+            match value {
+                ServerFnErrorErr::Request(detail) => Self::Network { detail },
+                ServerFnErrorErr::Args(message) | ServerFnErrorErr::MissingArg(message) => {
+                    Self::InvalidInput {
+                        message: format!("The request was not understood: {message}"),
+                    }
+                }
+                _ => Self::Internal,
+            }
+        }
+    }
+}

@@ -1,0 +1,8 @@
+//! The loyalty domain's shared vocabulary, used by the server, the web pages and the counter terminal alike.
+
+pub mod code;
+pub mod error;
+pub mod wire;
+
+pub use code::{ScanCode, parse_scan};
+pub use error::{LoyaltyError, Result};

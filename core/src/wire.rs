@@ -1,0 +1,120 @@
+//! What the API sends and receives: shared by the server, the web pages and the counter terminal.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// How a pass came to be, read from its external id's prefix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum PassOrigin {
+    /// `PUB-`: public sign-up.
+    Public,
+    /// `CLM-`: a claimed postcard.
+    Postcard,
+    /// `MBR-`: enrolled at the counter.
+    Counter,
+}
+
+impl PassOrigin {
+    pub fn of(external_id: &str) -> Self {
+        match external_id.get(..4) {
+            Some("PUB-") => Self::Public,
+            Some("CLM-") => Self::Postcard,
+            _ => Self::Counter,
+        }
+    }
+
+    pub fn describe(self) -> &'static str {
+        match self {
+            Self::Public => "signed up online",
+            Self::Postcard => "claimed a postcard",
+            Self::Counter => "enrolled at the counter",
+        }
+    }
+}
+
+/// A member pass and its balance.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Member {
+    pub external_id: String,
+    pub points: i64,
+    pub origin: PassOrigin,
+    pub created_at: DateTime<Utc>,
+}
+
+/// What scanning a code led to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "outcome", rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ScanOutcome {
+    /// A postcard was burned and became this new member pass.
+    Claimed { code: String, member: Member },
+    /// An existing member's pass.
+    Member { member: Member },
+}
+
+impl ScanOutcome {
+    pub fn member(&self) -> &Member {
+        match self {
+            Self::Claimed { member, .. } | Self::Member { member } => member,
+        }
+    }
+}
+
+/// Earn or redeem.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum TxType {
+    Earn,
+    Redeem,
+}
+
+impl TxType {
+    /// The type as the database spells it.
+    pub fn as_sql(self) -> &'static str {
+        match self {
+            Self::Earn => "EARN",
+            Self::Redeem => "REDEEM",
+        }
+    }
+
+    pub fn from_sql(s: &str) -> Option<Self> {
+        match s {
+            "EARN" => Some(Self::Earn),
+            "REDEEM" => Some(Self::Redeem),
+            _ => None,
+        }
+    }
+}
+
+/// The answer to an earn or a redeem that went through.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PointsReceipt {
+    pub external_id: String,
+    pub tx_type: TxType,
+    pub points: i64,
+    pub new_balance: i64,
+    pub transaction_id: i64,
+    pub created_at: DateTime<Utc>,
+    /// True when this answer is the replay of an earlier call with the same idempotency key.
+    pub replayed: bool,
+}
+
+/// One row of a member's ledger or of the program's history.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LedgerEntry {
+    pub id: i64,
+    pub external_id: String,
+    pub tx_type: TxType,
+    pub points: i64,
+    pub balance_after: i64,
+    pub description: Option<String>,
+    pub staff_name: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A member with their most recent ledger rows, newest first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberDetail {
+    pub member: Member,
+    pub ledger: Vec<LedgerEntry>,
+}

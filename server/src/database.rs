@@ -1,0 +1,131 @@
+//! Opening the database: the embedded cluster by default, or the server DATABASE_URL names.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use sqlx::PgPool;
+use sqlx::migrate::Migrator;
+use sqlx::postgres::PgPoolOptions;
+
+use crate::embedded::EmbeddedPostgres;
+use crate::seed::{DemoSeed, seed_demo};
+
+pub static MIGRATOR: Migrator = sqlx::migrate!("../migrations");
+
+/// Where the data lives.
+#[derive(Debug, Clone)]
+pub enum DatabaseConfig {
+    /// A server someone else runs.
+    Url(String),
+    /// The private cluster, with its data folder and port.
+    Embedded { data_dir: PathBuf, port: u16 },
+}
+
+/// The pool the server works with and, in the embedded default, the cluster behind it.
+pub struct Database {
+    pub pool: PgPool,
+    pub embedded: Option<EmbeddedPostgres>,
+    /// What the demo seed made, on the embedded cluster's first run.
+    pub demo: Option<DemoSeed>,
+}
+
+impl Database {
+    /// Starts the cluster if it is ours, applies the migrations and connects as the server's own role.
+    pub async fn open(config: &DatabaseConfig, max_connections: u32) -> anyhow::Result<Self> {
+        match config {
+            DatabaseConfig::Url(url) => {
+                let pool = pool_options(max_connections)
+                    .connect(url)
+                    .await
+                    .context("connecting to DATABASE_URL")?;
+                MIGRATOR.run(&pool).await.context("applying migrations")?;
+                Ok(Self {
+                    pool,
+                    embedded: None,
+                    demo: None,
+                })
+            }
+            DatabaseConfig::Embedded { data_dir, port } => {
+                let cluster = EmbeddedPostgres::start(data_dir, *port).await?;
+                let (pool, demo) = match open_embedded(&cluster, max_connections).await {
+                    Ok(opened) => opened,
+                    Err(err) => {
+                        let _ = cluster.stop().await;
+                        return Err(err);
+                    }
+                };
+                Ok(Self {
+                    pool,
+                    embedded: Some(cluster),
+                    demo,
+                })
+            }
+        }
+    }
+
+    /// Closes the pool, then stops the cluster if it is ours.
+    pub async fn close(self) -> anyhow::Result<()> {
+        self.pool.close().await;
+        if let Some(cluster) = self.embedded {
+            cluster.stop().await?;
+        }
+        Ok(())
+    }
+}
+
+/// The name of the server's database inside the embedded cluster.
+pub const EMBEDDED_DATABASE: &str = "loyalty";
+
+async fn open_embedded(
+    cluster: &EmbeddedPostgres,
+    max_connections: u32,
+) -> anyhow::Result<(PgPool, Option<DemoSeed>)> {
+    let admin = PgPoolOptions::new()
+        .max_connections(1)
+        .connect(&cluster.superuser_url("postgres"))
+        .await
+        .context("connecting to the embedded PostgreSQL")?;
+    let exists: bool =
+        sqlx::query_scalar("select exists (select 1 from pg_database where datname = $1)")
+            .bind(EMBEDDED_DATABASE)
+            .fetch_one(&admin)
+            .await?;
+    if !exists {
+        sqlx::query("create database loyalty")
+            .execute(&admin)
+            .await?;
+    }
+    admin.close().await;
+
+    let owner = PgPoolOptions::new()
+        .max_connections(1)
+        .connect(&cluster.superuser_url(EMBEDDED_DATABASE))
+        .await?;
+    MIGRATOR.run(&owner).await.context("applying migrations")?;
+    let demo = seed_demo(&owner)
+        .await
+        .context("seeding the demo program")?;
+    // The server itself connects as the unprivileged role the migrations grant to, with a password that
+    // lives only as long as this run.
+    let password = uuid::Uuid::new_v4().simple().to_string();
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "alter role loyalty_app login password '{password}'"
+    )))
+    .execute(&owner)
+    .await?;
+    owner.close().await;
+
+    let url = format!(
+        "postgres://loyalty_app:{password}@127.0.0.1:{}/{EMBEDDED_DATABASE}",
+        cluster.port()
+    );
+    Ok((pool_options(max_connections).connect(&url).await?, demo))
+}
+
+/// Pool settings: fail fast when the database is gone rather than queue a clerk's request for long.
+pub fn pool_options(max_connections: u32) -> PgPoolOptions {
+    PgPoolOptions::new()
+        .max_connections(max_connections)
+        .acquire_timeout(Duration::from_secs(3))
+}

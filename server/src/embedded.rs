@@ -1,0 +1,294 @@
+//! A private PostgreSQL cluster started from the installed PostgreSQL programs, so the server runs with no
+//! set-up. The data folder is kept between runs; the cluster listens on 127.0.0.1 only, with a superuser
+//! password kept beside the data (mode 600). Run as root, the cluster runs as the `postgres` system user,
+//! since PostgreSQL refuses to run as root.
+
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use tokio::process::Command;
+
+#[derive(Debug, thiserror::Error)]
+pub enum EmbeddedError {
+    #[error(
+        "PostgreSQL's server programs (initdb, pg_ctl) were not found. Install them (apt-get install postgresql), \
+         set PG_BIN_DIR to their folder, or set DATABASE_URL to use a running server."
+    )]
+    NotInstalled,
+    #[error("running as root, but there is no `postgres` system user to run the database as: {0}")]
+    NoPostgresUser(String),
+    #[error("{what} failed: {detail}")]
+    Command { what: String, detail: String },
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+type Result<T> = std::result::Result<T, EmbeddedError>;
+
+/// The system user a root process runs the cluster as.
+const SERVICE_USER: &str = "postgres";
+
+/// A running private cluster. Call [`EmbeddedPostgres::stop`] to shut it down; it outlives a killed process and
+/// is then stopped and restarted by the next [`EmbeddedPostgres::start`].
+#[derive(Debug)]
+pub struct EmbeddedPostgres {
+    bin_dir: PathBuf,
+    pgdata: PathBuf,
+    port: u16,
+    password: String,
+    run_as_service_user: bool,
+}
+
+impl EmbeddedPostgres {
+    /// Creates the cluster under `root` on first use, then starts it on 127.0.0.1:`port`. A cluster left
+    /// running there (by a killed server) is restarted, so it runs with this call's settings.
+    pub async fn start(root: &Path, port: u16) -> Result<Self> {
+        Self::open(root, port, true).await
+    }
+
+    /// Like [`EmbeddedPostgres::start`], but a cluster already running there is used as it is: for test
+    /// processes that share one cluster.
+    pub async fn attach_or_start(root: &Path, port: u16) -> Result<Self> {
+        Self::open(root, port, false).await
+    }
+
+    async fn open(root: &Path, port: u16, restart_running: bool) -> Result<Self> {
+        let bin_dir = find_bin_dir().ok_or(EmbeddedError::NotInstalled)?;
+        let run_as_service_user = std::fs::metadata("/proc/self")
+            .map(|m| m.uid() == 0)
+            .unwrap_or(false);
+        create_dir(root, 0o755)?;
+        let root = std::fs::canonicalize(root).map_err(io(root))?;
+        let pgdata = root.join("pgdata");
+        let password_file = root.join("superuser.password");
+
+        let cluster = Self {
+            bin_dir,
+            pgdata,
+            port,
+            password: String::new(),
+            run_as_service_user,
+        };
+        if !cluster.pgdata.join("PG_VERSION").exists() {
+            cluster.init(&root, &password_file).await?;
+        }
+        let password = std::fs::read_to_string(&password_file).map_err(io(&password_file))?;
+        let cluster = Self {
+            password: password.trim().to_owned(),
+            ..cluster
+        };
+
+        if cluster.pg_ctl(&["status"]).await?.status.success() {
+            if !restart_running {
+                return Ok(cluster);
+            }
+            cluster.stop().await?;
+        }
+        let log = cluster.pgdata.join("server.log");
+        let options = format!("-p {port}");
+        let started = cluster
+            .pg_ctl(&[
+                "start",
+                "-w",
+                "-t",
+                "60",
+                "-l",
+                path_str(&log),
+                "-o",
+                &options,
+            ])
+            .await?;
+        if !started.status.success() {
+            let tail = std::fs::read_to_string(&log).unwrap_or_default();
+            let tail: Vec<&str> = tail.lines().rev().take(5).collect();
+            return Err(EmbeddedError::Command {
+                what: format!("starting PostgreSQL on port {port}"),
+                detail: format!(
+                    "{} {}",
+                    describe(&started),
+                    tail.into_iter().rev().collect::<Vec<_>>().join(" | ")
+                ),
+            });
+        }
+        Ok(cluster)
+    }
+
+    async fn init(&self, root: &Path, password_file: &Path) -> Result<()> {
+        let password = uuid::Uuid::new_v4().simple().to_string();
+        create_dir(&self.pgdata, 0o700)?;
+        // initdb reads the password from a file the cluster's user can read; it is removed right after.
+        let scratch = root.join(format!(".initdb-{}", uuid::Uuid::new_v4().simple()));
+        create_dir(&scratch, 0o700)?;
+        let pwfile = scratch.join("pw");
+        std::fs::write(&pwfile, &password).map_err(io(&pwfile))?;
+        if self.run_as_service_user {
+            let (uid, gid) = service_user_ids().await?;
+            for path in [&self.pgdata, &scratch, &pwfile] {
+                std::os::unix::fs::chown(path, Some(uid), Some(gid)).map_err(io(path))?;
+            }
+        }
+        let pwfile_arg = format!("--pwfile={}", path_str(&pwfile));
+        let out = self
+            .run(
+                "initdb",
+                &[
+                    "-D",
+                    path_str(&self.pgdata),
+                    "-U",
+                    "postgres",
+                    "-E",
+                    "UTF8",
+                    "--locale=C.UTF-8",
+                    "--auth-local=peer",
+                    "--auth-host=scram-sha-256",
+                    &pwfile_arg,
+                ],
+            )
+            .await;
+        let _ = std::fs::remove_dir_all(&scratch);
+        let out = out?;
+        if !out.status.success() {
+            let _ = std::fs::remove_dir_all(&self.pgdata);
+            return Err(EmbeddedError::Command {
+                what: "initdb".into(),
+                detail: describe(&out),
+            });
+        }
+        let conf = self.pgdata.join("postgresql.conf");
+        let mut settings = std::fs::read_to_string(&conf).map_err(io(&conf))?;
+        // TCP on loopback only: no socket folder to own, no path-length limit, nothing reachable from outside.
+        settings.push_str("\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = ''\n");
+        std::fs::write(&conf, settings).map_err(io(&conf))?;
+        std::fs::write(password_file, &password).map_err(io(password_file))?;
+        std::fs::set_permissions(password_file, std::fs::Permissions::from_mode(0o600))
+            .map_err(io(password_file))?;
+        Ok(())
+    }
+
+    /// A URL for `database` as the cluster's superuser.
+    pub fn superuser_url(&self, database: &str) -> String {
+        format!(
+            "postgres://postgres:{}@127.0.0.1:{}/{database}",
+            self.password, self.port
+        )
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Stops the cluster, letting running transactions roll back.
+    pub async fn stop(&self) -> Result<()> {
+        let out = self
+            .pg_ctl(&["stop", "-m", "fast", "-w", "-t", "60"])
+            .await?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(EmbeddedError::Command {
+                what: "stopping PostgreSQL".into(),
+                detail: describe(&out),
+            })
+        }
+    }
+
+    async fn pg_ctl(&self, args: &[&str]) -> Result<Output> {
+        let mut all = vec!["-D", path_str(&self.pgdata)];
+        all.extend_from_slice(args);
+        self.run("pg_ctl", &all).await
+    }
+
+    async fn run(&self, program: &str, args: &[&str]) -> Result<Output> {
+        let program_path = self.bin_dir.join(program);
+        let mut cmd = if self.run_as_service_user {
+            let mut cmd = Command::new("runuser");
+            cmd.args(["-u", SERVICE_USER, "--"]).arg(&program_path);
+            cmd
+        } else {
+            Command::new(&program_path)
+        };
+        cmd.args(args)
+            .current_dir("/")
+            .env("LC_ALL", "C.UTF-8")
+            .stdin(std::process::Stdio::null())
+            .kill_on_drop(false)
+            .output()
+            .await
+            .map_err(|e| EmbeddedError::Command {
+                what: program.into(),
+                detail: e.to_string(),
+            })
+    }
+}
+
+/// PG_BIN_DIR, or the newest /usr/lib/postgresql/<version>/bin that has initdb and pg_ctl.
+fn find_bin_dir() -> Option<PathBuf> {
+    let has_programs = |dir: &Path| dir.join("initdb").is_file() && dir.join("pg_ctl").is_file();
+    if let Some(dir) = std::env::var_os("PG_BIN_DIR") {
+        let dir = PathBuf::from(dir);
+        return has_programs(&dir).then_some(dir);
+    }
+    let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .ok()?
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let version = e.file_name().to_str()?.parse().ok()?;
+            let bin = e.path().join("bin");
+            has_programs(&bin).then_some((version, bin))
+        })
+        .collect();
+    versions.sort();
+    versions.pop().map(|(_, bin)| bin)
+}
+
+async fn service_user_ids() -> Result<(u32, u32)> {
+    let id = |flag: &'static str| async move {
+        let out = Command::new("id")
+            .args([flag, SERVICE_USER])
+            .output()
+            .await
+            .map_err(|e| EmbeddedError::NoPostgresUser(e.to_string()))?;
+        String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .parse::<u32>()
+            .map_err(|_| {
+                EmbeddedError::NoPostgresUser(
+                    String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+                )
+            })
+    };
+    Ok((id("-u").await?, id("-g").await?))
+}
+
+/// Creates a folder with `mode`; a folder that is already there is left as it is.
+fn create_dir(path: &Path, mode: u32) -> Result<()> {
+    if path.exists() {
+        return Ok(());
+    }
+    std::fs::create_dir_all(path).map_err(io(path))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(io(path))
+}
+
+fn io(path: &Path) -> impl Fn(std::io::Error) -> EmbeddedError + '_ {
+    move |source| EmbeddedError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+fn path_str(path: &Path) -> &str {
+    path.to_str().unwrap_or_default()
+}
+
+fn describe(out: &Output) -> String {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    format!("{} {}", stderr.trim(), stdout.trim())
+        .trim()
+        .to_owned()
+}

@@ -1,0 +1,66 @@
+//! The demo program a fresh embedded database starts with, so a newcomer has something to scan.
+
+use sqlx::PgPool;
+use uuid::Uuid;
+
+/// What the demo seed made, to print for the newcomer.
+#[derive(Debug)]
+pub struct DemoSeed {
+    pub program_id: Uuid,
+    pub members: Vec<String>,
+    pub claim_codes: Vec<String>,
+}
+
+pub const DEMO_PROGRAM: &str = "Demo Coffee Club";
+
+/// Seeds the demo program once: does nothing when any program exists. Runs as the database owner.
+pub async fn seed_demo(owner: &PgPool) -> anyhow::Result<Option<DemoSeed>> {
+    let mut tx = owner.begin().await?;
+    // One seeder at a time, and only into an empty database.
+    sqlx::query("lock table public.programs in exclusive mode")
+        .execute(&mut *tx)
+        .await?;
+    let any: bool = sqlx::query_scalar("select exists (select 1 from public.programs)")
+        .fetch_one(&mut *tx)
+        .await?;
+    if any {
+        return Ok(None);
+    }
+    let program_id: Uuid =
+        sqlx::query_scalar("insert into public.programs (name) values ($1) returning id")
+            .bind(DEMO_PROGRAM)
+            .fetch_one(&mut *tx)
+            .await?;
+    let claim_codes: Vec<String> = sqlx::query_scalar(
+        "insert into public.claim_codes (program_id, code)
+         select $1, public.new_claim_code() from generate_series(1, 20)
+         returning code",
+    )
+    .bind(program_id)
+    .fetch_all(&mut *tx)
+    .await?;
+    let mut members = Vec::new();
+    for points in [250_i64, 40, 0] {
+        let external_id: String = sqlx::query_scalar(
+            "select public.create_member_pass($1, 'MBR') -> 'data' ->> 'external_id'",
+        )
+        .bind(program_id)
+        .fetch_one(&mut *tx)
+        .await?;
+        if points > 0 {
+            sqlx::query("select public.process_membership_transaction($1, $2, $3, 'EARN', 'Welcome points')")
+                .bind(program_id)
+                .bind(&external_id)
+                .bind(points)
+                .execute(&mut *tx)
+                .await?;
+        }
+        members.push(external_id);
+    }
+    tx.commit().await?;
+    Ok(Some(DemoSeed {
+        program_id,
+        members,
+        claim_codes,
+    }))
+}

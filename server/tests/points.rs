@@ -1,0 +1,440 @@
+//! A redeem never drives a balance below zero, and no acknowledged earn or redeem is lost or applied twice.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use app::points::db::{PointsRequest, apply_points};
+use common::TestDb;
+use loyalty_core::LoyaltyError;
+use loyalty_core::wire::{PointsReceipt, TxType};
+use tokio::sync::Barrier;
+
+fn request(external_id: &str, tx_type: TxType, points: i64) -> PointsRequest<'_> {
+    PointsRequest {
+        external_id,
+        tx_type,
+        points,
+        note: None,
+        idempotency_key: None,
+        staff_id: None,
+    }
+}
+
+#[tokio::test]
+async fn race_test_two_redeems_of_the_whole_balance_one_succeeds() {
+    let db = TestDb::new().await;
+    let member = db.member(100).await;
+    let barrier = Arc::new(Barrier::new(2));
+    let tasks: Vec<_> = (0..2)
+        .map(|_| {
+            let (pool, program_id, member, barrier) = (
+                db.app.clone(),
+                db.program_id,
+                member.clone(),
+                barrier.clone(),
+            );
+            tokio::spawn(async move {
+                barrier.wait().await;
+                apply_points(&pool, program_id, &request(&member, TxType::Redeem, 100)).await
+            })
+        })
+        .collect();
+    let mut answers = Vec::new();
+    for task in tasks {
+        answers.push(task.await.unwrap());
+    }
+    let succeeded = answers.iter().filter(|a| a.is_ok()).count();
+    assert_eq!(succeeded, 1, "{answers:?}");
+    assert!(
+        answers.contains(&Err(LoyaltyError::InsufficientFunds { balance: 0 })),
+        "{answers:?}"
+    );
+    assert_eq!(db.balance(&member).await, 0);
+    assert!(db.invariant_violations().await.is_empty());
+}
+
+#[tokio::test]
+async fn insufficient_funds_says_the_balance_and_changes_nothing() {
+    let db = TestDb::new().await;
+    let member = db.member(40).await;
+    let rows = db.ledger_rows().await;
+    let err = apply_points(
+        &db.app,
+        db.program_id,
+        &request(&member, TxType::Redeem, 41),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err, LoyaltyError::InsufficientFunds { balance: 40 });
+    assert_eq!(
+        err.to_string(),
+        "Not enough points: the balance is 40 points."
+    );
+    assert_eq!(db.balance(&member).await, 40);
+    assert_eq!(db.ledger_rows().await, rows);
+}
+
+#[tokio::test]
+async fn earn_and_redeem_record_the_balance_after_each_change() {
+    let db = TestDb::new().await;
+    let member = db.member(0).await;
+    let earned = apply_points(&db.app, db.program_id, &request(&member, TxType::Earn, 120))
+        .await
+        .unwrap();
+    assert_eq!(earned.new_balance, 120);
+    let redeemed = apply_points(
+        &db.app,
+        db.program_id,
+        &request(&member, TxType::Redeem, 20),
+    )
+    .await
+    .unwrap();
+    assert_eq!(redeemed.new_balance, 100);
+    let after: Vec<i32> = sqlx::query_scalar("select balance_after from transactions order by id")
+        .fetch_all(&db.owner)
+        .await
+        .unwrap();
+    assert_eq!(after, vec![120, 100]);
+}
+
+/// Many tasks of random earns and redeems on a handful of members: afterwards no balance is below zero, every
+/// balance is its ledger's sum, and the ledger holds exactly the changes the tasks were told went through.
+#[tokio::test]
+async fn storm_of_concurrent_earns_and_redeems_keeps_every_promise() {
+    const TASKS: usize = 64;
+    const OPS: usize = 40;
+    let db = TestDb::with_pool_size(32).await;
+    let mut members = Vec::new();
+    for _ in 0..5 {
+        members.push(db.member(50).await);
+    }
+    let members = Arc::new(members);
+    let opening_rows = db.ledger_rows().await;
+    let barrier = Arc::new(Barrier::new(TASKS));
+    let tasks: Vec<_> = (0..TASKS)
+        .map(|task| {
+            let (pool, program_id, members, barrier) = (
+                db.app.clone(),
+                db.program_id,
+                members.clone(),
+                barrier.clone(),
+            );
+            tokio::spawn(async move {
+                let mut rng = 0x9E37_79B9_7F4A_7C15_u64
+                    ^ (task as u64 + 1).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+                let mut next = move || {
+                    rng ^= rng << 13;
+                    rng ^= rng >> 7;
+                    rng ^= rng << 17;
+                    rng
+                };
+                barrier.wait().await;
+                let mut acknowledged = Vec::new();
+                for _ in 0..OPS {
+                    let member = &members[(next() % members.len() as u64) as usize];
+                    let tx_type = if next() % 2 == 0 {
+                        TxType::Earn
+                    } else {
+                        TxType::Redeem
+                    };
+                    let points = (next() % 60 + 1) as i64;
+                    match apply_points(&pool, program_id, &request(member, tx_type, points)).await {
+                        Ok(receipt) => acknowledged.push(receipt),
+                        Err(LoyaltyError::InsufficientFunds { balance }) => {
+                            assert!(balance < points)
+                        }
+                        Err(other) => panic!("unexpected {other:?}"),
+                    }
+                }
+                acknowledged
+            })
+        })
+        .collect();
+    let mut acknowledged: Vec<PointsReceipt> = Vec::new();
+    for task in tasks {
+        acknowledged.extend(task.await.unwrap());
+    }
+
+    assert!(db.invariant_violations().await.is_empty());
+    let negative: i64 = sqlx::query_scalar("select count(*) from passes_master where points < 0")
+        .fetch_one(&db.owner)
+        .await
+        .unwrap();
+    assert_eq!(negative, 0);
+
+    let ledger: Vec<(i64, String, i32, String, i32)> = sqlx::query_as(
+        "select t.id, m.external_id, t.points, t.type, t.balance_after
+           from transactions t join passes_master m on m.id = t.member_id
+          order by t.id
+          offset $1",
+    )
+    .bind(opening_rows)
+    .fetch_all(&db.owner)
+    .await
+    .unwrap();
+    let ledger: BTreeMap<i64, (String, i64, TxType, i64)> = ledger
+        .into_iter()
+        .map(|(id, member, points, ty, after)| {
+            (
+                id,
+                (
+                    member,
+                    points.into(),
+                    TxType::from_sql(&ty).unwrap(),
+                    after.into(),
+                ),
+            )
+        })
+        .collect();
+    let seen: BTreeMap<i64, (String, i64, TxType, i64)> = acknowledged
+        .iter()
+        .map(|r| {
+            (
+                r.transaction_id,
+                (r.external_id.clone(), r.points, r.tx_type, r.new_balance),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen.len(),
+        acknowledged.len(),
+        "a transaction id was reported twice"
+    );
+    assert_eq!(
+        seen, ledger,
+        "the ledger must hold exactly the acknowledged changes"
+    );
+    assert!(acknowledged.iter().any(|r| r.tx_type == TxType::Redeem));
+}
+
+#[tokio::test]
+async fn zero_negative_null_and_huge_amounts_are_refused_and_change_nothing() {
+    let db = TestDb::new().await;
+    let member = db.member(100).await;
+    let rows = db.ledger_rows().await;
+    for tx_type in [TxType::Earn, TxType::Redeem] {
+        for points in [
+            0,
+            -1,
+            -50,
+            -500,
+            i64::from(i32::MAX),
+            i64::from(i32::MAX) + 1,
+            i64::MAX,
+            i64::MIN,
+            1_000_001,
+        ] {
+            assert_eq!(
+                apply_points(&db.app, db.program_id, &request(&member, tx_type, points)).await,
+                Err(LoyaltyError::InvalidAmount),
+                "{tx_type:?} {points}"
+            );
+        }
+        let answer: serde_json::Value = sqlx::query_scalar(
+            "select process_membership_transaction($1, $2, null, $3, 'null amount')",
+        )
+        .bind(db.program_id)
+        .bind(&member)
+        .bind(tx_type.as_sql())
+        .fetch_one(&db.app)
+        .await
+        .unwrap();
+        assert_eq!(answer["error"], "INVALID_AMOUNT");
+    }
+    assert_eq!(db.balance(&member).await, 100);
+    assert_eq!(db.ledger_rows().await, rows);
+}
+
+#[tokio::test]
+async fn a_balance_cannot_overflow() {
+    let db = TestDb::new().await;
+    let member = db.member(0).await;
+    sqlx::query("update passes_master set points = 2147483000 where external_id = $1")
+        .bind(&member)
+        .execute(&db.owner)
+        .await
+        .unwrap();
+    assert_eq!(
+        apply_points(
+            &db.app,
+            db.program_id,
+            &request(&member, TxType::Earn, 1000)
+        )
+        .await,
+        Err(LoyaltyError::BalanceLimit {
+            balance: 2147483000
+        })
+    );
+}
+
+#[tokio::test]
+async fn unknown_and_wrongly_cased_types_are_refused_and_change_nothing() {
+    let db = TestDb::new().await;
+    let member = db.member(100).await;
+    let rows = db.ledger_rows().await;
+    for ty in ["FOO", "redeem", "earn", "Earn", "", " EARN"] {
+        let answer: serde_json::Value = sqlx::query_scalar(
+            "select process_membership_transaction($1, $2, 10, $3, 'typed by hand')",
+        )
+        .bind(db.program_id)
+        .bind(&member)
+        .bind(ty)
+        .fetch_one(&db.app)
+        .await
+        .unwrap();
+        assert_eq!(answer["error"], "INVALID_TYPE", "{ty:?}");
+    }
+    assert_eq!(db.balance(&member).await, 100);
+    assert_eq!(db.ledger_rows().await, rows);
+}
+
+#[tokio::test]
+async fn another_programs_member_is_not_found_and_keeps_their_points() {
+    let db = TestDb::new().await;
+    let other = common::new_program(&db.owner, "Other program").await;
+    let theirs = common::member_of(&db.owner, other, 80).await;
+    for tx_type in [TxType::Earn, TxType::Redeem] {
+        assert_eq!(
+            apply_points(&db.app, db.program_id, &request(&theirs, tx_type, 10)).await,
+            Err(LoyaltyError::MemberNotFound)
+        );
+    }
+    assert_eq!(db.balance(&theirs).await, 80);
+}
+
+#[tokio::test]
+async fn a_replayed_request_applies_once_and_answers_as_the_first_did() {
+    let db = TestDb::new().await;
+    let member = db.member(100).await;
+    let req = PointsRequest {
+        idempotency_key: Some("till-3/receipt-881"),
+        note: Some("coffee"),
+        ..request(&member, TxType::Redeem, 30)
+    };
+    let first = apply_points(&db.app, db.program_id, &req).await.unwrap();
+    let again = apply_points(&db.app, db.program_id, &req).await.unwrap();
+    assert!(!first.replayed);
+    assert!(again.replayed);
+    assert_eq!(
+        (again.transaction_id, again.new_balance),
+        (first.transaction_id, 70)
+    );
+    assert_eq!(db.balance(&member).await, 70);
+}
+
+#[tokio::test]
+async fn a_key_reused_for_a_different_request_is_refused() {
+    let db = TestDb::new().await;
+    let member = db.member(100).await;
+    let other_member = db.member(100).await;
+    let key = Some("key-1");
+    apply_points(
+        &db.app,
+        db.program_id,
+        &PointsRequest {
+            idempotency_key: key,
+            ..request(&member, TxType::Earn, 5)
+        },
+    )
+    .await
+    .unwrap();
+    for different in [
+        request(&member, TxType::Earn, 6),
+        request(&member, TxType::Redeem, 5),
+        request(&other_member, TxType::Earn, 5),
+        PointsRequest {
+            note: Some("changed"),
+            ..request(&member, TxType::Earn, 5)
+        },
+    ] {
+        let err = apply_points(
+            &db.app,
+            db.program_id,
+            &PointsRequest {
+                idempotency_key: key,
+                ..different
+            },
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(err, LoyaltyError::IdempotencyMismatch);
+    }
+    assert_eq!(db.balance(&member).await, 105);
+    assert_eq!(db.balance(&other_member).await, 100);
+}
+
+#[tokio::test]
+async fn thirty_two_concurrent_calls_with_one_key_apply_once() {
+    const TASKS: usize = 32;
+    let db = TestDb::with_pool_size(32).await;
+    let member = db.member(0).await;
+    let rows = db.ledger_rows().await;
+    let barrier = Arc::new(Barrier::new(TASKS));
+    let tasks: Vec<_> = (0..TASKS)
+        .map(|_| {
+            let (pool, program_id, member, barrier) = (
+                db.app.clone(),
+                db.program_id,
+                member.clone(),
+                barrier.clone(),
+            );
+            tokio::spawn(async move {
+                let req = PointsRequest {
+                    idempotency_key: Some("same-key"),
+                    ..request(&member, TxType::Earn, 25)
+                };
+                barrier.wait().await;
+                apply_points(&pool, program_id, &req).await.unwrap()
+            })
+        })
+        .collect();
+    let mut receipts = Vec::new();
+    for task in tasks {
+        receipts.push(task.await.unwrap());
+    }
+    assert_eq!(receipts.iter().filter(|r| !r.replayed).count(), 1);
+    assert!(
+        receipts
+            .iter()
+            .all(|r| r.transaction_id == receipts[0].transaction_id && r.new_balance == 25)
+    );
+    assert_eq!(db.balance(&member).await, 25);
+    assert_eq!(db.ledger_rows().await, rows + 1);
+}
+
+#[tokio::test]
+async fn one_key_raced_across_two_members_applies_to_one_only() {
+    const TASKS: usize = 16;
+    let db = TestDb::with_pool_size(16).await;
+    let members = [db.member(0).await, db.member(0).await];
+    let barrier = Arc::new(Barrier::new(TASKS));
+    let tasks: Vec<_> = (0..TASKS)
+        .map(|i| {
+            let (pool, program_id, member, barrier) = (
+                db.app.clone(),
+                db.program_id,
+                members[i % 2].clone(),
+                barrier.clone(),
+            );
+            tokio::spawn(async move {
+                let req = PointsRequest {
+                    idempotency_key: Some("contested"),
+                    ..request(&member, TxType::Earn, 9)
+                };
+                barrier.wait().await;
+                apply_points(&pool, program_id, &req).await
+            })
+        })
+        .collect();
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(_) | Err(LoyaltyError::IdempotencyMismatch) => {}
+            Err(other) => panic!("unexpected {other:?}"),
+        }
+    }
+    let total = db.balance(&members[0]).await + db.balance(&members[1]).await;
+    assert_eq!(total, 9);
+    assert!(db.invariant_violations().await.is_empty());
+}
