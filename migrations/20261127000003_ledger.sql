@@ -11,10 +11,14 @@ create table transactions (
     balance_after integer not null check (balance_after >= 0),
     -- A client-chosen key that makes a retried request apply once.
     idempotency_key text check (length(idempotency_key) between 1 and 200),
+    -- Set on a void: the entry it compensates. An entry is voided at most once.
+    voids_id bigint,
     created_at timestamptz not null default now(),
     primary key (program_id, id),
     unique (program_id, idempotency_key),
-    foreign key (program_id, member_id) references passes_master (program_id, id)
+    unique (program_id, voids_id),
+    foreign key (program_id, member_id) references passes_master (program_id, id),
+    foreign key (program_id, voids_id) references transactions (program_id, id)
 );
 
 create index transactions_member_idx on transactions (program_id, member_id, id desc);

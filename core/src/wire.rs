@@ -110,6 +110,10 @@ pub struct LedgerEntry {
     pub description: Option<String>,
     pub staff_name: Option<String>,
     pub created_at: DateTime<Utc>,
+    /// The transaction this entry undoes, when it is a void.
+    pub voids: Option<i64>,
+    /// The void that undid this entry, if any.
+    pub voided_by: Option<i64>,
 }
 
 /// A member with their most recent ledger rows, newest first.
@@ -117,4 +121,39 @@ pub struct LedgerEntry {
 pub struct MemberDetail {
     pub member: Member,
     pub ledger: Vec<LedgerEntry>,
+}
+
+/// What a staff member may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Role {
+    Clerk,
+    Manager,
+}
+
+impl Role {
+    pub fn as_sql(self) -> &'static str {
+        match self {
+            Self::Clerk => "clerk",
+            Self::Manager => "manager",
+        }
+    }
+
+    pub fn from_sql(s: &str) -> Option<Self> {
+        match s {
+            "clerk" => Some(Self::Clerk),
+            "manager" => Some(Self::Manager),
+            _ => None,
+        }
+    }
+}
+
+/// The signed-in staff member, as the API tells it. `csrf_token` goes with every state-changing request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StaffSession {
+    pub staff_name: String,
+    pub email: String,
+    pub role: Role,
+    pub program_name: String,
+    pub csrf_token: String,
 }

@@ -3,6 +3,8 @@
 pub mod database;
 pub mod embedded;
 pub mod seed;
+#[cfg(feature = "testkit")]
+pub mod testkit;
 
 use axum::Router;
 use axum::extract::State;

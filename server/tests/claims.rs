@@ -1,13 +1,11 @@
 //! Postcards are burned exactly once, each into exactly one member pass.
 
-mod common;
-
 use std::sync::Arc;
 
 use app::claim::resolve_scan;
-use common::TestDb;
 use loyalty_core::LoyaltyError;
 use loyalty_core::wire::{PassOrigin, ScanOutcome};
+use server::testkit::TestDb;
 use tokio::sync::Barrier;
 
 #[tokio::test]
@@ -157,9 +155,9 @@ async fn unknown_malformed_and_mistyped_codes_are_told_apart() {
 #[tokio::test]
 async fn another_programs_postcard_and_member_are_not_found() {
     let db = TestDb::new().await;
-    let other = common::new_program(&db.owner, "Other program").await;
-    let their_code = common::postcard_of(&db.owner, other).await;
-    let their_member = common::member_of(&db.owner, other, 50).await;
+    let other = server::testkit::new_program(&db.owner, "Other program").await;
+    let their_code = server::testkit::postcard_of(&db.owner, other).await;
+    let their_member = server::testkit::member_of(&db.owner, other, 50).await;
 
     assert_eq!(
         resolve_scan(&db.app, db.program_id, None, &their_code).await,

@@ -1,9 +1,7 @@
 //! The design seed's SQL has holes. Each probe below opens one; the seed's own functions (loaded verbatim into
 //! a database of their own) must show every hole, and ours none.
 
-mod common;
-
-use common::TestDb;
+use server::testkit::TestDb;
 use sqlx::{Connection, PgConnection};
 
 /// The outcome of one probe: true when the hole is open.

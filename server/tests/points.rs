@@ -1,14 +1,12 @@
 //! A redeem never drives a balance below zero, and no acknowledged earn or redeem is lost or applied twice.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use app::points::db::{PointsRequest, apply_points};
-use common::TestDb;
 use loyalty_core::LoyaltyError;
 use loyalty_core::wire::{PointsReceipt, TxType};
+use server::testkit::TestDb;
 use tokio::sync::Barrier;
 
 fn request(external_id: &str, tx_type: TxType, points: i64) -> PointsRequest<'_> {
@@ -293,8 +291,8 @@ async fn unknown_and_wrongly_cased_types_are_refused_and_change_nothing() {
 #[tokio::test]
 async fn another_programs_member_is_not_found_and_keeps_their_points() {
     let db = TestDb::new().await;
-    let other = common::new_program(&db.owner, "Other program").await;
-    let theirs = common::member_of(&db.owner, other, 80).await;
+    let other = server::testkit::new_program(&db.owner, "Other program").await;
+    let theirs = server::testkit::member_of(&db.owner, other, 80).await;
     for tx_type in [TxType::Earn, TxType::Redeem] {
         assert_eq!(
             apply_points(&db.app, db.program_id, &request(&theirs, tx_type, 10)).await,

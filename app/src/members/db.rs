@@ -56,6 +56,8 @@ pub(crate) struct LedgerRow {
     description: Option<String>,
     staff_name: Option<String>,
     created_at: DateTime<Utc>,
+    voids: Option<i64>,
+    voided_by: Option<i64>,
 }
 
 impl From<LedgerRow> for LedgerEntry {
@@ -69,6 +71,8 @@ impl From<LedgerRow> for LedgerEntry {
             description: row.description,
             staff_name: row.staff_name,
             created_at: row.created_at,
+            voids: row.voids,
+            voided_by: row.voided_by,
         }
     }
 }
@@ -83,7 +87,9 @@ pub async fn member_detail(
     let member = find_member(db, program_id, external_id).await?;
     let ledger = sqlx::query_as::<_, LedgerRow>(
         "select t.id, m.external_id, t.type as tx_type, t.points, t.balance_after, t.description,
-                null::text as staff_name, t.created_at
+                null::text as staff_name, t.created_at, t.voids_id as voids,
+                (select v.id from public.transactions v
+                  where v.program_id = t.program_id and v.voids_id = t.id) as voided_by
            from public.transactions t
            join public.passes_master m on m.program_id = t.program_id and m.id = t.member_id
           where t.program_id = $1 and m.external_id = $2

@@ -1,9 +1,9 @@
-//! The test harness: one real PostgreSQL cluster per test run, a fresh migrated database per test.
+//! The test harness (feature `testkit`): one real PostgreSQL cluster per test run, a fresh migrated database
+//! per test.
 //!
 //! The cluster is the one `TEST_DATABASE_URL` names (a superuser URL), or else a private cluster under
-//! `target/test-pg` started here with the server's own embedded module and left running for the next run.
-
-#![allow(dead_code)]
+//! `target/test-pg` started here with the server's own embedded module and left running for the next run
+//! (the test script stops it).
 
 use std::sync::OnceLock;
 
@@ -33,7 +33,7 @@ async fn prepare_cluster() -> PgConnectOptions {
             let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/test-pg");
             let port =
                 std::env::var("TEST_PG_PORT").map_or(54330, |p| p.parse().expect("TEST_PG_PORT"));
-            server::embedded::EmbeddedPostgres::attach_or_start(&root, port)
+            crate::embedded::EmbeddedPostgres::attach_or_start(&root, port)
                 .await
                 .expect("starting the test PostgreSQL cluster")
                 .superuser_url("postgres")
@@ -57,7 +57,7 @@ async fn prepare_cluster() -> PgConnectOptions {
         let mut conn = PgConnection::connect_with(&options.clone().database(&building))
             .await
             .unwrap();
-        server::database::MIGRATOR
+        crate::database::MIGRATOR
             .run(&mut conn)
             .await
             .expect("migrating the template");
@@ -91,7 +91,7 @@ async fn prepare_cluster() -> PgConnectOptions {
 
 fn template_name() -> String {
     let mut hash: u64 = 0xcbf29ce484222325;
-    for migration in server::database::MIGRATOR.iter() {
+    for migration in crate::database::MIGRATOR.iter() {
         for b in migration.checksum.iter() {
             hash = (hash ^ u64::from(*b)).wrapping_mul(0x100000001b3);
         }
@@ -127,7 +127,7 @@ impl TestDb {
 
     /// A database holding the design seed's own tables and functions instead of ours.
     pub async fn seed_design() -> Self {
-        Self::create(4, Some(include_str!("../fixtures/seed_017.sql"))).await
+        Self::create(4, Some(include_str!("../tests/fixtures/seed_017.sql"))).await
     }
 
     async fn create(app_connections: u32, schema: Option<&str>) -> Self {
