@@ -1,5 +1,6 @@
 //! The staff dashboard and, behind the `ssr` feature, the loyalty domain service over PostgreSQL.
 
+pub mod auth;
 pub mod claim;
 #[cfg(feature = "ssr")]
 pub mod db;

@@ -35,6 +35,12 @@ pub enum LoyaltyError {
     BalanceLimit { balance: i64 },
     #[error("This program does not exist.")]
     ProgramNotFound,
+    #[error("No such transaction in this program.")]
+    TransactionNotFound,
+    #[error("This transaction was already voided.")]
+    AlreadyVoided,
+    #[error("A void cannot itself be voided.")]
+    CannotVoidAVoid,
     #[error("Please sign in.")]
     NotSignedIn,
     #[error("That email and password do not match.")]
@@ -71,6 +77,9 @@ impl LoyaltyError {
             Self::IdempotencyMismatch => "IDEMPOTENCY_MISMATCH",
             Self::BalanceLimit { .. } => "BALANCE_LIMIT",
             Self::ProgramNotFound => "PROGRAM_NOT_FOUND",
+            Self::TransactionNotFound => "TRANSACTION_NOT_FOUND",
+            Self::AlreadyVoided => "ALREADY_VOIDED",
+            Self::CannotVoidAVoid => "CANNOT_VOID_A_VOID",
             Self::NotSignedIn => "NOT_SIGNED_IN",
             Self::BadCredentials => "BAD_CREDENTIALS",
             Self::ManagersOnly => "MANAGERS_ONLY",
@@ -88,8 +97,8 @@ impl LoyaltyError {
         match self {
             Self::NotSignedIn | Self::BadCredentials => 401,
             Self::ManagersOnly | Self::CsrfRejected => 403,
-            Self::MemberNotFound | Self::ProgramNotFound => 404,
-            Self::AlreadyClaimed { .. } | Self::IdempotencyMismatch => 409,
+            Self::MemberNotFound | Self::ProgramNotFound | Self::TransactionNotFound => 404,
+            Self::AlreadyClaimed { .. } | Self::IdempotencyMismatch | Self::AlreadyVoided => 409,
             Self::Throttled { .. } => 429,
             Self::Unavailable => 503,
             Self::Network { .. } | Self::Internal => 500,
@@ -114,6 +123,9 @@ impl LoyaltyError {
                 balance: balance.unwrap_or(0),
             },
             ("PROGRAM_NOT_FOUND", _) => Self::ProgramNotFound,
+            ("TRANSACTION_NOT_FOUND", _) => Self::TransactionNotFound,
+            ("ALREADY_VOIDED", _) => Self::AlreadyVoided,
+            ("CANNOT_VOID_A_VOID", _) => Self::CannotVoidAVoid,
             _ => Self::Internal,
         }
     }

@@ -157,3 +157,40 @@ pub struct StaffSession {
     pub program_name: String,
     pub csrf_token: String,
 }
+
+/// The manager's history filter. Every field is optional; dates are whole days, inclusive, in UTC.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistoryFilter {
+    pub from: Option<chrono::NaiveDate>,
+    pub to: Option<chrono::NaiveDate>,
+    pub tx_type: Option<TxType>,
+    /// A member's external id.
+    pub member: Option<String>,
+    /// A staff member's email.
+    pub staff: Option<String>,
+}
+
+/// Sums over everything the filter matches, not just one page.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistoryTotals {
+    pub transactions: i64,
+    pub earned: i64,
+    pub redeemed: i64,
+}
+
+/// Points earned and redeemed on one day, for the chart.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DailyPoints {
+    pub day: chrono::NaiveDate,
+    pub earned: i64,
+    pub redeemed: i64,
+}
+
+/// One page of history, newest first. `next_cursor` fetches the next (older) page.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistoryPage {
+    pub entries: Vec<LedgerEntry>,
+    pub next_cursor: Option<String>,
+    pub totals: HistoryTotals,
+    pub daily: Vec<DailyPoints>,
+}

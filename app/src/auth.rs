@@ -1,0 +1,258 @@
+//! Staff sign-in, sessions and roles: every server function takes the program and the staff member from the
+//! session, never from the request.
+
+use leptos::prelude::*;
+use loyalty_core::LoyaltyError;
+use loyalty_core::wire::StaffSession;
+
+#[cfg(feature = "ssr")]
+pub mod db;
+
+/// The session cookie's name.
+pub const SESSION_COOKIE: &str = "loyalty_session";
+
+/// Request-side helpers for server functions.
+#[cfg(feature = "ssr")]
+pub mod server {
+    use axum::http::request::Parts;
+    use axum::http::{HeaderValue, StatusCode, header};
+    use leptos::prelude::*;
+    use loyalty_core::wire::Role;
+    use loyalty_core::{LoyaltyError, Result};
+    use sqlx::PgPool;
+
+    pub use super::db::Staff;
+
+    /// The database pool the server provides to every request.
+    pub fn pool() -> Result<PgPool> {
+        use_context::<PgPool>().ok_or(LoyaltyError::Internal)
+    }
+
+    fn parts() -> Result<Parts> {
+        use_context::<Parts>().ok_or(LoyaltyError::Internal)
+    }
+
+    /// The signed-in staff member, looked up once per request by the server's session layer.
+    pub fn current_staff() -> Result<Staff> {
+        parts()?
+            .extensions
+            .get::<Staff>()
+            .cloned()
+            .ok_or(LoyaltyError::NotSignedIn)
+    }
+
+    /// The signed-in staff member, for a request that changes something: its CSRF token must match the session's.
+    pub fn staff_for_change(csrf: &str) -> Result<Staff> {
+        let staff = current_staff()?;
+        if constant_time_eq(csrf.as_bytes(), staff.csrf_token.as_bytes()) {
+            Ok(staff)
+        } else {
+            Err(LoyaltyError::CsrfRejected)
+        }
+    }
+
+    /// The staff member, if they are a manager.
+    pub fn manager(staff: Staff) -> Result<Staff> {
+        match staff.role {
+            Role::Manager => Ok(staff),
+            Role::Clerk => Err(LoyaltyError::ManagersOnly),
+        }
+    }
+
+    fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+        a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    }
+
+    /// True for a plain HTML form post (no JavaScript), which expects a redirect rather than JSON.
+    pub fn is_form_post() -> bool {
+        parts().is_ok_and(|p| {
+            p.headers
+                .get(header::ACCEPT)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| v.contains("text/html"))
+        })
+    }
+
+    /// Sends a plain form post on to `path`; a JavaScript caller gets the JSON answer and navigates itself.
+    pub fn redirect_form_post(path: &str) {
+        if is_form_post() {
+            leptos_axum::redirect(path);
+        }
+    }
+
+    /// Gives an API answer its HTTP status. A plain form post keeps its redirect back to the form, which shows
+    /// the error.
+    pub fn answer<T>(result: Result<T>) -> Result<T> {
+        if let Err(err) = &result
+            && !is_form_post()
+            && let Some(options) = use_context::<leptos_axum::ResponseOptions>()
+        {
+            options.set_status(
+                StatusCode::from_u16(err.http_status())
+                    .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            );
+        }
+        result
+    }
+
+    /// The client's address, for throttling.
+    pub fn client_address() -> String {
+        parts()
+            .ok()
+            .and_then(|p| {
+                p.extensions
+                    .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+                    .map(|c| c.0.ip().to_string())
+            })
+            .unwrap_or_else(|| "unknown".into())
+    }
+
+    /// A browser's cross-site post carries a foreign Origin: refuse it. Programs send no Origin.
+    pub fn same_origin() -> Result<()> {
+        let parts = parts()?;
+        let Some(origin) = parts
+            .headers
+            .get(header::ORIGIN)
+            .and_then(|o| o.to_str().ok())
+        else {
+            return Ok(());
+        };
+        let host = parts
+            .headers
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or("");
+        let origin_host = origin.split_once("://").map_or(origin, |(_, rest)| rest);
+        if origin_host == host {
+            Ok(())
+        } else {
+            Err(LoyaltyError::CsrfRejected)
+        }
+    }
+
+    pub fn session_cookie() -> Option<String> {
+        let parts = parts().ok()?;
+        parts
+            .headers
+            .get_all(header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(';'))
+            .filter_map(|pair| pair.trim().split_once('='))
+            .find(|(name, _)| *name == super::SESSION_COOKIE)
+            .map(|(_, value)| value.to_owned())
+    }
+
+    /// Sets (or, with `None`, clears) the session cookie: HttpOnly, SameSite=Strict.
+    pub fn set_session_cookie(value: Option<&str>) {
+        let cookie = match value {
+            Some(value) => format!(
+                "{}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}",
+                super::SESSION_COOKIE,
+                super::db::MAX_HOURS * 3600
+            ),
+            None => format!(
+                "{}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0",
+                super::SESSION_COOKIE
+            ),
+        };
+        if let (Some(options), Ok(value)) = (
+            use_context::<leptos_axum::ResponseOptions>(),
+            HeaderValue::from_str(&cookie),
+        ) {
+            options.append_header(header::SET_COOKIE, value);
+        }
+    }
+
+    impl From<&Staff> for loyalty_core::wire::StaffSession {
+        fn from(staff: &Staff) -> Self {
+            Self {
+                staff_name: staff.name.clone(),
+                email: staff.email.clone(),
+                role: staff.role,
+                program_name: staff.program_name.clone(),
+                csrf_token: staff.csrf_token.clone(),
+            }
+        }
+    }
+}
+
+/// Signs in with an email and password; a new session replaces any the browser had.
+#[server(endpoint = "sign_in")]
+pub async fn sign_in(email: String, password: String) -> Result<StaffSession, LoyaltyError> {
+    use server::*;
+    answer(
+        async {
+            same_origin()?;
+            let pool = pool()?;
+            if let Some(old) = session_cookie() {
+                db::sign_out(&pool, &old).await?;
+            }
+            let session = db::sign_in(&pool, &email, &password, &client_address()).await?;
+            set_session_cookie(Some(&session.cookie_value));
+            redirect_form_post("/");
+            Ok(StaffSession::from(&session.staff))
+        }
+        .await,
+    )
+}
+
+/// Ends the session, here and wherever its cookie was copied.
+#[server(endpoint = "sign_out")]
+pub async fn sign_out(csrf: String) -> Result<(), LoyaltyError> {
+    use server::*;
+    answer(
+        async {
+            staff_for_change(&csrf)?;
+            if let Some(cookie) = session_cookie() {
+                db::sign_out(&pool()?, &cookie).await?;
+            }
+            set_session_cookie(None);
+            redirect_form_post("/login");
+            Ok(())
+        }
+        .await,
+    )
+}
+
+/// Who is signed in, with the CSRF token their forms carry.
+#[server(endpoint = "me")]
+pub async fn me() -> Result<StaffSession, LoyaltyError> {
+    use server::*;
+    answer(current_staff().map(|staff| StaffSession::from(&staff)))
+}
+
+/// The signed-in staff member, loaded once by the page layout and shared with every page through context.
+#[derive(Clone, Copy)]
+pub struct SignedIn(pub Resource<Result<StaffSession, LoyaltyError>>);
+
+impl SignedIn {
+    pub fn new() -> Self {
+        Self(Resource::new(|| (), |_| me()))
+    }
+
+    /// The layout's `SignedIn`: pages are always rendered inside the layout.
+    pub fn get() -> Self {
+        expect_context::<SignedIn>()
+    }
+}
+
+impl Default for SignedIn {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// The hidden CSRF field every state-changing form carries.
+#[component]
+pub fn CsrfField() -> impl IntoView {
+    let me = SignedIn::get();
+    view! {
+        <Suspense>
+            {move || Suspend::new(async move {
+                let token = me.0.await.map(|s| s.csrf_token).unwrap_or_default();
+                view! { <input type="hidden" name="csrf" value=token /> }
+            })}
+        </Suspense>
+    }
+}

@@ -1,0 +1,276 @@
+//! Staff accounts, passwords and server-side sessions.
+
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::{Algorithm, Argon2, Params, Version};
+use chrono::{DateTime, Utc};
+use loyalty_core::wire::Role;
+use loyalty_core::{LoyaltyError, Result};
+use sha2::{Digest, Sha256};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::db::db_error;
+
+/// A session ends after this long without a request.
+pub const IDLE_MINUTES: i64 = 30;
+/// And after this long in any case.
+pub const MAX_HOURS: i64 = 12;
+/// Failed sign-ins within this window count towards the throttle.
+const THROTTLE_WINDOW_MINUTES: i64 = 15;
+/// Failed sign-ins allowed within the window, per email and per client address.
+const THROTTLE_FAILURES: i64 = 5;
+
+/// A signed-in staff member, as every request sees them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Staff {
+    pub id: Uuid,
+    pub program_id: Uuid,
+    pub program_name: String,
+    pub name: String,
+    pub email: String,
+    pub role: Role,
+    pub csrf_token: String,
+}
+
+/// argon2id with OWASP's parameters: 19 MiB, 2 iterations, parallelism 1.
+fn hasher() -> Argon2<'static> {
+    let params = Params::new(19 * 1024, 2, 1, None).expect("valid argon2 parameters");
+    Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+}
+
+pub fn hash_password(password: &str) -> String {
+    let salt =
+        SaltString::encode_b64(Uuid::new_v4().as_bytes()).expect("16 bytes make a valid salt");
+    hasher()
+        .hash_password(password.as_bytes(), &salt)
+        .expect("argon2 hashing with valid parameters")
+        .to_string()
+}
+
+fn verify_password(hash: &str, password: &str) -> bool {
+    PasswordHash::new(hash).is_ok_and(|parsed| {
+        hasher()
+            .verify_password(password.as_bytes(), &parsed)
+            .is_ok()
+    })
+}
+
+/// Hashing is deliberately slow: it runs off the async workers.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|_| LoyaltyError::Internal)
+}
+
+pub fn normalise_email(email: &str) -> String {
+    email.trim().to_lowercase()
+}
+
+/// Creates a staff account in a program.
+pub async fn create_staff(
+    db: &PgPool,
+    program_id: Uuid,
+    email: &str,
+    name: &str,
+    role: Role,
+    password: &str,
+) -> Result<Uuid> {
+    let email = normalise_email(email);
+    if !email.contains('@') || email.len() < 3 || email.len() > 254 {
+        return Err(LoyaltyError::InvalidInput {
+            message: "Enter a valid email address.".into(),
+        });
+    }
+    let name = name.trim().to_owned();
+    if name.is_empty() || name.chars().count() > 100 {
+        return Err(LoyaltyError::InvalidInput {
+            message: "Enter a name of up to 100 characters.".into(),
+        });
+    }
+    if password.chars().count() < 10 {
+        return Err(LoyaltyError::InvalidInput {
+            message: "Choose a password of at least 10 characters.".into(),
+        });
+    }
+    let password = password.to_owned();
+    let hash = blocking(move || hash_password(&password)).await?;
+    sqlx::query_scalar(
+        "insert into public.staff (program_id, email, display_name, role, password_hash)
+         values ($1, $2, $3, $4, $5)
+         on conflict (program_id, email) do nothing
+         returning id",
+    )
+    .bind(program_id)
+    .bind(&email)
+    .bind(&name)
+    .bind(role.as_sql())
+    .bind(&hash)
+    .fetch_optional(db)
+    .await
+    .map_err(db_error)?
+    .ok_or_else(|| LoyaltyError::InvalidInput {
+        message: format!("{email} already has an account in this program."),
+    })
+}
+
+/// A new session's cookie value and the staff member it signs in.
+pub struct NewSession {
+    pub cookie_value: String,
+    pub staff: Staff,
+}
+
+/// Checks an email and password and opens a session. Repeated failures for one email or from one client are
+/// throttled, and a throttled attempt is refused before its password is checked.
+pub async fn sign_in(db: &PgPool, email: &str, password: &str, client: &str) -> Result<NewSession> {
+    let email = normalise_email(email);
+    throttle(db, &email, client).await?;
+    let candidates: Vec<(Uuid, Uuid, String)> =
+        sqlx::query_as("select program_id, id, password_hash from public.staff where email = $1")
+            .bind(&email)
+            .fetch_all(db)
+            .await
+            .map_err(db_error)?;
+    let password_owned = password.to_owned();
+    let matched = blocking(move || {
+        if candidates.is_empty() {
+            // The same work as a real check, so timing does not tell which emails have accounts.
+            let _ = verify_password(&hash_password("not a password"), &password_owned);
+            return None;
+        }
+        candidates
+            .into_iter()
+            .find(|(_, _, hash)| verify_password(hash, &password_owned))
+            .map(|(program_id, staff_id, _)| (program_id, staff_id))
+    })
+    .await?;
+    let Some((program_id, staff_id)) = matched else {
+        sqlx::query("insert into public.sign_in_failures (email, client) values ($1, $2)")
+            .bind(&email)
+            .bind(client)
+            .execute(db)
+            .await
+            .map_err(db_error)?;
+        return Err(LoyaltyError::BadCredentials);
+    };
+    sqlx::query("delete from public.sign_in_failures where email = $1")
+        .bind(&email)
+        .execute(db)
+        .await
+        .map_err(db_error)?;
+
+    let token = format!("{}{}", Uuid::new_v4().simple(), Uuid::new_v4().simple());
+    let csrf_token = Uuid::new_v4().simple().to_string();
+    sqlx::query(
+        "insert into public.staff_sessions (program_id, token_hash, staff_id, csrf_token) values ($1, $2, $3, $4)",
+    )
+    .bind(program_id)
+    .bind(token_hash(&token))
+    .bind(staff_id)
+    .bind(&csrf_token)
+    .execute(db)
+    .await
+    .map_err(db_error)?;
+    let cookie_value = format!("{program_id}.{token}");
+    let staff = session(db, &cookie_value).await?;
+    Ok(NewSession {
+        cookie_value,
+        staff,
+    })
+}
+
+async fn throttle(db: &PgPool, email: &str, client: &str) -> Result<()> {
+    // The moment the throttle lifts: when the oldest failure that keeps it shut leaves the window.
+    let until: Option<DateTime<Utc>> = sqlx::query_scalar(
+        "select max(lifts) from (
+            select at + make_interval(mins => $3::int) as lifts
+              from (select at, row_number() over (order by at desc) as n
+                      from public.sign_in_failures
+                     where email = $1 and at > now() - make_interval(mins => $3::int)) e
+             where n = $4
+            union all
+            select at + make_interval(mins => $3::int)
+              from (select at, row_number() over (order by at desc) as n
+                      from public.sign_in_failures
+                     where client = $2 and at > now() - make_interval(mins => $3::int)) c
+             where n = $4 * 4
+         ) throttles",
+    )
+    .bind(email)
+    .bind(client)
+    .bind(THROTTLE_WINDOW_MINUTES as i32)
+    .bind(THROTTLE_FAILURES)
+    .fetch_one(db)
+    .await
+    .map_err(db_error)?;
+    match until {
+        Some(until) if until > Utc::now() => Err(LoyaltyError::Throttled {
+            retry_after_secs: (until - Utc::now()).num_seconds().max(1) as u64,
+        }),
+        _ => Ok(()),
+    }
+}
+
+fn token_hash(token: &str) -> Vec<u8> {
+    Sha256::digest(token.as_bytes()).to_vec()
+}
+
+fn parse_cookie(cookie_value: &str) -> Option<(Uuid, &str)> {
+    let (program, token) = cookie_value.split_once('.')?;
+    Some((program.parse().ok()?, token))
+}
+
+/// The staff member a session cookie belongs to, if the session is open and not idle for too long.
+pub async fn session(db: &PgPool, cookie_value: &str) -> Result<Staff> {
+    let (program_id, token) = parse_cookie(cookie_value).ok_or(LoyaltyError::NotSignedIn)?;
+    let hash = token_hash(token);
+    let row: Option<(Uuid, String, String, String, String, String, bool)> = sqlx::query_as(
+        "select st.id, st.display_name, st.email, st.role, p.name, s.csrf_token,
+                s.last_seen_at < now() - interval '1 minute'
+           from public.staff_sessions s
+           join public.staff st on st.program_id = s.program_id and st.id = s.staff_id
+           join public.programs p on p.id = s.program_id
+          where s.program_id = $1 and s.token_hash = $2
+            and s.last_seen_at > now() - make_interval(mins => $3::int)
+            and s.created_at > now() - make_interval(hours => $4::int)",
+    )
+    .bind(program_id)
+    .bind(&hash)
+    .bind(IDLE_MINUTES as i32)
+    .bind(MAX_HOURS as i32)
+    .fetch_optional(db)
+    .await
+    .map_err(db_error)?;
+    let (id, name, email, role, program_name, csrf_token, stale) =
+        row.ok_or(LoyaltyError::NotSignedIn)?;
+    if stale {
+        // Idle time is measured to the minute, so a busy clerk costs one write a minute, not one a request.
+        sqlx::query("update public.staff_sessions set last_seen_at = now() where program_id = $1 and token_hash = $2")
+            .bind(program_id)
+            .bind(&hash)
+            .execute(db)
+            .await
+            .map_err(db_error)?;
+    }
+    Ok(Staff {
+        id,
+        program_id,
+        program_name,
+        name,
+        email,
+        role: Role::from_sql(&role).ok_or(LoyaltyError::Internal)?,
+        csrf_token,
+    })
+}
+
+/// Ends a session: its cookie no longer signs anyone in, wherever it was copied to.
+pub async fn sign_out(db: &PgPool, cookie_value: &str) -> Result<()> {
+    if let Some((program_id, token)) = parse_cookie(cookie_value) {
+        sqlx::query("delete from public.staff_sessions where program_id = $1 and token_hash = $2")
+            .bind(program_id)
+            .bind(token_hash(token))
+            .execute(db)
+            .await
+            .map_err(db_error)?;
+    }
+    Ok(())
+}

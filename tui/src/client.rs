@@ -1,0 +1,291 @@
+//! The server's HTTP API, as the counter terminal uses it: form-encoded POSTs in, JSON out, the session in a
+//! cookie and every refusal as the server's own [`LoyaltyError`].
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use loyalty_core::LoyaltyError;
+use loyalty_core::wire::{Member, MemberDetail, PointsReceipt, ScanOutcome, StaffSession, TxType};
+use reqwest::StatusCode;
+use reqwest::header::{COOKIE, HeaderMap, SET_COOKIE};
+use serde::de::DeserializeOwned;
+use uuid::Uuid;
+
+/// How long one request may take before the clerk is told the server did not answer.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// One earn or redeem as the clerk confirmed it. The idempotency key is made once per attempt, so sending
+/// the same request again can never apply it twice.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PointsRequest {
+    pub tx_type: TxType,
+    pub external_id: String,
+    pub points: i64,
+    pub note: Option<String>,
+    pub idempotency_key: Uuid,
+}
+
+impl PointsRequest {
+    /// A new attempt, with a fresh idempotency key.
+    pub fn new(tx_type: TxType, external_id: &str, points: i64) -> Self {
+        Self {
+            tx_type,
+            external_id: external_id.to_owned(),
+            points,
+            note: None,
+            idempotency_key: Uuid::new_v4(),
+        }
+    }
+}
+
+/// A client of one server, shared by every request task of the run; cloning it shares the session.
+#[derive(Debug, Clone)]
+pub struct Client {
+    http: reqwest::Client,
+    base_url: String,
+    timeout: Duration,
+    session: Arc<Mutex<Session>>,
+}
+
+/// What the server gave this run to send back: its cookies (the session) and the CSRF token.
+#[derive(Debug, Default)]
+struct Session {
+    cookies: BTreeMap<String, String>,
+    csrf_token: Option<String>,
+}
+
+impl Client {
+    pub fn new(base_url: &str) -> Result<Self, LoyaltyError> {
+        Self::with_timeout(base_url, REQUEST_TIMEOUT)
+    }
+
+    pub fn with_timeout(base_url: &str, timeout: Duration) -> Result<Self, LoyaltyError> {
+        let http = reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(timeout)
+            .build()
+            .map_err(|e| network(e, timeout))?;
+        Ok(Self {
+            http,
+            base_url: base_url.trim_end_matches('/').to_owned(),
+            timeout,
+            session: Arc::default(),
+        })
+    }
+
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
+    pub async fn sign_in(&self, email: &str, password: &str) -> Result<StaffSession, LoyaltyError> {
+        let session: StaffSession = self
+            .post("/api/sign_in", &[("email", email), ("password", password)])
+            .await?;
+        self.remember_csrf(&session);
+        Ok(session)
+    }
+
+    pub async fn me(&self) -> Result<StaffSession, LoyaltyError> {
+        let session: StaffSession = self.post("/api/me", &[]).await?;
+        self.remember_csrf(&session);
+        Ok(session)
+    }
+
+    pub async fn sign_out(&self) -> Result<(), LoyaltyError> {
+        let csrf = self.csrf();
+        self.send("/api/sign_out", &[("csrf", &csrf)]).await?;
+        let mut session = self.lock();
+        session.csrf_token = None;
+        session.cookies.clear();
+        Ok(())
+    }
+
+    pub async fn scan(&self, code: &str) -> Result<ScanOutcome, LoyaltyError> {
+        let csrf = self.csrf();
+        self.post("/api/scan", &[("csrf", &csrf), ("code", code)])
+            .await
+    }
+
+    pub async fn member(&self, external_id: &str) -> Result<MemberDetail, LoyaltyError> {
+        self.post("/api/member", &[("external_id", external_id)])
+            .await
+    }
+
+    pub async fn enrol(&self) -> Result<Member, LoyaltyError> {
+        let csrf = self.csrf();
+        self.post("/api/enrol", &[("csrf", &csrf)]).await
+    }
+
+    /// Earns or redeems; sending the same request again answers with `replayed: true` instead of applying it.
+    pub async fn points(&self, request: &PointsRequest) -> Result<PointsReceipt, LoyaltyError> {
+        let path = match request.tx_type {
+            TxType::Earn => "/api/earn",
+            TxType::Redeem => "/api/redeem",
+        };
+        let csrf = self.csrf();
+        let points = request.points.to_string();
+        let key = request.idempotency_key.to_string();
+        let mut form = vec![
+            ("csrf", csrf.as_str()),
+            ("external_id", request.external_id.as_str()),
+            ("points", points.as_str()),
+            ("idempotency_key", key.as_str()),
+        ];
+        if let Some(note) = request.note.as_deref().filter(|n| !n.is_empty()) {
+            form.push(("note", note));
+        }
+        self.post(path, &form).await
+    }
+
+    /// Whether the server and its database answer at all.
+    pub async fn healthy(&self) -> bool {
+        match self
+            .http
+            .get(format!("{}/healthz", self.base_url))
+            .send()
+            .await
+        {
+            Ok(response) => response.status() == StatusCode::OK,
+            Err(_) => false,
+        }
+    }
+
+    async fn post<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        form: &[(&str, &str)],
+    ) -> Result<T, LoyaltyError> {
+        let body = self.send(path, form).await?;
+        serde_json::from_slice(&body).map_err(|e| LoyaltyError::Network {
+            detail: format!("the server's answer could not be read ({e})"),
+        })
+    }
+
+    /// Sends one request and returns the body of a successful answer, or the server's error.
+    async fn send(&self, path: &str, form: &[(&str, &str)]) -> Result<Vec<u8>, LoyaltyError> {
+        let mut request = self
+            .http
+            .post(format!("{}{path}", self.base_url))
+            .form(form);
+        if let Some(cookie) = self.cookie_header() {
+            request = request.header(COOKIE, cookie);
+        }
+        let response = request
+            .send()
+            .await
+            .map_err(|e| network(e, self.timeout))?;
+        let status = response.status();
+        self.keep_cookies(response.headers());
+        let body = response
+            .bytes()
+            .await
+            .map_err(|e| network(e, self.timeout))?;
+        if status.is_success() {
+            return Ok(body.to_vec());
+        }
+        Err(
+            serde_json::from_slice::<LoyaltyError>(&body).unwrap_or_else(|_| LoyaltyError::Network {
+                detail: format!("the server answered {status}"),
+            }),
+        )
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Session> {
+        // The session holds plain strings: one a panicking task left behind is still whole.
+        self.session.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn csrf(&self) -> String {
+        self.lock().csrf_token.clone().unwrap_or_default()
+    }
+
+    fn remember_csrf(&self, session: &StaffSession) {
+        self.lock().csrf_token = Some(session.csrf_token.clone());
+    }
+
+    fn cookie_header(&self) -> Option<String> {
+        let session = self.lock();
+        if session.cookies.is_empty() {
+            return None;
+        }
+        let pairs: Vec<String> = session
+            .cookies
+            .iter()
+            .map(|(name, value)| format!("{name}={value}"))
+            .collect();
+        Some(pairs.join("; "))
+    }
+
+    /// A one-server cookie jar: keeps each `Set-Cookie` by name, forgets the ones the server expires.
+    fn keep_cookies(&self, headers: &HeaderMap) {
+        let mut session = self.lock();
+        for header in headers.get_all(SET_COOKIE) {
+            let Ok(text) = header.to_str() else { continue };
+            let mut parts = text.split(';').map(str::trim);
+            let Some((name, value)) = parts.next().and_then(|pair| pair.split_once('=')) else {
+                continue;
+            };
+            let expired = value.is_empty()
+                || parts.any(|attribute| {
+                    attribute.eq_ignore_ascii_case("max-age=0")
+                        || attribute.to_ascii_lowercase().starts_with("max-age=-")
+                });
+            if expired {
+                session.cookies.remove(name);
+            } else {
+                session.cookies.insert(name.to_owned(), value.to_owned());
+            }
+        }
+    }
+}
+
+/// A request that got no usable answer, in words a clerk can act on.
+fn network(e: reqwest::Error, timeout: Duration) -> LoyaltyError {
+    let detail = if e.is_timeout() {
+        format!("no answer within {} seconds", timeout.as_secs_f32())
+    } else if e.is_connect() {
+        "no connection could be made".to_owned()
+    } else {
+        "the connection was lost before the answer came".to_owned()
+    };
+    LoyaltyError::Network { detail }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reqwest::header::HeaderValue;
+
+    #[test]
+    fn the_session_cookie_is_kept_and_forgotten_when_expired() {
+        let client = Client::new("http://127.0.0.1:9/").unwrap();
+        assert_eq!(client.base_url(), "http://127.0.0.1:9");
+        let mut headers = HeaderMap::new();
+        headers.append(
+            SET_COOKIE,
+            HeaderValue::from_static("loyalty_session=abc123; Path=/; HttpOnly; SameSite=Lax"),
+        );
+        headers.append(SET_COOKIE, HeaderValue::from_static("theme=dark"));
+        client.keep_cookies(&headers);
+        assert_eq!(
+            client.cookie_header().as_deref(),
+            Some("loyalty_session=abc123; theme=dark")
+        );
+        let mut expire = HeaderMap::new();
+        expire.append(
+            SET_COOKIE,
+            HeaderValue::from_static("loyalty_session=; Path=/; Max-Age=0"),
+        );
+        client.keep_cookies(&expire);
+        assert_eq!(client.cookie_header().as_deref(), Some("theme=dark"));
+    }
+
+    #[test]
+    fn every_attempt_gets_its_own_key() {
+        let first = PointsRequest::new(TxType::Earn, "MBR-ABCD2345", 50);
+        let second = PointsRequest::new(TxType::Earn, "MBR-ABCD2345", 50);
+        assert_ne!(first.idempotency_key, second.idempotency_key);
+        assert_eq!(first.idempotency_key.get_version_num(), 4);
+    }
+}
