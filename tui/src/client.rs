@@ -8,7 +8,7 @@ use std::time::Duration;
 use loyalty_core::LoyaltyError;
 use loyalty_core::wire::{Member, MemberDetail, PointsReceipt, ScanOutcome, StaffSession, TxType};
 use reqwest::StatusCode;
-use reqwest::header::{COOKIE, HeaderMap, SET_COOKIE};
+use reqwest::header::{ACCEPT, COOKIE, HeaderMap, SET_COOKIE};
 use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
@@ -64,6 +64,8 @@ impl Client {
         let http = reqwest::Client::builder()
             .timeout(timeout)
             .connect_timeout(timeout)
+            // An answer is JSON or an error: a redirect means this is not the API it should be.
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| network(e, timeout))?;
         Ok(Self {
@@ -167,14 +169,12 @@ impl Client {
         let mut request = self
             .http
             .post(format!("{}{path}", self.base_url))
+            .header(ACCEPT, "application/json")
             .form(form);
         if let Some(cookie) = self.cookie_header() {
             request = request.header(COOKIE, cookie);
         }
-        let response = request
-            .send()
-            .await
-            .map_err(|e| network(e, self.timeout))?;
+        let response = request.send().await.map_err(|e| network(e, self.timeout))?;
         let status = response.status();
         self.keep_cookies(response.headers());
         let body = response
@@ -185,8 +185,10 @@ impl Client {
             return Ok(body.to_vec());
         }
         Err(
-            serde_json::from_slice::<LoyaltyError>(&body).unwrap_or_else(|_| LoyaltyError::Network {
-                detail: format!("the server answered {status}"),
+            serde_json::from_slice::<LoyaltyError>(&body).unwrap_or_else(|_| {
+                LoyaltyError::Network {
+                    detail: format!("the server answered {status}"),
+                }
             }),
         )
     }

@@ -1,0 +1,170 @@
+#!/usr/bin/env bash
+# The counter terminal end to end: the real target/debug/tui in an 80x24 tmux window against a running server.
+# Signs in, claims a postcard, earns then redeems, and checks what the clerk reads and what the database holds.
+#
+# Needs: BASE_URL (the server), CLERK_EMAIL and CLERK_PASSWORD (a clerk of the program), POSTCARD (an unclaimed
+# postcard code of that program), DATABASE_URL (a psql-usable URL of the server's database).
+# Optional: TUI_BIN (default target/debug/tui), WAIT_SECS (how long to wait for each screen, default 15).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+for var in BASE_URL CLERK_EMAIL CLERK_PASSWORD POSTCARD DATABASE_URL; do
+    if [ -z "${!var:-}" ]; then
+        echo "tui-tmux: $var is not set" >&2
+        echo "0 passed, 1 failed"
+        exit 2
+    fi
+done
+bin=${TUI_BIN:-target/debug/tui}
+wait_secs=${WAIT_SECS:-15}
+if [ ! -x "$bin" ]; then
+    echo "tui-tmux: $bin is missing: build it first (cargo build -p tui)" >&2
+    echo "0 passed, 1 failed"
+    exit 2
+fi
+
+# A tmux server of our own, so no one else's sessions are touched and nothing of ours outlives the run.
+socket="tui-e2e-$$"
+pane="counter"
+tmux_() { tmux -L "$socket" -f /dev/null "$@"; }
+trap 'tmux_ kill-server 2>/dev/null' EXIT
+
+passed=0
+failed=0
+ok() {
+    passed=$((passed + 1))
+    echo "ok   - $1"
+}
+not_ok() {
+    failed=$((failed + 1))
+    echo "FAIL - $1" >&2
+    if [ -n "${2:-}" ]; then printf '%s\n' "$2" | sed 's/^/       /' >&2; fi
+}
+finish() {
+    echo "$passed passed, $failed failed"
+    [ "$failed" -eq 0 ]
+    exit
+}
+
+screen() { tmux_ capture-pane -p -t "$pane" 2>/dev/null; }
+
+# Waits, with a bounded poll, until the screen shows the text; prints the screen on failure.
+shows() {
+    local text=$1 deadline=$((SECONDS + wait_secs))
+    while [ "$SECONDS" -lt "$deadline" ]; do
+        if screen | grep -qF -- "$text"; then return 0; fi
+        sleep 0.1
+    done
+    echo "       expected on screen: $text" >&2
+    screen | sed 's/^/       | /' >&2
+    return 1
+}
+
+# One step of the session: its name, what to type, and what the screen must then say. A step that fails stops
+# the run, since every later step builds on it.
+step() {
+    local name=$1 expected=$2
+    shift 2
+    for keys in "$@"; do
+        case $keys in
+            Enter | Escape | BSpace) tmux_ send-keys -t "$pane" "$keys" ;;
+            *) tmux_ send-keys -t "$pane" -l -- "$keys" ;;
+        esac
+    done
+    if shows "$expected"; then
+        ok "$name"
+    else
+        not_ok "$name"
+        finish
+    fi
+}
+
+sql() {
+    psql "$DATABASE_URL" -X -A -t -q -v ON_ERROR_STOP=1 -v code="$POSTCARD" -v member="${member:-}"
+}
+
+# The window of a small terminal; the pane stays after the program ends so its exit status can be read.
+tmux_ new-session -d -s "$pane" -x 80 -y 24 -- "$bin" --server "$BASE_URL" || {
+    not_ok "tmux starts the counter terminal"
+    finish
+}
+tmux_ set-option -t "$pane" remain-on-exit on >/dev/null
+
+step "the sign-in screen names the server" "Server   $BASE_URL"
+step "the server is reachable" "● Server online"
+step "the clerk signs in" "Signed in as" "$CLERK_EMAIL" Enter "$CLERK_PASSWORD" Enter
+step "the scan line has the keyboard" "Scan or type a code, then Enter"
+
+step "scanning the postcard claims it" "Postcard $POSTCARD claimed: new member" "$POSTCARD" Enter
+member=$(screen | grep -oE 'Pass +(CLM|MBR|PUB)-[23456789A-HJKMNP-Z]+' | awk '{print $2}' | head -n 1)
+if [ -n "$member" ]; then
+    ok "the member panel shows the new pass ($member)"
+else
+    not_ok "the member panel shows the new pass" "$(screen)"
+    finish
+fi
+step "a new pass starts at zero" "Balance  0 points"
+
+step "the earn asks to confirm" "Earn 120 points for $member?" "e" "120" Enter
+step "the earn shows the new balance" "120 points earned for $member: new balance 120 points." Enter
+step "the redeem asks to confirm" "Redeem 45 points for $member?" "r" "45" Enter
+step "the redeem shows the new balance" "45 points redeemed for $member: new balance 75 points." Enter
+step "the panel shows the balance" "Balance  75 points"
+step "the ledger lists the redeem" "Redeem       -45       75"
+step "the ledger lists the earn" "Earn        +120      120"
+step "a redeem over the balance names the balance" "Not enough points: the balance is 75 points." "r" "500" Enter Enter
+claimed_day=$(sql <<<"select to_char(claimed_at at time zone 'UTC', 'FMDD Mon YYYY') from claim_codes where code = :'code'" 2>&1)
+step "scanning the postcard again says when it was claimed" \
+    "This postcard has already been claimed on $claimed_day." "$POSTCARD" Enter
+
+step "the help lists the keys" "send an unanswered request again" "?"
+tmux_ send-keys -t "$pane" Escape
+tmux_ send-keys -t "$pane" -l "q"
+deadline=$((SECONDS + wait_secs))
+status=""
+while [ "$SECONDS" -lt "$deadline" ]; do
+    status=$(tmux_ display-message -p -t "$pane" '#{pane_dead} #{pane_dead_status}' 2>/dev/null)
+    [ "${status%% *}" = 1 ] && break
+    sleep 0.1
+done
+if [ "$status" = "1 0" ]; then
+    ok "q quits with status 0"
+else
+    not_ok "q quits with status 0" "pane dead, status: ${status:-unknown}"
+fi
+
+# What the database holds, through psql as an independent reader.
+if [ "$(sql <<<"select c.claimed_at is not null and p.external_id = :'member'
+                  from claim_codes c join passes_master p on p.program_id = c.program_id and p.id = c.pass_id
+                 where c.code = :'code'" 2>&1)" = t ]; then
+    ok "the postcard is burned and became $member"
+else
+    not_ok "the postcard is burned and became $member" "$(sql <<<"select * from claim_codes where code = :'code'" 2>&1)"
+fi
+
+balance=$(sql <<<"select points from passes_master where external_id = :'member'" 2>&1)
+if [ "$balance" = 75 ]; then
+    ok "the pass holds 75 points"
+else
+    not_ok "the pass holds 75 points" "found: $balance"
+fi
+
+ledger=$(sql <<<"select string_agg(t.type || ' ' || t.points || ' -> ' || t.balance_after, ', ' order by t.id)
+                   from transactions t join passes_master p on p.program_id = t.program_id and p.id = t.member_id
+                  where p.external_id = :'member'" 2>&1)
+if [ "$ledger" = "EARN 120 -> 120, REDEEM 45 -> 75" ]; then
+    ok "the ledger holds the earn and the redeem, once each"
+else
+    not_ok "the ledger holds the earn and the redeem, once each" "found: $ledger"
+fi
+
+keys=$(sql <<<"select count(distinct t.idempotency_key)
+                 from transactions t join passes_master p on p.program_id = t.program_id and p.id = t.member_id
+                where p.external_id = :'member'" 2>&1)
+if [ "$keys" = 2 ]; then
+    ok "each change has its own idempotency key"
+else
+    not_ok "each change has its own idempotency key" "distinct keys: $keys"
+fi
+
+finish

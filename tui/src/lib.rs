@@ -1,0 +1,86 @@
+//! The counter terminal: scan, earn and redeem through the server's API, from a terminal.
+
+pub mod app;
+pub mod client;
+pub mod event;
+pub mod theme;
+pub mod ui;
+
+use std::time::Duration;
+
+use ratatui::DefaultTerminal;
+use tokio::sync::mpsc::{self, UnboundedSender};
+
+use crate::app::{App, Command};
+use crate::client::Client;
+use crate::event::{ApiEvent, Event};
+
+/// How long quitting waits to end the session on the server.
+const SIGN_OUT_GRACE: Duration = Duration::from_secs(1);
+
+/// Runs the counter until the clerk quits: draw, wait for the next event, update, send what it asks for.
+pub async fn run(terminal: &mut DefaultTerminal, client: Client) -> anyhow::Result<()> {
+    let (events, mut inbox) = mpsc::unbounded_channel();
+    event::spawn_terminal_reader(events.clone());
+    event::spawn_clock(events.clone());
+    let mut app = App::new(client.base_url());
+    let mut commands = app.start();
+    loop {
+        for command in commands.drain(..) {
+            if command == Command::Quit {
+                if app.session.is_some() {
+                    // Best effort: a server that does not answer keeps the session until it expires.
+                    let _ = tokio::time::timeout(SIGN_OUT_GRACE, client.sign_out()).await;
+                }
+                return Ok(());
+            }
+            dispatch(&client, command, &events);
+        }
+        terminal.draw(|frame| ui::draw(frame, &app))?;
+        let Some(event) = inbox.recv().await else {
+            return Ok(());
+        };
+        commands = app.update(event);
+        // A scanner types a whole code at once: take every key already waiting before drawing again.
+        while let Ok(event) = inbox.try_recv() {
+            commands.extend(app.update(event));
+        }
+    }
+}
+
+/// Sends one request on a task of its own; its answer comes back as an event.
+fn dispatch(client: &Client, command: Command, events: &UnboundedSender<Event>) {
+    let client = client.clone();
+    let events = events.clone();
+    tokio::spawn(async move {
+        let answer = match command {
+            Command::SignIn { email, password } => {
+                ApiEvent::SignedIn(client.sign_in(&email, &password).await)
+            }
+            Command::Scan { code } => {
+                let result = client.scan(&code).await;
+                ApiEvent::Scanned { code, result }
+            }
+            Command::LoadMember { external_id } => {
+                let result = client.member(&external_id).await;
+                ApiEvent::MemberLoaded {
+                    external_id,
+                    result,
+                }
+            }
+            Command::Points { request, attempt } => {
+                let result = client.points(&request).await;
+                ApiEvent::Points {
+                    request,
+                    attempt,
+                    result,
+                }
+            }
+            Command::Enrol => ApiEvent::Enrolled(client.enrol().await),
+            Command::CheckHealth => ApiEvent::Health(client.healthy().await),
+            Command::Quit => return,
+        };
+        // No receiver means the terminal is closing: the answer has no one left to tell.
+        let _ = events.send(answer.into());
+    });
+}

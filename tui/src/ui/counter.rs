@@ -1,0 +1,243 @@
+//! The counter: the scan line, the member on screen and an earn or redeem that got no answer.
+
+use chrono::Local;
+use loyalty_core::error::day;
+use loyalty_core::wire::{LedgerEntry, Member, TxType};
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout, Position, Rect};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Paragraph, Wrap};
+
+use crate::app::{App, Ledger, Prompt, Unanswered, doing};
+use crate::theme;
+
+/// Draws the counter and returns where the cursor goes.
+pub fn draw(frame: &mut Frame, area: Rect, app: &App) -> Option<Position> {
+    let unanswered_height = if app.unanswered.is_some() { 4 } else { 0 };
+    let [input, member, unanswered] = area.layout(&Layout::vertical([
+        Constraint::Length(3),
+        Constraint::Min(3),
+        Constraint::Length(unanswered_height),
+    ]));
+    let cursor = draw_input(frame, input, app);
+    draw_member(frame, member, app);
+    if let Some(pending) = &app.unanswered {
+        draw_unanswered(frame, unanswered, pending, app.points_in_flight.is_some());
+    }
+    cursor
+}
+
+/// The one input line: a code, an amount, or a question to confirm.
+fn draw_input(frame: &mut Frame, area: Rect, app: &App) -> Option<Position> {
+    let member_id = app.member.as_ref().map_or("", |m| m.external_id.as_str());
+    let (title, prefix, hint) = match &app.prompt {
+        Prompt::Scan => (
+            " Scan or type a code, then Enter ".to_owned(),
+            "› ".to_owned(),
+            "",
+        ),
+        Prompt::Amount(TxType::Earn) => (
+            format!(" Earn points for {member_id} "),
+            "Points to earn: ".to_owned(),
+            "Enter continue · Esc cancel ",
+        ),
+        Prompt::Amount(TxType::Redeem) => (
+            format!(" Redeem points for {member_id} "),
+            "Points to redeem: ".to_owned(),
+            "Enter continue · Esc cancel ",
+        ),
+        Prompt::ConfirmPoints(request) => (
+            " Confirm ".to_owned(),
+            format!(
+                "{} for {}?",
+                doing(request.tx_type, request.points),
+                request.external_id
+            ),
+            "Enter yes · Esc no ",
+        ),
+        Prompt::ConfirmEnrol => (
+            " Confirm ".to_owned(),
+            "Enrol a new member (MBR-)?".to_owned(),
+            "Enter yes · Esc no ",
+        ),
+    };
+    let block = Block::bordered()
+        .title(Line::styled(title, theme::TITLE))
+        .title_bottom(Line::styled(hint, theme::MUTED).right_aligned())
+        .border_style(theme::FOCUS_BORDER);
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
+    let typing = matches!(app.prompt, Prompt::Scan | Prompt::Amount(_));
+    let line = Line::from(vec![
+        Span::styled(prefix.as_str(), theme::LABEL),
+        Span::styled(app.input.as_str(), theme::VALUE),
+    ]);
+    frame.render_widget(Paragraph::new(line), inner);
+    if !typing {
+        return None;
+    }
+    let typed = prefix.chars().count() + app.input.chars().count();
+    let x = inner.x + u16::try_from(typed).unwrap_or(u16::MAX);
+    Some(Position::new(
+        x.min(inner.right().saturating_sub(1)),
+        inner.y,
+    ))
+}
+
+fn draw_member(frame: &mut Frame, area: Rect, app: &App) {
+    let block = Block::bordered()
+        .title(Line::styled(" Member ", theme::TITLE))
+        .border_style(theme::BORDER);
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
+    let lines = match &app.member {
+        Some(member) => member_lines(member, &app.ledger, inner.height),
+        None => idle_lines(app),
+    };
+    frame.render_widget(Paragraph::new(lines), inner);
+}
+
+fn idle_lines(app: &App) -> Vec<Line<'static>> {
+    if app.waiting.is_some() {
+        return vec![Line::styled(" Waiting for the server…", theme::MUTED)];
+    }
+    let key = |k: &'static str, what: &'static str| {
+        Line::from(vec![
+            Span::styled(format!("   {k:<3}"), theme::KEY),
+            Span::styled(what, theme::LABEL),
+        ])
+    };
+    vec![
+        Line::raw(" Scan a postcard or a member's pass, or type its code and press Enter."),
+        Line::default(),
+        key("n", "enrol a new member"),
+        key("?", "all keys"),
+    ]
+}
+
+fn member_lines(member: &Member, ledger: &Ledger, height: u16) -> Vec<Line<'static>> {
+    let mut lines = vec![
+        Line::from(vec![
+            Span::styled(" Pass     ", theme::LABEL),
+            Span::styled(member.external_id.clone(), theme::VALUE),
+            Span::styled(
+                format!(
+                    "  {} on {}",
+                    member.origin.describe(),
+                    day(&member.created_at)
+                ),
+                theme::MUTED,
+            ),
+        ]),
+        Line::from(vec![
+            Span::styled(" Balance  ", theme::LABEL),
+            Span::styled(format!("{} points", member.points), theme::BALANCE),
+        ]),
+        Line::from(vec![
+            Span::styled(" Keys     ", theme::LABEL),
+            Span::styled("e", theme::KEY),
+            Span::styled(" earn  ", theme::LABEL),
+            Span::styled("r", theme::KEY),
+            Span::styled(" redeem  ", theme::LABEL),
+            Span::styled("?", theme::KEY),
+            Span::styled(" more", theme::LABEL),
+        ]),
+        Line::styled(" Last transactions", theme::TITLE),
+    ];
+    match ledger {
+        Ledger::Loading => lines.push(Line::styled(
+            " Loading the last transactions…",
+            theme::MUTED,
+        )),
+        Ledger::Failed(why) => lines.push(Line::styled(
+            format!(" Could not load the last transactions: {why}"),
+            theme::MUTED,
+        )),
+        Ledger::Loaded(entries) if entries.is_empty() => {
+            lines.push(Line::styled(" No transactions yet.", theme::MUTED));
+        }
+        Ledger::Loaded(entries) => {
+            lines.push(Line::styled(
+                format!(
+                    " {:<17} {:<7} {:>8} {:>8}  {}",
+                    "When", "Type", "Points", "Balance", "By · note"
+                ),
+                theme::LABEL,
+            ));
+            let room = usize::from(height).saturating_sub(lines.len());
+            lines.extend(entries.iter().take(room).map(ledger_line));
+        }
+    }
+    lines
+}
+
+fn ledger_line(entry: &LedgerEntry) -> Line<'static> {
+    let (kind, sign, style) = match (entry.tx_type, entry.voids) {
+        (_, Some(_)) => (
+            "Void",
+            if entry.tx_type == TxType::Earn {
+                '+'
+            } else {
+                '-'
+            },
+            theme::MUTED,
+        ),
+        (TxType::Earn, None) => ("Earn", '+', theme::EARN),
+        (TxType::Redeem, None) => ("Redeem", '-', theme::REDEEM),
+    };
+    let when = entry
+        .created_at
+        .with_timezone(&Local)
+        .format("%-d %b %Y %H:%M")
+        .to_string();
+    let mut by: Vec<String> = entry.staff_name.iter().cloned().collect();
+    by.extend(entry.description.iter().cloned());
+    if entry.voided_by.is_some() {
+        by.push("voided".to_owned());
+    }
+    Line::from(vec![
+        Span::styled(format!(" {when:<17} "), theme::LABEL),
+        Span::styled(
+            format!("{kind:<7} {:>8}", format!("{sign}{}", entry.points)),
+            style,
+        ),
+        Span::raw(format!(" {:>8}  ", entry.balance_after)),
+        Span::styled(by.join(" · "), theme::MUTED),
+    ])
+}
+
+/// An earn or redeem whose answer never came, and the one key that settles it.
+fn draw_unanswered(frame: &mut Frame, area: Rect, pending: &Unanswered, sending: bool) {
+    let block = Block::bordered()
+        .title(Line::styled(" Not answered ", theme::TITLE))
+        .border_style(theme::WARNING_BORDER);
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
+    let request = &pending.request;
+    let first = Line::from(vec![
+        Span::styled(
+            format!(
+                " {} for {}: ",
+                doing(request.tx_type, request.points),
+                request.external_id
+            ),
+            theme::VALUE,
+        ),
+        Span::raw(format!("{}.", pending.detail)),
+    ]);
+    let second = if sending {
+        Line::styled(" Sending it again…", theme::MUTED)
+    } else {
+        Line::from(vec![
+            Span::raw(" Not known if it went through. "),
+            Span::styled("t", theme::KEY),
+            Span::raw(" send it again (never applied twice)  "),
+            Span::styled("x", theme::KEY),
+            Span::raw(" drop"),
+        ])
+    };
+    frame.render_widget(
+        Paragraph::new(vec![first, second]).wrap(Wrap { trim: false }),
+        inner,
+    );
+}

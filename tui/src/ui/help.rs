@@ -1,0 +1,45 @@
+//! The keys, over the counter.
+
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Rect};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Clear, Paragraph};
+
+use crate::theme;
+
+const KEYS: [(&str, &str); 12] = [
+    ("Enter", "look up the code on the scan line"),
+    ("e", "earn points for the member on screen"),
+    ("r", "redeem points for the member on screen"),
+    ("n", "enrol a new member (MBR-)"),
+    ("t / F5", "send an unanswered request again"),
+    ("x", "drop an unanswered request"),
+    ("Esc", "clear the line, cancel, close this help"),
+    ("Backspace", "delete the last character"),
+    ("?", "show or hide this help"),
+    ("q", "quit"),
+    ("Ctrl-C", "quit at any time"),
+    ("", "Letter keys act when the scan line is empty."),
+];
+
+pub fn draw(frame: &mut Frame, area: Rect) {
+    let area = area.centered(
+        Constraint::Max(62),
+        Constraint::Length(KEYS.len() as u16 + 2),
+    );
+    let block = Block::bordered()
+        .title(Line::styled(" Keys ", theme::TITLE))
+        .title_bottom(Line::styled(" Esc or ? to close ", theme::MUTED).right_aligned())
+        .border_style(theme::FOCUS_BORDER);
+    let lines: Vec<Line> = KEYS
+        .iter()
+        .map(|(key, what)| {
+            Line::from(vec![
+                Span::styled(format!(" {key:<10} "), theme::KEY),
+                Span::styled(*what, theme::LABEL),
+            ])
+        })
+        .collect();
+    frame.render_widget(Clear, area);
+    frame.render_widget(Paragraph::new(lines).block(block), area);
+}

@@ -1,0 +1,9 @@
+//! The counter terminal without a server: key and answer events into state, and state onto an 80x24 screen.
+
+#[path = "counter/support.rs"]
+mod support;
+
+#[path = "counter/screens.rs"]
+mod screens;
+#[path = "counter/update.rs"]
+mod update;
