@@ -249,6 +249,13 @@ impl App {
     fn on_scan_key(&mut self, key: KeyEvent) -> Vec<Command> {
         match key.code {
             KeyCode::Char(c) if self.input.is_empty() => match c {
+                'q' if self.points_in_flight.is_some() || self.unanswered.is_some() => {
+                    self.tell(
+                        Tone::Warning,
+                        "An earn or redeem is still unanswered: t sends it again, x drops it, then q quits.",
+                    );
+                    Vec::new()
+                }
                 'q' => vec![Command::Quit],
                 'e' => self.ask_amount(TxType::Earn),
                 'r' => self.ask_amount(TxType::Redeem),

@@ -53,34 +53,40 @@ fn dispatch(client: &Client, command: Command, events: &UnboundedSender<Event>) 
     let client = client.clone();
     let events = events.clone();
     tokio::spawn(async move {
-        let answer = match command {
-            Command::SignIn { email, password } => {
-                ApiEvent::SignedIn(client.sign_in(&email, &password).await)
-            }
-            Command::Scan { code } => {
-                let result = client.scan(&code).await;
-                ApiEvent::Scanned { code, result }
-            }
-            Command::LoadMember { external_id } => {
-                let result = client.member(&external_id).await;
-                ApiEvent::MemberLoaded {
-                    external_id,
-                    result,
-                }
-            }
-            Command::Points { request, attempt } => {
-                let result = client.points(&request).await;
-                ApiEvent::Points {
-                    request,
-                    attempt,
-                    result,
-                }
-            }
-            Command::Enrol => ApiEvent::Enrolled(client.enrol().await),
-            Command::CheckHealth => ApiEvent::Health(client.healthy().await),
-            Command::Quit => return,
-        };
-        // No receiver means the terminal is closing: the answer has no one left to tell.
-        let _ = events.send(answer.into());
+        if let Some(answer) = execute(&client, command).await {
+            // No receiver means the terminal is closing: the answer has no one left to tell.
+            let _ = events.send(answer.into());
+        }
     });
+}
+
+/// Carries out one command against the server and returns its answer as the event the state expects.
+pub async fn execute(client: &Client, command: Command) -> Option<ApiEvent> {
+    Some(match command {
+        Command::SignIn { email, password } => {
+            ApiEvent::SignedIn(client.sign_in(&email, &password).await)
+        }
+        Command::Scan { code } => {
+            let result = client.scan(&code).await;
+            ApiEvent::Scanned { code, result }
+        }
+        Command::LoadMember { external_id } => {
+            let result = client.member(&external_id).await;
+            ApiEvent::MemberLoaded {
+                external_id,
+                result,
+            }
+        }
+        Command::Points { request, attempt } => {
+            let result = client.points(&request).await;
+            ApiEvent::Points {
+                request,
+                attempt,
+                result,
+            }
+        }
+        Command::Enrol => ApiEvent::Enrolled(client.enrol().await),
+        Command::CheckHealth => ApiEvent::Health(client.healthy().await),
+        Command::Quit => return None,
+    })
 }

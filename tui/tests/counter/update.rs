@@ -577,6 +577,32 @@ fn q_quits_only_from_an_empty_scan_line_and_ctrl_c_always() {
 }
 
 #[test]
+fn q_does_not_walk_away_from_an_unanswered_earn() {
+    let mut app = with_member(100);
+    let first = confirm_points(&mut app, 'e', "50");
+    assert!(type_text(&mut app, "q").is_empty(), "still out");
+    answer(
+        &mut app,
+        ApiEvent::Points {
+            request: first,
+            attempt: Attempt::First,
+            result: Err(timed_out()),
+        },
+    );
+    assert!(type_text(&mut app, "q").is_empty(), "unanswered");
+    assert_eq!(
+        notice(&app),
+        (
+            Tone::Warning,
+            "An earn or redeem is still unanswered: t sends it again, x drops it, then q quits."
+        )
+    );
+    assert_eq!(app.update(ctrl('c')), vec![Command::Quit]);
+    type_text(&mut app, "x");
+    assert_eq!(type_text(&mut app, "q"), vec![Command::Quit]);
+}
+
+#[test]
 fn key_releases_are_not_typing() {
     let mut app = signed_in();
     let release = KeyEvent {
