@@ -1,5 +1,8 @@
 # Shared by the run and test scripts: what to install, and how.
 
+# The name the browser code is served under (app::OUTPUT_NAME).
+OUTPUT_NAME=loyalty
+
 step() { printf '\n==> %s\n' "$*"; }
 
 as_root() {
@@ -23,12 +26,84 @@ ensure_postgres() {
     fi
 }
 
+# The wasm target, and the wasm-bindgen command of exactly the version Cargo.lock pins.
+ensure_wasm_toolchain() {
+    if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
+        step "Adding the wasm32-unknown-unknown target"
+        rustup target add wasm32-unknown-unknown
+    fi
+    local want
+    want=$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/[^0-9.]/, ""); print; exit }' Cargo.lock)
+    if [ "$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')" != "$want" ]; then
+        step "Installing wasm-bindgen-cli $want"
+        # Not --locked: its lock file pins a crate version the registry no longer serves.
+        cargo install wasm-bindgen-cli --version "$want"
+    fi
+}
+
+# wasm-opt from the npm package binaryen (Debian's is too old for this wasm).
+ensure_wasm_opt() {
+    if [ ! -x tools/node_modules/.bin/wasm-opt ]; then
+        step "Installing wasm-opt (npm binaryen)"
+        (cd tools && npm ci --no-audit --no-fund)
+    fi
+}
+
 install_run_prerequisites() {
     ensure_postgres
+    ensure_wasm_toolchain
 }
 
 install_test_prerequisites() {
     install_run_prerequisites
+    local missing=()
+    command -v chromium >/dev/null || missing+=(chromium)
+    command -v tmux >/dev/null || missing+=(tmux)
+    command -v psql >/dev/null || missing+=(postgresql-client)
+    if [ ${#missing[@]} -gt 0 ]; then
+        step "Installing ${missing[*]}"
+        apt_install "${missing[@]}"
+    fi
+    if [ ! -d end2end/node_modules/@playwright/test ] || [ ! -d end2end/node_modules/pg ]; then
+        step "Installing the browser-test packages (Playwright; the browser is Debian's Chromium)"
+        (cd end2end && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund)
+    fi
+}
+
+# Starts the built server on its own fresh embedded database for end-to-end tests; sets BASE_URL,
+# DATABASE_URL and SERVER_PID. Its output goes to target/e2e/server.log.
+start_e2e_server() {
+    local data=target/e2e/data port=3100 pg_port=54400
+    stop_e2e_server
+    if curl -s "http://127.0.0.1:$port/" >/dev/null 2>&1; then
+        echo "port $port is taken by another program: stop it first" >&2
+        return 1
+    fi
+    rm -rf target/e2e && mkdir -p target/e2e
+    ./target/debug/server --data-dir "$data" --addr "127.0.0.1:$port" --pg-port "$pg_port" \
+        >target/e2e/server.log 2>&1 &
+    SERVER_PID=$!
+    BASE_URL="http://127.0.0.1:$port"
+    local tries=0
+    until curl -sf "$BASE_URL/healthz" >/dev/null; do
+        tries=$((tries + 1))
+        if [ $tries -gt 600 ] || ! kill -0 "$SERVER_PID" 2>/dev/null; then
+            cat target/e2e/server.log
+            echo "the server did not start" >&2
+            return 1
+        fi
+        sleep 0.1
+    done
+    DATABASE_URL="postgres://postgres:$(cat "$data/superuser.password")@127.0.0.1:$pg_port/loyalty"
+    export BASE_URL DATABASE_URL
+}
+
+stop_e2e_server() {
+    if [ -n "${SERVER_PID:-}" ] && kill -0 "$SERVER_PID" 2>/dev/null; then
+        kill -TERM "$SERVER_PID"
+        wait "$SERVER_PID" 2>/dev/null || true
+    fi
+    SERVER_PID=""
 }
 
 stop_test_cluster() {

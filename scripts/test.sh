@@ -7,8 +7,16 @@ source scripts/lib.sh
 
 install_test_prerequisites
 
-# One PostgreSQL cluster for the whole run, under target/test-pg; stopped when the run ends.
-trap stop_test_cluster EXIT
+# One PostgreSQL cluster for the Rust tests, under target/test-pg; it and the end-to-end server are stopped
+# when the run ends, however it ends.
+trap 'stop_e2e_server; stop_test_cluster' EXIT
 
 step "Rust tests (unit, database, HTTP)"
 cargo test --locked
+
+step "Browser tests (Playwright, Debian's Chromium)"
+./scripts/build-site.sh
+cargo build --locked -p server -p tui
+start_e2e_server
+(cd end2end && npx playwright test)
+stop_e2e_server

@@ -256,3 +256,43 @@ pub fn CsrfField() -> impl IntoView {
         </Suspense>
     }
 }
+
+/// The sign-in page. Works as a plain form without JavaScript.
+#[component]
+pub fn SignInPage() -> impl IntoView {
+    let sign_in = ServerAction::<SignIn>::new();
+    Effect::new(move |_| {
+        if let Some(Ok(_)) = sign_in.value().get() {
+            let _ = window().location().set_href("/");
+        }
+    });
+    view! {
+        <main class="sign-in">
+            <h1>"Sign in"</h1>
+            <ActionForm action=sign_in attr:class="card">
+                <label for="email">"Email"</label>
+                <input id="email" name="email" type="email" autocomplete="username" required autofocus />
+                <label for="password">"Password"</label>
+                <input
+                    id="password"
+                    name="password"
+                    type="password"
+                    autocomplete="current-password"
+                    required
+                />
+                <button type="submit" disabled=move || sign_in.pending().get()>
+                    "Sign in"
+                </button>
+            </ActionForm>
+            <div class="result" role="status" aria-live="polite">
+                {move || {
+                    sign_in
+                        .value()
+                        .get()
+                        .and_then(Result::err)
+                        .map(|error| view! { <crate::layout::ErrorNotice error /> })
+                }}
+            </div>
+        </main>
+    }
+}

@@ -20,3 +20,108 @@ pub async fn resolve_scan(
         }),
     }
 }
+
+/// Scans a postcard or a member pass: a postcard becomes a new member, a pass opens its member.
+#[leptos::server(endpoint = "scan")]
+pub async fn scan(csrf: String, code: String) -> Result<ScanOutcome, loyalty_core::LoyaltyError> {
+    use crate::auth::server::*;
+    answer(
+        async {
+            let staff = staff_for_change(&csrf)?;
+            let outcome = resolve_scan(&pool()?, staff.program_id, Some(staff.id), &code).await?;
+            let member = &outcome.member().external_id;
+            match &outcome {
+                ScanOutcome::Claimed { .. } => {
+                    redirect_form_post(&format!("/member/{member}?claimed=1"))
+                }
+                ScanOutcome::Member { .. } => redirect_form_post(&format!("/member/{member}")),
+            }
+            Ok(outcome)
+        }
+        .await,
+    )
+}
+
+/// The clerk's home page: one input for a scanner or the keyboard, with the answer in place.
+#[leptos::component]
+pub fn ScanPage() -> impl leptos::IntoView {
+    use leptos::prelude::*;
+    use leptos_router::hooks::use_navigate;
+
+    let scan = ServerAction::<Scan>::new();
+    let input = NodeRef::<leptos::html::Input>::new();
+    let navigate = use_navigate();
+    // After every answer the input is cleared and focused again, ready for the next scan.
+    Effect::new(move |_| {
+        let Some(result) = scan.value().get() else {
+            return;
+        };
+        if let Some(el) = input.get() {
+            el.set_value("");
+            let _ = el.focus();
+        }
+        if let Ok(ScanOutcome::Member { member }) = result {
+            navigate(
+                &format!("/member/{}", member.external_id),
+                Default::default(),
+            );
+        }
+    });
+    view! {
+        <section class="scan">
+            <h1>"Scan a postcard or pass"</h1>
+            <ActionForm action=scan attr:class="scan-form">
+                <crate::auth::CsrfField />
+                <label for="scan-code">"Code"</label>
+                <div class="scan-row">
+                    <input
+                        id="scan-code"
+                        name="code"
+                        type="text"
+                        autocomplete="off"
+                        autocapitalize="characters"
+                        spellcheck="false"
+                        autofocus
+                        required
+                        node_ref=input
+                    />
+                    <button type="submit" disabled=move || scan.pending().get()>
+                        "Look up"
+                    </button>
+                </div>
+            </ActionForm>
+            <div class="result" role="status" aria-live="polite">
+                {move || {
+                    scan.value()
+                        .get()
+                        .map(|result| match result {
+                            Ok(ScanOutcome::Claimed { member, .. }) => {
+                                let href = format!("/member/{}", member.external_id);
+                                view! {
+                                    <div class="outcome ok" data-outcome="claimed">
+                                        <p class="big">"New member created from a postcard"</p>
+                                        <p>
+                                            "Their pass: " <strong class="pass-id">{member.external_id}</strong>
+                                        </p>
+                                        <a class="button" href=href>
+                                            "Open point of sale"
+                                        </a>
+                                    </div>
+                                }
+                                    .into_any()
+                            }
+                            Ok(ScanOutcome::Member { member }) => {
+                                view! {
+                                    <div class="outcome ok" data-outcome="member">
+                                        <p class="big">"Member " {member.external_id} " found"</p>
+                                    </div>
+                                }
+                                    .into_any()
+                            }
+                            Err(error) => view! { <crate::layout::ErrorNotice error /> }.into_any(),
+                        })
+                }}
+            </div>
+        </section>
+    }
+}

@@ -1,4 +1,270 @@
 //! Members: their passes, balances and ledgers.
 
+use loyalty_core::LoyaltyError;
+use loyalty_core::wire::{Member, MemberDetail};
+use serde::{Deserialize, Serialize};
+
 #[cfg(feature = "ssr")]
 pub mod db;
+
+/// A member's page: the member, their ledger, and a fresh idempotency key for the point-of-sale forms.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberPageData {
+    pub detail: MemberDetail,
+    pub form_key: String,
+}
+
+/// How many ledger rows a member's page shows.
+pub const LEDGER_ROWS: i64 = 50;
+
+/// A member of the signed-in staff member's program, with their newest ledger rows.
+#[leptos::server(endpoint = "member")]
+pub async fn get_member(external_id: String) -> Result<MemberDetail, LoyaltyError> {
+    use crate::auth::server::*;
+    answer(
+        async {
+            let staff = current_staff()?;
+            let external_id = external_id.trim().to_ascii_uppercase();
+            db::member_detail(&pool()?, staff.program_id, &external_id, LEDGER_ROWS).await
+        }
+        .await,
+    )
+}
+
+/// The member page's data, with a new idempotency key for each rendering of its forms.
+#[leptos::server(endpoint = "member_page")]
+pub async fn load_member_page(external_id: String) -> Result<MemberPageData, LoyaltyError> {
+    Ok(MemberPageData {
+        detail: get_member(external_id).await?,
+        form_key: uuid::Uuid::new_v4().to_string(),
+    })
+}
+
+/// Enrols a customer who has no postcard: a new MBR- pass.
+#[leptos::server(endpoint = "enrol")]
+pub async fn enrol(csrf: String) -> Result<Member, LoyaltyError> {
+    use crate::auth::server::*;
+    answer(
+        async {
+            let staff = staff_for_change(&csrf)?;
+            let member = db::enrol_member(
+                &pool()?,
+                staff.program_id,
+                loyalty_core::wire::PassOrigin::Counter,
+            )
+            .await?;
+            redirect_form_post(&format!("/member/{}?enrolled=1", member.external_id));
+            Ok(member)
+        }
+        .await,
+    )
+}
+
+/// A member's page: balance, how the pass came to be, the point of sale and the ledger.
+#[leptos::component]
+pub fn MemberPage() -> impl leptos::IntoView {
+    use crate::points::{Earn, PointOfSale, Redeem, describe_receipt};
+    use leptos::prelude::*;
+    use leptos_router::hooks::{use_params_map, use_query_map};
+
+    let params = use_params_map();
+    let query = use_query_map();
+    let external_id = move || params.read().get("id").unwrap_or_default();
+    let earn = ServerAction::<Earn>::new();
+    let redeem = ServerAction::<Redeem>::new();
+    // The latest answer of either form, kept by the browser; a page rendered on the server after a plain
+    // form post has only the one answer it was sent back with.
+    let last = RwSignal::new(None::<Result<loyalty_core::wire::PointsReceipt, LoyaltyError>>);
+    Effect::new(move |_| {
+        if let Some(result) = earn.value().get() {
+            last.set(Some(result));
+        }
+    });
+    Effect::new(move |_| {
+        if let Some(result) = redeem.value().get() {
+            last.set(Some(result));
+        }
+    });
+    let page = Resource::new(
+        move || (external_id(), earn.version().get(), redeem.version().get()),
+        |(id, _, _)| load_member_page(id),
+    );
+    view! {
+        <section class="member">
+            <Suspense fallback=|| view! { <p class="loading">"Loading…"</p> }>
+                {move || Suspend::new(async move {
+                    match page.await {
+                        Ok(data) => {
+                            let MemberPageData { detail, form_key } = data;
+                            let member = detail.member.clone();
+                            let banner = query.with_untracked(|q| {
+                                if q.get("claimed").is_some() {
+                                    Some("New member created from a postcard".to_owned())
+                                } else if q.get("enrolled").is_some() {
+                                    Some("New member enrolled".to_owned())
+                                } else {
+                                    q.get("receipt")
+                                        .and_then(|id| id.parse::<i64>().ok())
+                                        .and_then(|id| detail.ledger.iter().find(|e| e.id == id))
+                                        .map(|entry| {
+                                            describe_receipt(&loyalty_core::wire::PointsReceipt {
+                                                external_id: entry.external_id.clone(),
+                                                tx_type: entry.tx_type,
+                                                points: entry.points,
+                                                new_balance: entry.balance_after,
+                                                transaction_id: entry.id,
+                                                created_at: entry.created_at,
+                                                replayed: false,
+                                            })
+                                        })
+                                }
+                            });
+                            view! {
+                                <h1>
+                                    "Member " <span class="pass-id">{member.external_id.clone()}</span>
+                                </h1>
+                                <p class="balance" data-balance=member.points>
+                                    <span class="balance-value">{member.points}</span>
+                                    " points"
+                                </p>
+                                <p class="origin">
+                                    "Joined " {loyalty_core::error::day(&member.created_at)} ": "
+                                    {member.origin.describe()}
+                                </p>
+                                <div class="result" role="status" aria-live="polite">
+                                    {move || match last
+                                        .get()
+                                        .or_else(|| earn.value().get())
+                                        .or_else(|| redeem.value().get())
+                                    {
+                                        Some(Ok(receipt)) => {
+                                            view! {
+                                                <div class="outcome ok" data-outcome="receipt">
+                                                    <p class="big">{describe_receipt(&receipt)}</p>
+                                                </div>
+                                            }
+                                                .into_any()
+                                        }
+                                        Some(Err(error)) => {
+                                            view! { <crate::layout::ErrorNotice error /> }.into_any()
+                                        }
+                                        None => {
+                                            banner
+                                                .clone()
+                                                .map(|text| {
+                                                    view! {
+                                                        <div class="outcome ok">
+                                                            <p class="big">{text}</p>
+                                                        </div>
+                                                    }
+                                                })
+                                                .into_any()
+                                        }
+                                    }}
+                                </div>
+                                <PointOfSale
+                                    external_id=member.external_id.clone()
+                                    form_key
+                                    earn
+                                    redeem
+                                />
+                                <Ledger entries=detail.ledger />
+                            }
+                                .into_any()
+                        }
+                        Err(error) => view! { <crate::layout::ErrorNotice error /> }.into_any(),
+                    }
+                })}
+            </Suspense>
+        </section>
+    }
+}
+
+/// A member's ledger, newest first, with the balance after each row.
+#[leptos::component]
+pub fn Ledger(entries: Vec<loyalty_core::wire::LedgerEntry>) -> impl leptos::IntoView {
+    use leptos::prelude::*;
+    use loyalty_core::wire::TxType;
+    if entries.is_empty() {
+        return view! { <p class="empty">"No transactions yet."</p> }.into_any();
+    }
+    view! {
+        <table class="ledger">
+            <caption>"Transactions"</caption>
+            <thead>
+                <tr>
+                    <th scope="col">"#"</th>
+                    <th scope="col">"When"</th>
+                    <th scope="col">"Type"</th>
+                    <th scope="col" class="num">"Points"</th>
+                    <th scope="col" class="num">"Balance after"</th>
+                    <th scope="col">"Note"</th>
+                </tr>
+            </thead>
+            <tbody>
+                {entries
+                    .into_iter()
+                    .map(|entry| {
+                        let sign = if entry.tx_type == TxType::Earn { "+" } else { "−" };
+                        let kind = if entry.tx_type == TxType::Earn { "earn" } else { "redeem" };
+                        let link = match (entry.voids, entry.voided_by) {
+                            (Some(id), _) => format!("Void of #{id}"),
+                            (_, Some(id)) => format!("Voided by #{id}"),
+                            _ => String::new(),
+                        };
+                        view! {
+                            <tr class=kind>
+                                <td>{entry.id}</td>
+                                <td>{entry.created_at.format("%-d %b %Y %H:%M").to_string()}</td>
+                                <td>{if entry.tx_type == TxType::Earn { "Earn" } else { "Redeem" }}</td>
+                                <td class="num">{sign} {entry.points}</td>
+                                <td class="num">{entry.balance_after}</td>
+                                <td>{entry.description.unwrap_or_default()} " " <em>{link}</em></td>
+                            </tr>
+                        }
+                    })
+                    .collect_view()}
+            </tbody>
+        </table>
+    }
+    .into_any()
+}
+
+/// Enrol a customer who has no postcard.
+#[leptos::component]
+pub fn EnrolPage() -> impl leptos::IntoView {
+    use leptos::prelude::*;
+    use leptos_router::hooks::use_navigate;
+
+    let enrol = ServerAction::<Enrol>::new();
+    let navigate = use_navigate();
+    Effect::new(move |_| {
+        if let Some(Ok(member)) = enrol.value().get() {
+            navigate(
+                &format!("/member/{}?enrolled=1", member.external_id),
+                Default::default(),
+            );
+        }
+    });
+    view! {
+        <section class="enrol">
+            <h1>"Enrol a new member"</h1>
+            <p>"For a customer without a postcard: creates a new member pass (MBR-) with no points."</p>
+            <ActionForm action=enrol>
+                <crate::auth::CsrfField />
+                <button type="submit" disabled=move || enrol.pending().get()>
+                    "Create member pass"
+                </button>
+            </ActionForm>
+            <div class="result" role="status" aria-live="polite">
+                {move || {
+                    enrol
+                        .value()
+                        .get()
+                        .and_then(Result::err)
+                        .map(|error| view! { <crate::layout::ErrorNotice error /> })
+                }}
+            </div>
+        </section>
+    }
+}

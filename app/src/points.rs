@@ -1,4 +1,155 @@
 //! The point of sale: earn and redeem.
 
+use loyalty_core::LoyaltyError;
+use loyalty_core::wire::{PointsReceipt, TxType};
+
 #[cfg(feature = "ssr")]
 pub mod db;
+
+#[cfg(feature = "ssr")]
+async fn apply(
+    csrf: String,
+    external_id: String,
+    points: String,
+    note: Option<String>,
+    idempotency_key: String,
+    tx_type: TxType,
+) -> Result<PointsReceipt, LoyaltyError> {
+    use crate::auth::server::*;
+    answer(
+        async {
+            let staff = staff_for_change(&csrf)?;
+            let points: i64 = points
+                .trim()
+                .parse()
+                .map_err(|_| LoyaltyError::InvalidAmount)?;
+            let note = note.as_deref().map(str::trim).filter(|n| !n.is_empty());
+            let key = idempotency_key.trim();
+            let request = db::PointsRequest {
+                external_id: external_id.trim(),
+                tx_type,
+                points,
+                note,
+                idempotency_key: (!key.is_empty()).then_some(key),
+                staff_id: Some(staff.id),
+            };
+            let receipt = db::apply_points(&pool()?, staff.program_id, &request).await?;
+            redirect_form_post(&format!(
+                "/member/{}?receipt={}",
+                receipt.external_id, receipt.transaction_id
+            ));
+            Ok(receipt)
+        }
+        .await,
+    )
+}
+
+/// Adds points to a member. Retrying with the same idempotency key never adds them twice.
+#[leptos::server(endpoint = "earn")]
+pub async fn earn(
+    csrf: String,
+    external_id: String,
+    points: String,
+    note: Option<String>,
+    idempotency_key: String,
+) -> Result<PointsReceipt, LoyaltyError> {
+    apply(
+        csrf,
+        external_id,
+        points,
+        note,
+        idempotency_key,
+        TxType::Earn,
+    )
+    .await
+}
+
+/// Takes points from a member, never below zero. Retrying with the same idempotency key never takes them twice.
+#[leptos::server(endpoint = "redeem")]
+pub async fn redeem(
+    csrf: String,
+    external_id: String,
+    points: String,
+    note: Option<String>,
+    idempotency_key: String,
+) -> Result<PointsReceipt, LoyaltyError> {
+    apply(
+        csrf,
+        external_id,
+        points,
+        note,
+        idempotency_key,
+        TxType::Redeem,
+    )
+    .await
+}
+
+/// Earn and Redeem for one member. Each rendering carries its own idempotency keys, so a double click, a
+/// reload or a resubmitted form applies once.
+#[leptos::component]
+pub fn PointOfSale(
+    external_id: String,
+    form_key: String,
+    earn: leptos::prelude::ServerAction<Earn>,
+    redeem: leptos::prelude::ServerAction<Redeem>,
+) -> impl leptos::IntoView {
+    use leptos::prelude::*;
+    let pending = move || earn.pending().get() || redeem.pending().get();
+    let forms = [
+        ("earn", "Earn", format!("{form_key}-earn")),
+        ("redeem", "Redeem", format!("{form_key}-redeem")),
+    ];
+    let [earn_form, redeem_form] = forms.map(|(kind, label, key)| {
+        let points_id = format!("{kind}-points");
+        let note_id = format!("{kind}-note");
+        let fields = view! {
+            <crate::auth::CsrfField />
+            <input type="hidden" name="external_id" value=external_id.clone() />
+            <input type="hidden" name="idempotency_key" value=key />
+            <label for=points_id.clone()>{label} " points"</label>
+            <input
+                id=points_id
+                name="points"
+                type="number"
+                min="1"
+                max="1000000"
+                step="1"
+                inputmode="numeric"
+                required
+            />
+            <label for=note_id.clone()>"Note (optional)"</label>
+            <input id=note_id name="note" type="text" maxlength="500" />
+            <button type="submit" class=kind disabled=pending>
+                {label}
+            </button>
+        };
+        (kind, fields)
+    });
+    view! {
+        <div class="pos">
+            <ActionForm action=earn attr:class="pos-form" attr:data-kind=earn_form.0>
+                {earn_form.1}
+            </ActionForm>
+            <ActionForm action=redeem attr:class="pos-form" attr:data-kind=redeem_form.0>
+                {redeem_form.1}
+            </ActionForm>
+        </div>
+    }
+}
+
+/// What a receipt says to the clerk.
+pub fn describe_receipt(receipt: &PointsReceipt) -> String {
+    let verb = match receipt.tx_type {
+        TxType::Earn => "Earned",
+        TxType::Redeem => "Redeemed",
+    };
+    let again = if receipt.replayed {
+        " (already recorded; not applied again)"
+    } else {
+        ""
+    };
+    format!(
+        "{verb} {} points. New balance: {} points{again}.",
+        receipt.points, receipt.new_balance
+    )
+}

@@ -18,13 +18,21 @@ pub static MIGRATOR: Migrator = sqlx::migrate!("../migrations");
 pub enum DatabaseConfig {
     /// A server someone else runs.
     Url(String),
-    /// The private cluster, with its data folder and port.
-    Embedded { data_dir: PathBuf, port: u16 },
+    /// The private cluster, with its data folder and port. With `share_running`, a cluster that is already
+    /// running (a server's, for a set-up command) is used as it is and left running.
+    Embedded {
+        data_dir: PathBuf,
+        port: u16,
+        share_running: bool,
+    },
 }
 
 /// The pool the server works with and, in the embedded default, the cluster behind it.
 pub struct Database {
+    /// The server's own connections, as the unprivileged role in the embedded default.
     pub pool: PgPool,
+    /// One connection as the database owner, for set-up commands (programs, the first manager).
+    pub owner: PgPool,
     pub embedded: Option<EmbeddedPostgres>,
     /// What the demo seed made, on the embedded cluster's first run.
     pub demo: Option<DemoSeed>,
@@ -41,22 +49,34 @@ impl Database {
                     .context("connecting to DATABASE_URL")?;
                 MIGRATOR.run(&pool).await.context("applying migrations")?;
                 Ok(Self {
+                    owner: pool.clone(),
                     pool,
                     embedded: None,
                     demo: None,
                 })
             }
-            DatabaseConfig::Embedded { data_dir, port } => {
-                let cluster = EmbeddedPostgres::start(data_dir, *port).await?;
-                let (pool, demo) = match open_embedded(&cluster, max_connections).await {
+            DatabaseConfig::Embedded {
+                data_dir,
+                port,
+                share_running,
+            } => {
+                let cluster = if *share_running {
+                    EmbeddedPostgres::attach_or_start(data_dir, *port).await?
+                } else {
+                    EmbeddedPostgres::start(data_dir, *port).await?
+                };
+                let (pool, owner, demo) = match open_embedded(&cluster, max_connections).await {
                     Ok(opened) => opened,
                     Err(err) => {
-                        let _ = cluster.stop().await;
+                        if cluster.started_here() {
+                            let _ = cluster.stop().await;
+                        }
                         return Err(err);
                     }
                 };
                 Ok(Self {
                     pool,
+                    owner,
                     embedded: Some(cluster),
                     demo,
                 })
@@ -67,7 +87,8 @@ impl Database {
     /// Closes the pool, then stops the cluster if it is ours.
     pub async fn close(self) -> anyhow::Result<()> {
         self.pool.close().await;
-        if let Some(cluster) = self.embedded {
+        self.owner.close().await;
+        if let Some(cluster) = self.embedded.filter(EmbeddedPostgres::started_here) {
             cluster.stop().await?;
         }
         Ok(())
@@ -80,7 +101,7 @@ pub const EMBEDDED_DATABASE: &str = "loyalty";
 async fn open_embedded(
     cluster: &EmbeddedPostgres,
     max_connections: u32,
-) -> anyhow::Result<(PgPool, Option<DemoSeed>)> {
+) -> anyhow::Result<(PgPool, PgPool, Option<DemoSeed>)> {
     let admin = PgPoolOptions::new()
         .max_connections(1)
         .connect(&cluster.superuser_url("postgres"))
@@ -106,21 +127,23 @@ async fn open_embedded(
     let demo = seed_demo(&owner)
         .await
         .context("seeding the demo program")?;
-    // The server itself connects as the unprivileged role the migrations grant to, with a password that
-    // lives only as long as this run.
-    let password = uuid::Uuid::new_v4().simple().to_string();
+    // The server itself connects as the unprivileged role the migrations grant to.
+    let password = cluster.app_password()?;
     sqlx::query(sqlx::AssertSqlSafe(format!(
         "alter role loyalty_app login password '{password}'"
     )))
     .execute(&owner)
     .await?;
-    owner.close().await;
 
     let url = format!(
         "postgres://loyalty_app:{password}@127.0.0.1:{}/{EMBEDDED_DATABASE}",
         cluster.port()
     );
-    Ok((pool_options(max_connections).connect(&url).await?, demo))
+    Ok((
+        pool_options(max_connections).connect(&url).await?,
+        owner,
+        demo,
+    ))
 }
 
 /// Pool settings: fail fast when the database is gone rather than queue a clerk's request for long.

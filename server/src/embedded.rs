@@ -37,11 +37,14 @@ const SERVICE_USER: &str = "postgres";
 /// is then stopped and restarted by the next [`EmbeddedPostgres::start`].
 #[derive(Debug)]
 pub struct EmbeddedPostgres {
+    root: PathBuf,
     bin_dir: PathBuf,
     pgdata: PathBuf,
     port: u16,
     password: String,
     run_as_service_user: bool,
+    /// False when this handle found the cluster already running and shares it.
+    started_here: bool,
 }
 
 impl EmbeddedPostgres {
@@ -68,11 +71,13 @@ impl EmbeddedPostgres {
         let password_file = root.join("superuser.password");
 
         let cluster = Self {
+            root: root.clone(),
             bin_dir,
             pgdata,
             port,
             password: String::new(),
             run_as_service_user,
+            started_here: true,
         };
         if !cluster.pgdata.join("PG_VERSION").exists() {
             cluster.init(&root, &password_file).await?;
@@ -85,7 +90,10 @@ impl EmbeddedPostgres {
 
         if cluster.pg_ctl(&["status"]).await?.status.success() {
             if !restart_running {
-                return Ok(cluster);
+                return Ok(Self {
+                    started_here: false,
+                    ..cluster
+                });
             }
             cluster.stop().await?;
         }
@@ -164,10 +172,7 @@ impl EmbeddedPostgres {
         // TCP on loopback only: no socket folder to own, no path-length limit, nothing reachable from outside.
         settings.push_str("\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = ''\n");
         std::fs::write(&conf, settings).map_err(io(&conf))?;
-        std::fs::write(password_file, &password).map_err(io(password_file))?;
-        std::fs::set_permissions(password_file, std::fs::Permissions::from_mode(0o600))
-            .map_err(io(password_file))?;
-        Ok(())
+        write_secret(password_file, &password)
     }
 
     /// A URL for `database` as the cluster's superuser.
@@ -180,6 +185,24 @@ impl EmbeddedPostgres {
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The password of the server's own role, made on first use and kept beside the data (mode 600), so every
+    /// process using this cluster agrees on it.
+    pub fn app_password(&self) -> Result<String> {
+        let file = self.root.join("app.password");
+        if !file.exists() {
+            write_secret(&file, &uuid::Uuid::new_v4().simple().to_string())?;
+        }
+        Ok(std::fs::read_to_string(&file)
+            .map_err(io(&file))?
+            .trim()
+            .to_owned())
+    }
+
+    /// False when the cluster was already running when this handle attached to it.
+    pub fn started_here(&self) -> bool {
+        self.started_here
     }
 
     /// Stops the cluster, letting running transactions roll back.
@@ -263,6 +286,11 @@ async fn service_user_ids() -> Result<(u32, u32)> {
             })
     };
     Ok((id("-u").await?, id("-g").await?))
+}
+
+fn write_secret(path: &Path, secret: &str) -> Result<()> {
+    std::fs::write(path, secret).map_err(io(path))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(io(path))
 }
 
 /// Creates a folder with `mode`; a folder that is already there is left as it is.

@@ -2,32 +2,85 @@
 
 pub mod database;
 pub mod embedded;
+mod layers;
 pub mod seed;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 
 use axum::Router;
-use axum::extract::State;
+use axum::body::Body;
+use axum::extract::{FromRef, Request, State};
 use axum::http::StatusCode;
-use axum::routing::get;
+use axum::routing::{get, post};
+use leptos::prelude::*;
+use leptos_axum::{LeptosRoutes, generate_route_list, handle_server_fns_with_context};
 use sqlx::PgPool;
 
 /// What every request handler can reach.
 #[derive(Clone)]
 pub struct AppState {
     pub pool: PgPool,
+    pub leptos_options: LeptosOptions,
 }
+
+impl FromRef<AppState> for LeptosOptions {
+    fn from_ref(state: &AppState) -> Self {
+        state.leptos_options.clone()
+    }
+}
+
+impl FromRef<AppState> for PgPool {
+    fn from_ref(state: &AppState) -> Self {
+        state.pool.clone()
+    }
+}
+
+/// Where the dashboard's compiled browser code and styles are, and the address it is served at.
+pub fn leptos_options(site_root: &str, addr: std::net::SocketAddr) -> LeptosOptions {
+    LeptosOptions::builder()
+        .output_name(app::OUTPUT_NAME)
+        .site_root(site_root)
+        .site_pkg_dir("pkg")
+        .site_addr(addr)
+        .build()
+}
+
+/// The largest request body the API reads.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
 /// The whole HTTP application, built as a function so tests can serve it on any listener.
 pub fn router(state: AppState) -> Router {
+    let routes = generate_route_list(app::App);
+    let pool = state.pool.clone();
+    let context = move || provide_context(pool.clone());
+    let options = state.leptos_options.clone();
+    let server_fns = {
+        let context = context.clone();
+        move |req: Request<Body>| handle_server_fns_with_context(context.clone(), req)
+    };
     Router::new()
         .route("/healthz", get(healthz))
+        .route("/api/history.csv", get(app::history::csv_download))
+        .route("/api/{*name}", post(server_fns))
+        .leptos_routes_with_context(&state, routes, context.clone(), move || {
+            app::shell(options.clone())
+        })
+        .fallback(leptos_axum::file_and_error_handler_with_context::<
+            AppState,
+            _,
+        >(context, app::shell))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            layers::session,
+        ))
+        .layer(axum::middleware::from_fn(layers::json_to_form))
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
 }
 
 /// 200 when the database answers, 503 when it does not.
-async fn healthz(State(state): State<AppState>) -> (StatusCode, &'static str) {
-    match sqlx::query("select 1").execute(&state.pool).await {
+async fn healthz(State(pool): State<PgPool>) -> (StatusCode, &'static str) {
+    match sqlx::query("select 1").execute(&pool).await {
         Ok(_) => (StatusCode::OK, "ok\n"),
         Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "database unavailable\n"),
     }

@@ -2,29 +2,54 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use anyhow::Context;
-use clap::Parser;
+use clap::{Parser, Subcommand};
+use loyalty_core::wire::Role;
 use server::database::{Database, DatabaseConfig};
-use server::{AppState, router};
+use server::{AppState, leptos_options, router};
 
-/// The loyalty server. With no DATABASE_URL it runs its own PostgreSQL under --data-dir.
+/// The loyalty server: the staff dashboard and its API. With no DATABASE_URL it runs its own PostgreSQL under
+/// --data-dir.
 #[derive(Debug, Parser)]
 #[command(version)]
 struct Cli {
     /// A PostgreSQL server to use instead of the embedded one.
-    #[arg(long, env = "DATABASE_URL")]
+    #[arg(long, env = "DATABASE_URL", global = true)]
     database_url: Option<String>,
     /// Where the embedded PostgreSQL keeps its data between runs.
-    #[arg(long, env = "LOYALTY_DATA_DIR", default_value = ".data")]
+    #[arg(long, env = "LOYALTY_DATA_DIR", default_value = ".data", global = true)]
     data_dir: PathBuf,
     /// The port the embedded PostgreSQL listens on (127.0.0.1 only).
-    #[arg(long, env = "LOYALTY_PG_PORT", default_value_t = 54329)]
+    #[arg(long, env = "LOYALTY_PG_PORT", default_value_t = 54329, global = true)]
     pg_port: u16,
     /// Where the dashboard and API listen.
     #[arg(long, env = "LOYALTY_ADDR", default_value = "127.0.0.1:3000")]
     addr: SocketAddr,
+    /// The folder holding the dashboard's compiled browser code (pkg/) as the build script makes it.
+    #[arg(long, env = "LOYALTY_SITE_ROOT", default_value = "target/site")]
+    site_root: String,
     /// Database connections the server keeps open.
     #[arg(long, env = "LOYALTY_DB_POOL", default_value_t = 16)]
     db_pool: u32,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve the dashboard and API (the default).
+    Serve,
+    /// Create a program's first manager (and the program, if it does not exist yet). The password is read
+    /// from LOYALTY_MANAGER_PASSWORD or, if unset, from the first line of standard input.
+    CreateManager {
+        /// The program's name.
+        #[arg(long)]
+        program: String,
+        #[arg(long)]
+        email: String,
+        /// The manager's name as staff see it.
+        #[arg(long)]
+        name: String,
+    },
 }
 
 #[tokio::main]
@@ -36,36 +61,91 @@ async fn main() -> anyhow::Result<()> {
         )
         .init();
     let cli = Cli::parse();
-    let config = match cli.database_url {
-        Some(url) => DatabaseConfig::Url(url),
+    let config = match &cli.database_url {
+        Some(url) => DatabaseConfig::Url(url.clone()),
         None => DatabaseConfig::Embedded {
-            data_dir: cli.data_dir,
+            data_dir: cli.data_dir.clone(),
             port: cli.pg_port,
+            // A set-up command run beside a serving server shares its cluster.
+            share_running: !matches!(cli.command, None | Some(Command::Serve)),
         },
     };
     let db = Database::open(&config, cli.db_pool).await?;
+    let result = match cli.command {
+        Some(Command::CreateManager {
+            program,
+            email,
+            name,
+        }) => create_manager(&db, &program, &email, &name).await,
+        Some(Command::Serve) | None => serve(&db, cli.addr, &cli.site_root).await,
+    };
+    db.close().await?;
+    result
+}
+
+async fn serve(db: &Database, addr: SocketAddr, site_root: &str) -> anyhow::Result<()> {
     if let Some(demo) = &db.demo {
         println!("Seeded the demo program {:?}.", server::seed::DEMO_PROGRAM);
-        println!("  members:     {}", demo.members.join(", "));
-        println!("  postcards:   {}", demo.claim_codes[..5].join(", "));
+        println!("  members:    {}", demo.members.join(", "));
+        println!("  postcards:  {}", demo.claim_codes[..5].join(", "));
     }
-    let listener = match tokio::net::TcpListener::bind(cli.addr).await {
-        Ok(listener) => listener,
-        Err(err) => {
-            db.close().await?;
-            return Err(err).context(format!("listening on {}", cli.addr));
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("listening on {addr}"))?;
+    if !std::path::Path::new(site_root).join("pkg").exists() {
+        tracing::warn!(
+            "{site_root}/pkg is missing: pages will work without their browser code (build it with scripts/run.sh)"
+        );
+    }
+    println!("Loyalty dashboard: http://{addr}/");
+    if server::seed::demo_staff_exists(&db.owner).await? {
+        for (email, _, password, role) in server::seed::DEMO_STAFF {
+            println!("  sign in as {} with {email} / {password}", role.as_sql());
         }
-    };
-    println!("Loyalty server listening on http://{}", cli.addr);
+    }
     let app = router(AppState {
         pool: db.pool.clone(),
+        leptos_options: leptos_options(site_root, addr),
     });
-    let served = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await;
-    tracing::info!("shutting down");
-    db.close().await?;
-    served.context("serving")
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await
+    .context("serving")?;
+    tracing::info!("shut down");
+    Ok(())
+}
+
+async fn create_manager(
+    db: &Database,
+    program: &str,
+    email: &str,
+    name: &str,
+) -> anyhow::Result<()> {
+    let password = match std::env::var("LOYALTY_MANAGER_PASSWORD") {
+        Ok(password) => password,
+        Err(_) => {
+            eprintln!("Password for {email} (at least 10 characters):");
+            let mut line = String::new();
+            std::io::stdin().read_line(&mut line)?;
+            line.trim_end_matches(['\r', '\n']).to_owned()
+        }
+    };
+    let program_id: uuid::Uuid = sqlx::query_scalar(
+        "with found as (select id from public.programs where name = $1),
+              made as (insert into public.programs (name) select $1 where not exists (select 1 from found) returning id)
+         select id from found union all select id from made",
+    )
+    .bind(program)
+    .fetch_one(&db.owner)
+    .await?;
+    app::auth::db::create_staff(&db.owner, program_id, email, name, Role::Manager, &password)
+        .await
+        .map_err(|err| anyhow::anyhow!("{err}"))?;
+    println!("Created manager {email} in {program:?}.");
+    Ok(())
 }
 
 /// Ctrl-C or SIGTERM.

@@ -1,0 +1,83 @@
+//! The frame around every signed-in page: the program, the navigation, who is signed in.
+
+use leptos::prelude::*;
+use leptos_router::components::{A, Outlet};
+use loyalty_core::LoyaltyError;
+use loyalty_core::wire::Role;
+
+use crate::auth::{CsrfField, SignOut, SignedIn};
+
+#[component]
+pub fn Layout() -> impl IntoView {
+    let signed_in = SignedIn::new();
+    provide_context(signed_in);
+    let sign_out = ServerAction::<SignOut>::new();
+    Effect::new(move |_| {
+        if let Some(Ok(())) = sign_out.value().get() {
+            let _ = window().location().set_href("/login");
+        }
+    });
+    view! {
+        <header class="topbar">
+            <Suspense fallback=|| view! { <span class="program">"Loyalty"</span> }>
+                {move || Suspend::new(async move {
+                    match signed_in.0.await {
+                        Ok(session) => {
+                            let manager = session.role == Role::Manager;
+                            view! {
+                                <span class="program">{session.program_name.clone()}</span>
+                                <nav aria-label="Main">
+                                    <A href="/">"Scan"</A>
+                                    <A href="/enrol">"Enrol"</A>
+                                    <Show when=move || manager>
+                                        <A href="/history">"History"</A>
+                                        <A href="/staff">"Staff"</A>
+                                    </Show>
+                                </nav>
+                                <span class="who">
+                                    {session.staff_name.clone()}
+                                    <span class="role">
+                                        {if manager { " · manager" } else { " · clerk" }}
+                                    </span>
+                                </span>
+                                <ActionForm action=sign_out attr:class="sign-out">
+                                    <CsrfField />
+                                    <button type="submit" class="secondary">
+                                        "Sign out"
+                                    </button>
+                                </ActionForm>
+                            }
+                                .into_any()
+                        }
+                        Err(_) => view! { <a href="/login">"Sign in"</a> }.into_any(),
+                    }
+                })}
+            </Suspense>
+        </header>
+        <main>
+            <Outlet />
+        </main>
+    }
+}
+
+/// An error, said as the domain says it, in the page's live region.
+#[component]
+pub fn ErrorNotice(error: LoyaltyError) -> impl IntoView {
+    view! {
+        <div class="outcome error" data-code=error.code()>
+            <p class="big">{error.to_string()}</p>
+        </div>
+    }
+}
+
+#[component]
+pub fn NotFound() -> impl IntoView {
+    view! {
+        <main class="not-found">
+            <h1>"Page not found"</h1>
+            <p>
+                <a href="/">"Back to scanning"</a>
+            </p>
+        </main>
+    }
+}

@@ -1,0 +1,28 @@
+import { defineConfig } from "@playwright/test";
+
+// The server is started by scripts/test.sh, which passes its address in BASE_URL and its database in
+// DATABASE_URL. Chromium is Debian's: no browser is downloaded.
+export default defineConfig({
+  testDir: "./tests",
+  workers: 1,
+  reporter: "list",
+  timeout: 30_000,
+  expect: { timeout: 10_000 },
+  use: {
+    baseURL: process.env.BASE_URL ?? "http://127.0.0.1:3100",
+    browserName: "chromium",
+    launchOptions: {
+      executablePath: "/usr/bin/chromium",
+      args: [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+      ],
+    },
+  },
+});

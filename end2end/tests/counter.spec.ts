@@ -1,0 +1,121 @@
+import { test, expect } from "@playwright/test";
+import { CLERK, balance, db, hydrated, newMember, newPostcard, screenshot, signIn } from "./support";
+
+test.afterEach(async ({ page }, testInfo) => {
+  await screenshot(page, testInfo);
+});
+
+test("a postcard is claimed once; scanned again it says when", async ({ page }) => {
+  const client = await db();
+  const code = await newPostcard(client);
+  await signIn(page, CLERK);
+
+  const input = page.getByLabel("Code");
+  await expect(input).toBeFocused();
+  await input.fill(code.toLowerCase());
+  await input.press("Enter");
+  const status = page.getByRole("status");
+  await expect(status).toContainText("New member created from a postcard");
+  const pass = (await status.locator(".pass-id").textContent())!.trim();
+  expect(pass).toMatch(/^CLM-/);
+  await expect(input).toBeFocused();
+  await expect(input).toHaveValue("");
+
+  await input.fill(code);
+  await input.press("Enter");
+  const { rows } = await client.query("select claimed_at from claim_codes where code = $1", [code]);
+  const day = new Date(rows[0].claimed_at).toLocaleDateString("en-GB", {
+    day: "numeric",
+    month: "short",
+    year: "numeric",
+    timeZone: "UTC",
+  });
+  await expect(status).toContainText(`This postcard has already been claimed on ${day}.`);
+  const passes = await client.query(
+    "select count(*)::int as n from claim_codes c join passes_master m on m.id = c.pass_id where c.code = $1",
+    [code],
+  );
+  expect(passes.rows[0].n).toBe(1);
+  await client.end();
+});
+
+test("scanning a member pass opens the point of sale; redeeming too much says the balance", async ({ page }) => {
+  const client = await db();
+  const member = await newMember(client, 40);
+  await signIn(page, CLERK);
+
+  await page.getByLabel("Code").fill(member);
+  await page.getByLabel("Code").press("Enter");
+  await expect(page).toHaveURL(new RegExp(`/member/${member}$`));
+  await expect(page.locator(".balance-value")).toHaveText("40");
+
+  await page.getByLabel("Redeem points").fill("41");
+  await page.getByRole("button", { name: "Redeem" }).click();
+  await expect(page.getByRole("status")).toContainText("Not enough points: the balance is 40 points.");
+  expect(await balance(client, member)).toBe(40);
+  await client.end();
+});
+
+test("two pages redeeming the whole balance at once: exactly one succeeds", async ({ browser }) => {
+  const client = await db();
+  const member = await newMember(client, 100);
+  const pages = await Promise.all([browser.newPage(), browser.newPage()]);
+  for (const page of pages) {
+    await signIn(page, CLERK);
+    await page.goto(`/member/${member}`);
+    await hydrated(page);
+    await page.getByLabel("Redeem points").fill("100");
+  }
+  await Promise.all(pages.map((page) => page.getByRole("button", { name: "Redeem" }).click()));
+  const outcomes = await Promise.all(
+    pages.map(async (page) => {
+      const status = page.getByRole("status");
+      await expect(status).toContainText(/New balance: 0 points|Not enough points/);
+      return (await status.textContent()) ?? "";
+    }),
+  );
+  expect(outcomes.filter((text) => text.includes("Redeemed 100 points")).length).toBe(1);
+  expect(outcomes.filter((text) => text.includes("Not enough points: the balance is 0 points.")).length).toBe(1);
+  expect(await balance(client, member)).toBe(0);
+  const ledger = await client.query(
+    "select count(*)::int as n from transactions t join passes_master m on m.id = t.member_id where m.external_id = $1 and t.type = 'REDEEM'",
+    [member],
+  );
+  expect(ledger.rows[0].n).toBe(1);
+  for (const page of pages) await page.close();
+  await client.end();
+});
+
+test("a double-clicked Earn applies once", async ({ page }) => {
+  const client = await db();
+  const member = await newMember(client, 10);
+  await signIn(page, CLERK);
+  await page.goto(`/member/${member}`);
+  await hydrated(page);
+  await page.getByLabel("Earn points").fill("25");
+  await page.getByRole("button", { name: "Earn" }).dblclick();
+  await expect(page.getByRole("status")).toContainText("New balance: 35 points");
+  await expect(page.locator(".balance-value")).toHaveText("35");
+  expect(await balance(client, member)).toBe(35);
+  await client.end();
+});
+
+test("enrolling at the counter creates an MBR- member", async ({ page }) => {
+  await signIn(page, CLERK);
+  await page.getByRole("link", { name: "Enrol" }).click();
+  await page.getByRole("button", { name: "Create member pass" }).click();
+  await expect(page).toHaveURL(/\/member\/MBR-[A-Z0-9]+\?enrolled=1$/);
+  await expect(page.getByRole("status")).toContainText("New member enrolled");
+  await expect(page.locator(".balance-value")).toHaveText("0");
+});
+
+test("staff cannot see another program's member, even by typing its URL", async ({ page }) => {
+  const client = await db();
+  const { rows } = await client.query("insert into programs (name) values ('Rival Bakery') returning id");
+  const theirs = await newMember(client, 70, rows[0].id);
+  await signIn(page, CLERK);
+  await page.goto(`/member/${theirs}`);
+  await expect(page.getByText("No member with this pass in this program.")).toBeVisible();
+  await expect(page.getByText("70")).toHaveCount(0);
+  await client.end();
+});

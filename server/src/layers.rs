@@ -1,0 +1,119 @@
+//! What every request passes through: its session, and JSON bodies for the API.
+
+use axum::body::{Body, to_bytes};
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Redirect, Response};
+use loyalty_core::LoyaltyError;
+use sqlx::PgPool;
+
+use crate::MAX_BODY_BYTES;
+
+/// Looks the session up once per request and puts the signed-in staff member into the request for the
+/// server functions and pages. Pages need a session: without one they lead to sign-in.
+pub async fn session(State(pool): State<PgPool>, mut req: Request, next: Next) -> Response {
+    let cookie = session_cookie(&req);
+    let staff = match cookie {
+        Some(cookie) => match app::auth::db::session(&pool, &cookie).await {
+            Ok(staff) => Some(staff),
+            Err(LoyaltyError::Unavailable) => return error_response(LoyaltyError::Unavailable),
+            Err(_) => None,
+        },
+        None => None,
+    };
+    let path = req.uri().path();
+    let is_page = req.method() == Method::GET
+        && !path.starts_with("/api/")
+        && !path.starts_with("/pkg/")
+        && path != "/healthz"
+        && path != "/favicon.ico";
+    match (&staff, is_page, path == "/login") {
+        (None, true, false) => return Redirect::to("/login").into_response(),
+        (Some(_), true, true) => return Redirect::to("/").into_response(),
+        _ => {}
+    }
+    if let Some(staff) = staff {
+        req.extensions_mut().insert(staff);
+    }
+    let mut response = next.run(req).await;
+    // Signed-in pages and API answers hold a member's data: no shared cache may keep them.
+    response
+        .headers_mut()
+        .entry(header::CACHE_CONTROL)
+        .or_insert(HeaderValue::from_static("no-store"));
+    response
+}
+
+fn session_cookie(req: &Request) -> Option<String> {
+    req.headers()
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == app::auth::SESSION_COOKIE)
+        .map(|(_, value)| value.to_owned())
+}
+
+/// The API takes JSON as well as form posts: a flat JSON object becomes the same form fields.
+pub async fn json_to_form(req: Request, next: Next) -> Response {
+    let is_json = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !is_json || !req.uri().path().starts_with("/api/") {
+        return next.run(req).await;
+    }
+    let (mut parts, body) = req.into_parts();
+    let bytes = match to_bytes(body, MAX_BODY_BYTES).await {
+        Ok(bytes) => bytes,
+        Err(_) => {
+            return error_response(LoyaltyError::InvalidInput {
+                message: "The request is too large.".into(),
+            });
+        }
+    };
+    let form = match json_object_to_form(&bytes) {
+        Ok(form) => form,
+        Err(message) => return error_response(LoyaltyError::InvalidInput { message }),
+    };
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/x-www-form-urlencoded"),
+    );
+    parts.headers.remove(header::CONTENT_LENGTH);
+    next.run(Request::from_parts(parts, Body::from(form))).await
+}
+
+fn json_object_to_form(bytes: &[u8]) -> Result<String, String> {
+    let value: serde_json::Value = serde_json::from_slice(bytes)
+        .map_err(|_| "The request body is not valid JSON.".to_owned())?;
+    let serde_json::Value::Object(fields) = value else {
+        return Err("The request body must be a JSON object of fields.".into());
+    };
+    let mut pairs = Vec::with_capacity(fields.len());
+    for (name, value) in fields {
+        let text = match value {
+            serde_json::Value::Null => continue,
+            serde_json::Value::String(s) => s,
+            serde_json::Value::Number(n) => n.to_string(),
+            serde_json::Value::Bool(b) => b.to_string(),
+            _ => {
+                return Err(format!(
+                    "The field {name:?} must be a string, a number or a boolean."
+                ));
+            }
+        };
+        pairs.push((name, text));
+    }
+    serde_urlencoded::to_string(pairs).map_err(|_| "The request could not be read.".to_owned())
+}
+
+/// An API error answer in the domain's JSON shape.
+pub fn error_response(err: LoyaltyError) -> Response {
+    let status =
+        StatusCode::from_u16(err.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    (status, axum::Json(err)).into_response()
+}
