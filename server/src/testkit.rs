@@ -291,3 +291,67 @@ impl Drop for TestDb {
         .ok();
     }
 }
+
+/// The real HTTP application on 127.0.0.1 over a fresh database, with a clerk and a manager of its program.
+pub struct TestServer {
+    pub db: TestDb,
+    /// `http://127.0.0.1:<port>`
+    pub url: String,
+    pub clerk: Credentials,
+    pub manager: Credentials,
+    task: tokio::task::JoinHandle<()>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Credentials {
+    pub email: String,
+    pub password: String,
+}
+
+impl TestServer {
+    pub async fn start() -> Self {
+        Self::on(TestDb::with_pool_size(16).await).await
+    }
+
+    /// Serves the app over `db`, adding a clerk and a manager to its program.
+    pub async fn on(db: TestDb) -> Self {
+        use loyalty_core::wire::Role;
+        let clerk = Credentials {
+            email: "clerk@test.example".into(),
+            password: "clerk-password-1".into(),
+        };
+        let manager = Credentials {
+            email: "manager@test.example".into(),
+            password: "manager-password-1".into(),
+        };
+        for (who, name, role) in [(&clerk, "Test Clerk", Role::Clerk), (&manager, "Test Manager", Role::Manager)] {
+            app::auth::db::create_staff(&db.owner, db.program_id, &who.email, name, role, &who.password)
+                .await
+                .expect("creating test staff");
+        }
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let app = crate::router(crate::AppState {
+            pool: db.app.clone(),
+            leptos_options: crate::leptos_options("target/site", addr),
+        });
+        let task = tokio::spawn(async move {
+            axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>())
+                .await
+                .unwrap();
+        });
+        Self {
+            db,
+            url: format!("http://{addr}"),
+            clerk,
+            manager,
+            task,
+        }
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
