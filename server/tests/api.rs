@@ -1,0 +1,468 @@
+//! The API over real HTTP: sessions, CSRF, roles, tenants, and bodies a program might send.
+
+use loyalty_core::LoyaltyError;
+use loyalty_core::wire::{MemberDetail, PointsReceipt, ScanOutcome, StaffSession};
+use reqwest::StatusCode;
+use reqwest::header::{COOKIE, ORIGIN, SET_COOKIE};
+use server::testkit::{Credentials, TestServer};
+
+/// A signed-in API client: the session cookie and the CSRF token its state-changing requests carry.
+struct Client {
+    http: reqwest::Client,
+    url: String,
+    cookie: String,
+    csrf: String,
+}
+
+fn session_cookie(response: &reqwest::Response) -> Option<String> {
+    response
+        .headers()
+        .get_all(SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("loyalty_session="))
+        .map(|v| v.split(';').next().unwrap_or_default().to_owned())
+}
+
+async fn sign_in_with(
+    server: &TestServer,
+    who: &Credentials,
+    cookie: Option<&str>,
+) -> reqwest::Response {
+    let mut request = reqwest::Client::new()
+        .post(format!("{}/api/sign_in", server.url))
+        .form(&[
+            ("email", who.email.as_str()),
+            ("password", who.password.as_str()),
+        ]);
+    if let Some(cookie) = cookie {
+        request = request.header(COOKIE, cookie);
+    }
+    request.send().await.unwrap()
+}
+
+async fn sign_in(server: &TestServer, who: &Credentials) -> Client {
+    let response = sign_in_with(server, who, None).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let cookie = session_cookie(&response).expect("a session cookie");
+    let session: StaffSession = response.json().await.unwrap();
+    Client {
+        http: reqwest::Client::new(),
+        url: server.url.clone(),
+        cookie,
+        csrf: session.csrf_token,
+    }
+}
+
+impl Client {
+    async fn post(&self, endpoint: &str, fields: &[(&str, &str)]) -> reqwest::Response {
+        self.http
+            .post(format!("{}/api/{endpoint}", self.url))
+            .header(COOKIE, &self.cookie)
+            .form(fields)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// A state-changing call, with this session's CSRF token.
+    async fn change(&self, endpoint: &str, fields: &[(&str, &str)]) -> reqwest::Response {
+        let mut all = vec![("csrf", self.csrf.as_str())];
+        all.extend_from_slice(fields);
+        self.post(endpoint, &all).await
+    }
+}
+
+async fn refused(response: reqwest::Response) -> (StatusCode, LoyaltyError) {
+    let status = response.status();
+    let body = response.text().await.unwrap();
+    let err = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{status} {body}: {e}"));
+    (status, err)
+}
+
+#[tokio::test]
+async fn sign_in_sets_a_strict_http_only_cookie_and_me_tells_who() {
+    let server = TestServer::start().await;
+    let response = sign_in_with(&server, &server.clerk, None).await;
+    let header = response
+        .headers()
+        .get(SET_COOKIE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap()
+        .to_owned();
+    assert!(
+        header.contains("HttpOnly") && header.contains("SameSite=Strict"),
+        "{header}"
+    );
+    let client = sign_in(&server, &server.clerk).await;
+    let me: StaffSession = client.post("me", &[]).await.json().await.unwrap();
+    assert_eq!(me.email, server.clerk.email);
+    assert_eq!(me.program_name, "Test program");
+}
+
+#[tokio::test]
+async fn wrong_passwords_are_refused_then_throttled_even_with_the_right_one() {
+    let server = TestServer::start().await;
+    let wrong = Credentials {
+        password: "not-the-password".into(),
+        ..server.clerk.clone()
+    };
+    for _ in 0..5 {
+        let (status, err) = refused(sign_in_with(&server, &wrong, None).await).await;
+        assert_eq!(
+            (status, err),
+            (StatusCode::UNAUTHORIZED, LoyaltyError::BadCredentials)
+        );
+    }
+    let (status, err) = refused(sign_in_with(&server, &server.clerk, None).await).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    let LoyaltyError::Throttled { retry_after_secs } = err else {
+        panic!("expected THROTTLED, got {err:?}");
+    };
+    assert!((1..=900).contains(&retry_after_secs));
+    assert!(err.to_string().starts_with("Too many attempts: wait "));
+}
+
+#[tokio::test]
+async fn sign_in_issues_a_new_session_and_ends_the_one_the_browser_had() {
+    let server = TestServer::start().await;
+    let first = sign_in(&server, &server.clerk).await;
+    // A fixed cookie planted by someone else is never adopted: sign-in always issues its own.
+    let planted = format!(
+        "loyalty_session={}.{}",
+        server.db.program_id,
+        "f".repeat(64)
+    );
+    let response = sign_in_with(&server, &server.clerk, Some(&planted)).await;
+    let issued = session_cookie(&response).unwrap();
+    assert_ne!(issued, planted);
+    // Signing in again in the same browser ends its previous session.
+    let response = sign_in_with(&server, &server.clerk, Some(&first.cookie)).await;
+    assert_ne!(session_cookie(&response).unwrap(), first.cookie);
+    let (status, err) = refused(first.post("me", &[]).await).await;
+    assert_eq!(
+        (status, err),
+        (StatusCode::UNAUTHORIZED, LoyaltyError::NotSignedIn)
+    );
+}
+
+#[tokio::test]
+async fn a_session_copied_before_sign_out_is_dead_after_it() {
+    let server = TestServer::start().await;
+    let client = sign_in(&server, &server.clerk).await;
+    let member = server.db.member(10).await;
+    assert_eq!(
+        client.change("sign_out", &[]).await.status(),
+        StatusCode::OK
+    );
+    let (status, err) = refused(client.post("member", &[("external_id", &member)]).await).await;
+    assert_eq!(
+        (status, err),
+        (StatusCode::UNAUTHORIZED, LoyaltyError::NotSignedIn)
+    );
+    let (_, err) = refused(
+        client
+            .change(
+                "earn",
+                &[
+                    ("external_id", &member),
+                    ("points", "5"),
+                    ("idempotency_key", "k"),
+                ],
+            )
+            .await,
+    )
+    .await;
+    assert_eq!(err, LoyaltyError::NotSignedIn);
+    assert_eq!(server.db.balance(&member).await, 10);
+}
+
+#[tokio::test]
+async fn an_idle_session_expires() {
+    let server = TestServer::start().await;
+    let client = sign_in(&server, &server.clerk).await;
+    sqlx::query("update staff_sessions set last_seen_at = now() - interval '31 minutes'")
+        .execute(&server.db.owner)
+        .await
+        .unwrap();
+    let (status, _) = refused(client.post("me", &[]).await).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn pages_lead_to_sign_in_when_signed_out() {
+    let server = TestServer::start().await;
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    for page in ["/", "/member/MBR-ABCD2345", "/enrol", "/history", "/staff"] {
+        let response = http
+            .get(format!("{}{page}", server.url))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::SEE_OTHER, "{page}");
+        assert_eq!(response.headers()["location"], "/login", "{page}");
+    }
+}
+
+#[tokio::test]
+async fn a_change_without_the_sessions_csrf_token_is_refused_and_writes_nothing() {
+    let server = TestServer::start().await;
+    let client = sign_in(&server, &server.clerk).await;
+    let member = server.db.member(100).await;
+    let code = server.db.postcard().await;
+    for csrf in ["", "0123456789abcdef0123456789abcdef"] {
+        for (endpoint, fields) in [
+            (
+                "earn",
+                vec![
+                    ("external_id", member.as_str()),
+                    ("points", "5"),
+                    ("idempotency_key", "k1"),
+                ],
+            ),
+            (
+                "redeem",
+                vec![
+                    ("external_id", member.as_str()),
+                    ("points", "5"),
+                    ("idempotency_key", "k2"),
+                ],
+            ),
+            ("scan", vec![("code", code.as_str())]),
+            ("enrol", vec![]),
+            ("sign_out", vec![]),
+        ] {
+            let mut all = vec![("csrf", csrf)];
+            all.extend(fields);
+            let (status, err) = refused(client.post(endpoint, &all).await).await;
+            assert_eq!(
+                (status, err),
+                (StatusCode::FORBIDDEN, LoyaltyError::CsrfRejected),
+                "{endpoint}"
+            );
+        }
+    }
+    assert_eq!(server.db.balance(&member).await, 100);
+    let claimed: bool =
+        sqlx::query_scalar("select claimed_at is not null from claim_codes where code = $1")
+            .bind(&code)
+            .fetch_one(&server.db.owner)
+            .await
+            .unwrap();
+    assert!(!claimed);
+    // And the session still works: the refused calls did not sign it out.
+    assert_eq!(client.post("me", &[]).await.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_cross_site_sign_in_is_refused() {
+    let server = TestServer::start().await;
+    let response = reqwest::Client::new()
+        .post(format!("{}/api/sign_in", server.url))
+        .header(ORIGIN, "https://evil.example")
+        .form(&[
+            ("email", server.clerk.email.as_str()),
+            ("password", server.clerk.password.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert!(session_cookie(&response).is_none());
+    let (status, err) = refused(response).await;
+    assert_eq!(
+        (status, err),
+        (StatusCode::FORBIDDEN, LoyaltyError::CsrfRejected)
+    );
+}
+
+#[tokio::test]
+async fn a_clerk_is_refused_every_manager_endpoint() {
+    let server = TestServer::start().await;
+    let clerk = sign_in(&server, &server.clerk).await;
+    for (endpoint, fields) in [
+        ("staff", vec![]),
+        (
+            "add_staff",
+            vec![
+                ("email", "x@test.example"),
+                ("name", "X"),
+                ("password", "long-enough-pw"),
+                ("role", "manager"),
+            ],
+        ),
+        ("history", vec![]),
+        ("void", vec![("transaction_id", "1"), ("reason", "because")]),
+    ] {
+        let (status, err) = refused(clerk.change(endpoint, &fields).await).await;
+        assert_eq!(
+            (status, err),
+            (StatusCode::FORBIDDEN, LoyaltyError::ManagersOnly),
+            "{endpoint}"
+        );
+    }
+    let csv = clerk
+        .http
+        .get(format!("{}/api/history.csv", server.url))
+        .header(COOKIE, &clerk.cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(csv.status(), StatusCode::FORBIDDEN);
+    let staff: i64 = sqlx::query_scalar("select count(*) from staff")
+        .fetch_one(&server.db.owner)
+        .await
+        .unwrap();
+    assert_eq!(staff, 2);
+}
+
+#[tokio::test]
+async fn a_manager_adds_a_clerk_who_can_then_sign_in() {
+    let server = TestServer::start().await;
+    let manager = sign_in(&server, &server.manager).await;
+    let response = manager
+        .change(
+            "add_staff",
+            &[
+                ("email", "New.Clerk@Test.Example"),
+                ("name", "New Clerk"),
+                ("password", "a-long-password"),
+                ("role", "clerk"),
+            ],
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let new = Credentials {
+        email: "new.clerk@test.example".into(),
+        password: "a-long-password".into(),
+    };
+    let clerk = sign_in(&server, &new).await;
+    let me: StaffSession = clerk.post("me", &[]).await.json().await.unwrap();
+    assert_eq!(me.role, loyalty_core::wire::Role::Clerk);
+}
+
+#[tokio::test]
+async fn another_programs_members_and_postcards_are_not_found_over_the_api() {
+    let server = TestServer::start().await;
+    let client = sign_in(&server, &server.clerk).await;
+    let other = server::testkit::new_program(&server.db.owner, "Rival").await;
+    let theirs = server::testkit::member_of(&server.db.owner, other, 60).await;
+    let their_code = server::testkit::postcard_of(&server.db.owner, other).await;
+
+    let (status, err) = refused(client.post("member", &[("external_id", &theirs)]).await).await;
+    assert_eq!(
+        (status, err),
+        (StatusCode::NOT_FOUND, LoyaltyError::MemberNotFound)
+    );
+    for endpoint in ["earn", "redeem"] {
+        let (_, err) = refused(
+            client
+                .change(
+                    endpoint,
+                    &[
+                        ("external_id", &theirs),
+                        ("points", "10"),
+                        ("idempotency_key", endpoint),
+                    ],
+                )
+                .await,
+        )
+        .await;
+        assert_eq!(err, LoyaltyError::MemberNotFound);
+    }
+    let (_, err) = refused(client.change("scan", &[("code", &their_code)]).await).await;
+    assert_eq!(err, LoyaltyError::InvalidCode);
+    assert_eq!(server.db.balance(&theirs).await, 60);
+}
+
+#[tokio::test]
+async fn the_api_takes_json_as_well_as_forms() {
+    let server = TestServer::start().await;
+    let client = sign_in(&server, &server.clerk).await;
+    let member = server.db.member(0).await;
+    let body = serde_json::json!({
+        "csrf": client.csrf, "external_id": member, "points": 40, "note": null, "idempotency_key": "json-1"
+    });
+    let response = client
+        .http
+        .post(format!("{}/api/earn", server.url))
+        .header(COOKIE, &client.cookie)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let receipt: PointsReceipt = response.json().await.unwrap();
+    assert_eq!(receipt.new_balance, 40);
+
+    let detail: MemberDetail = client
+        .post("member", &[("external_id", &member)])
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(detail.member.points, 40);
+    assert_eq!(detail.ledger.len(), 1);
+
+    let code = server.db.postcard().await;
+    let outcome: ScanOutcome = client
+        .change("scan", &[("code", &code)])
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(matches!(outcome, ScanOutcome::Claimed { .. }));
+}
+
+#[tokio::test]
+async fn malformed_nested_and_oversized_bodies_are_refused_in_the_domains_words() {
+    let server = TestServer::start().await;
+    let client = sign_in(&server, &server.clerk).await;
+    let member = server.db.member(5).await;
+    let send = |body: Vec<u8>| {
+        client
+            .http
+            .post(format!("{}/api/earn", server.url))
+            .header(COOKIE, &client.cookie)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+    };
+    for body in [
+        b"{not json".to_vec(),
+        b"[1, 2, 3]".to_vec(),
+        format!(
+            "{{\"csrf\": \"{}\", \"external_id\": {{\"nested\": [[[[1]]]]}}}}",
+            client.csrf
+        )
+        .into_bytes(),
+        format!("{{\"pad\": \"{}\"}}", "x".repeat(100_000)).into_bytes(),
+    ] {
+        let (status, err) = refused(send(body).await.unwrap()).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(matches!(err, LoyaltyError::InvalidInput { .. }), "{err:?}");
+    }
+    let (status, err) = refused(
+        client
+            .change(
+                "earn",
+                &[
+                    ("external_id", &member),
+                    ("points", "lots"),
+                    ("idempotency_key", "k"),
+                ],
+            )
+            .await,
+    )
+    .await;
+    assert_eq!(
+        (status, err),
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            LoyaltyError::InvalidAmount
+        )
+    );
+    assert_eq!(server.db.balance(&member).await, 5);
+}
