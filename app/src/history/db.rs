@@ -1,0 +1,348 @@
+//! The program's ledger as a manager reads it: filtered pages newest first, their sums, the CSV export, and
+//! voids. Pages are keyset-paginated on (created_at, id), so a page costs the same at row 10 as at row
+//! 10 million, and rows written meanwhile never shift a page.
+
+use std::io;
+
+use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
+use futures::{Stream, TryStreamExt};
+use loyalty_core::wire::{DailyPoints, HistoryFilter, HistoryPage, HistoryTotals, LedgerEntry};
+use loyalty_core::{LoyaltyError, Result};
+use sqlx::{PgPool, Postgres, QueryBuilder};
+use tokio::sync::mpsc;
+use uuid::Uuid;
+
+use crate::db::{RpcAnswer, db_error};
+use crate::members::db::LedgerRow;
+
+/// Where the next (older) page starts: just after the last row of the page before, in (created_at, id) order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cursor {
+    pub created_at: DateTime<Utc>,
+    pub id: i64,
+}
+
+impl Cursor {
+    /// The cursor as the page's "Older" link carries it. Microseconds are PostgreSQL's own precision, so the
+    /// cursor names the row exactly.
+    pub fn encode(&self) -> String {
+        format!("{}_{}", self.created_at.timestamp_micros(), self.id)
+    }
+
+    pub fn decode(cursor: &str) -> Result<Self> {
+        let broken = || LoyaltyError::InvalidInput {
+            message: "This link to older transactions is broken: start again from the newest."
+                .into(),
+        };
+        let (micros, id) = cursor.split_once('_').ok_or_else(broken)?;
+        let micros: i64 = micros.parse().map_err(|_| broken())?;
+        Ok(Self {
+            created_at: DateTime::from_timestamp_micros(micros).ok_or_else(broken)?,
+            id: id.parse().map_err(|_| broken())?,
+        })
+    }
+}
+
+/// The first moment of a UTC day.
+fn start_of(day: NaiveDate) -> DateTime<Utc> {
+    day.and_time(chrono::NaiveTime::MIN).and_utc()
+}
+
+/// `where ...` for everything the filter matches in the program. Only the conditions that are set are
+/// written, so each filter gets the plan (and the index) that suits it.
+fn push_filter(sql: &mut QueryBuilder<Postgres>, program_id: Uuid, filter: &HistoryFilter) {
+    sql.push(" where t.program_id = ").push_bind(program_id);
+    if let Some(from) = filter.from {
+        sql.push(" and t.created_at >= ").push_bind(start_of(from));
+    }
+    // Whole days, inclusive: everything before the next day began.
+    if let Some(next_day) = filter.to.and_then(|to| to.succ_opt()) {
+        sql.push(" and t.created_at < ")
+            .push_bind(start_of(next_day));
+    }
+    if let Some(tx_type) = filter.tx_type {
+        sql.push(" and t.type = ").push_bind(tx_type.as_sql());
+    }
+    if let Some(member) = &filter.member {
+        sql.push(
+            " and t.member_id = (select m.id from public.passes_master m where m.program_id = ",
+        )
+        .push_bind(program_id)
+        .push(" and m.external_id = ")
+        .push_bind(member.as_str())
+        .push(")");
+    }
+    if let Some(staff) = &filter.staff {
+        sql.push(" and t.staff_id = (select s.id from public.staff s where s.program_id = ")
+            .push_bind(program_id)
+            .push(" and s.email = ")
+            .push_bind(staff.as_str())
+            .push(")");
+    }
+}
+
+/// The ledger rows the filter matches, shaped as [`LedgerRow`]; the caller adds the order.
+fn ledger_query(program_id: Uuid, filter: &HistoryFilter) -> QueryBuilder<Postgres> {
+    let mut sql = QueryBuilder::new("");
+    push_ledger_query(&mut sql, program_id, filter);
+    sql
+}
+
+fn push_ledger_query(sql: &mut QueryBuilder<Postgres>, program_id: Uuid, filter: &HistoryFilter) {
+    sql.push(
+        "select t.id, m.external_id, t.type as tx_type, t.points, t.balance_after, t.description,
+                s.display_name as staff_name, t.created_at, t.voids_id as voids,
+                (select v.id from public.transactions v
+                  where v.program_id = t.program_id and v.voids_id = t.id) as voided_by
+           from public.transactions t
+           join public.passes_master m on m.program_id = t.program_id and m.id = t.member_id
+           left join public.staff s on s.program_id = t.program_id and s.id = t.staff_id",
+    );
+    push_filter(sql, program_id, filter);
+}
+
+/// Appends the query for one page: `limit` rows (plus one, to tell whether there is an older page) after
+/// `cursor`. Public so its plan can be checked with EXPLAIN.
+pub fn push_page_query(
+    sql: &mut QueryBuilder<Postgres>,
+    program_id: Uuid,
+    filter: &HistoryFilter,
+    cursor: Option<Cursor>,
+    limit: i64,
+) {
+    push_ledger_query(sql, program_id, filter);
+    if let Some(cursor) = cursor {
+        sql.push(" and (t.created_at, t.id) < (")
+            .push_bind(cursor.created_at)
+            .push(", ")
+            .push_bind(cursor.id)
+            .push(")");
+    }
+    sql.push(" order by t.created_at desc, t.id desc limit ")
+        .push_bind(limit + 1);
+}
+
+#[derive(sqlx::FromRow)]
+struct DayRow {
+    day: NaiveDate,
+    transactions: i64,
+    earned: i64,
+    redeemed: i64,
+}
+
+/// One page of the history, newest first, with the sums over everything the filter matches. `cursor` is the
+/// previous page's `next_cursor`.
+pub async fn history_page(
+    db: &PgPool,
+    program_id: Uuid,
+    filter: &HistoryFilter,
+    cursor: Option<&str>,
+    limit: i64,
+) -> Result<HistoryPage> {
+    let cursor = cursor.map(Cursor::decode).transpose()?;
+    let limit = limit.clamp(1, 500);
+    // One snapshot for the page and its sums, so the totals describe the rows shown.
+    let mut tx = db.begin().await.map_err(db_error)?;
+    sqlx::query("set transaction isolation level repeatable read, read only")
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error)?;
+
+    let mut page = QueryBuilder::new("");
+    push_page_query(&mut page, program_id, filter, cursor, limit);
+    let mut rows: Vec<LedgerEntry> = page
+        .build_query_as::<LedgerRow>()
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db_error)?
+        .into_iter()
+        .map(LedgerEntry::from)
+        .collect();
+    let next_cursor = if rows.len() as i64 > limit {
+        rows.truncate(limit as usize);
+        rows.last().map(|last| {
+            Cursor {
+                created_at: last.created_at,
+                id: last.id,
+            }
+            .encode()
+        })
+    } else {
+        None
+    };
+
+    let mut sums = QueryBuilder::new(
+        "select (t.created_at at time zone 'UTC')::date as day,
+                count(*) as transactions,
+                coalesce(sum(t.points) filter (where t.type = 'EARN'), 0)::bigint as earned,
+                coalesce(sum(t.points) filter (where t.type = 'REDEEM'), 0)::bigint as redeemed
+           from public.transactions t",
+    );
+    push_filter(&mut sums, program_id, filter);
+    sums.push(" group by 1 order by 1");
+    let days = sums
+        .build_query_as::<DayRow>()
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db_error)?;
+    tx.commit().await.map_err(db_error)?;
+
+    let totals = days
+        .iter()
+        .fold(HistoryTotals::default(), |sum, day| HistoryTotals {
+            transactions: sum.transactions + day.transactions,
+            earned: sum.earned + day.earned,
+            redeemed: sum.redeemed + day.redeemed,
+        });
+    Ok(HistoryPage {
+        entries: rows,
+        next_cursor,
+        totals,
+        daily: days
+            .into_iter()
+            .map(|d| DailyPoints {
+                day: d.day,
+                earned: d.earned,
+                redeemed: d.redeemed,
+            })
+            .collect(),
+    })
+}
+
+/// One ledger entry of the program, as the history shows it.
+pub async fn ledger_entry(db: &PgPool, program_id: Uuid, id: i64) -> Result<LedgerEntry> {
+    let mut sql = ledger_query(program_id, &HistoryFilter::default());
+    sql.push(" and t.id = ").push_bind(id);
+    sql.build_query_as::<LedgerRow>()
+        .fetch_optional(db)
+        .await
+        .map_err(db_error)?
+        .map(LedgerEntry::from)
+        .ok_or(LoyaltyError::TransactionNotFound)
+}
+
+/// Voids a ledger entry with a compensating entry, under the member's row lock. Returns the new entry.
+pub async fn void(
+    db: &PgPool,
+    program_id: Uuid,
+    staff_id: Option<Uuid>,
+    transaction_id: i64,
+    reason: &str,
+) -> Result<LedgerEntry> {
+    let answer: sqlx::types::Json<RpcAnswer> =
+        sqlx::query_scalar("select public.void_transaction($1, $2, $3, $4)")
+            .bind(program_id)
+            .bind(transaction_id)
+            .bind(reason)
+            .bind(staff_id)
+            .fetch_one(db)
+            .await
+            .map_err(db_error)?;
+    let void_id = answer
+        .0
+        .into_result()?
+        .transaction_id
+        .ok_or(LoyaltyError::Internal)?;
+    ledger_entry(db, program_id, void_id).await
+}
+
+/// The CSV export's columns.
+pub const CSV_HEADER: [&str; 9] = [
+    "id",
+    "created_at",
+    "member",
+    "type",
+    "points",
+    "balance_after",
+    "staff",
+    "description",
+    "voids",
+];
+
+/// Bytes gathered before a chunk goes out: large enough to be cheap, small enough to stream.
+const CSV_CHUNK: usize = 32 * 1024;
+
+/// A cell a spreadsheet would run as a formula (`=`, `+`, `-`, `@`, tab, CR) is written with a leading `'`:
+/// notes are typed by clerks, and the export is opened by managers.
+pub fn spreadsheet_safe(text: &str) -> String {
+    if text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{text}")
+    } else {
+        text.to_owned()
+    }
+}
+
+/// One ledger entry as a CSV record, in [`CSV_HEADER`]'s order.
+pub fn csv_record(entry: &LedgerEntry) -> [String; 9] {
+    [
+        entry.id.to_string(),
+        entry
+            .created_at
+            .to_rfc3339_opts(SecondsFormat::Micros, true),
+        spreadsheet_safe(&entry.external_id),
+        entry.tx_type.as_sql().to_owned(),
+        entry.points.to_string(),
+        entry.balance_after.to_string(),
+        spreadsheet_safe(entry.staff_name.as_deref().unwrap_or("")),
+        spreadsheet_safe(entry.description.as_deref().unwrap_or("")),
+        entry.voids.map(|id| id.to_string()).unwrap_or_default(),
+    ]
+}
+
+/// Everything the filter matches as CSV, newest first, streamed from one query as the rows arrive: memory
+/// stays at a chunk or two however large the export. A database failure part-way ends the stream with an
+/// error, so the download fails rather than looking complete.
+pub fn history_csv(
+    db: PgPool,
+    program_id: Uuid,
+    filter: HistoryFilter,
+) -> impl Stream<Item = io::Result<Vec<u8>>> + Send + 'static {
+    // The query borrows its connection, the body must own its stream: a task between them, with a small
+    // channel for back-pressure from a slow client.
+    let (chunks, received) = mpsc::channel::<io::Result<Vec<u8>>>(2);
+    tokio::spawn(async move {
+        if let Err(err) = write_csv(&db, program_id, &filter, &chunks).await {
+            let _ = chunks.send(Err(io::Error::other(err.to_string()))).await;
+        }
+    });
+    futures::stream::unfold(received, |mut received| async move {
+        received.recv().await.map(|chunk| (chunk, received))
+    })
+}
+
+/// Writes the export into `chunks`; stops early, without error, when the client has gone.
+async fn write_csv(
+    db: &PgPool,
+    program_id: Uuid,
+    filter: &HistoryFilter,
+    chunks: &mpsc::Sender<io::Result<Vec<u8>>>,
+) -> Result<()> {
+    let csv_error = |err: csv::Error| {
+        tracing::error!(error = %err, "writing the history CSV");
+        LoyaltyError::Internal
+    };
+    let writer = || csv::Writer::from_writer(Vec::with_capacity(CSV_CHUNK * 2));
+    let mut out = writer();
+    out.write_record(CSV_HEADER).map_err(csv_error)?;
+    let mut sql = ledger_query(program_id, filter);
+    sql.push(" order by t.created_at desc, t.id desc");
+    let mut rows = sql.build_query_as::<LedgerRow>().fetch(db);
+    while let Some(row) = rows.try_next().await.map_err(db_error)? {
+        out.write_record(csv_record(&LedgerEntry::from(row)))
+            .map_err(csv_error)?;
+        out.flush().map_err(|err| csv_error(err.into()))?;
+        if out.get_ref().len() >= CSV_CHUNK {
+            let chunk = std::mem::replace(&mut out, writer())
+                .into_inner()
+                .map_err(|err| csv_error(err.into_error().into()))?;
+            if chunks.send(Ok(chunk)).await.is_err() {
+                return Ok(());
+            }
+        }
+    }
+    let rest = out
+        .into_inner()
+        .map_err(|err| csv_error(err.into_error().into()))?;
+    let _ = chunks.send(Ok(rest)).await;
+    Ok(())
+}
