@@ -1,7 +1,6 @@
 //! The manager's history: filters, keyset pages, sums, the CSV export and voids, against the real database.
 
 use std::collections::{BTreeMap, HashSet};
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use app::auth::server::Staff;
@@ -16,9 +15,8 @@ use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
 use futures::StreamExt;
 use loyalty_core::LoyaltyError;
 use loyalty_core::wire::{DailyPoints, HistoryFilter, HistoryTotals, LedgerEntry, Role, TxType};
-use server::testkit::{TestDb, member_of, new_program};
+use server::testkit::{Credentials, TestDb, TestServer, member_of, new_program};
 use sqlx::{Postgres, QueryBuilder};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::Barrier;
 use uuid::Uuid;
 
@@ -1332,63 +1330,32 @@ async fn every_first_page_reads_an_index_in_order_not_a_sort_of_the_program() {
     assert_eq!(page.entries.len(), 50);
 }
 
-/// A minimal HTTP/1.1 exchange with the running server: status, headers, body (chunked or not).
+/// One exchange with the running server, redirects not followed: status, headers, body.
 async fn http(
-    addr: SocketAddr,
+    server: &TestServer,
     method: &str,
     path: &str,
     headers: &[(&str, &str)],
     body: &str,
 ) -> (u16, BTreeMap<String, String>, Vec<u8>) {
-    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let mut request = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
-        body.len()
-    );
-    for (name, value) in headers {
-        request.push_str(&format!("{name}: {value}\r\n"));
-    }
-    request.push_str("\r\n");
-    request.push_str(body);
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).await.unwrap();
-    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
-    let head = String::from_utf8(raw[..split].to_vec()).unwrap();
-    let mut body = raw[split + 4..].to_vec();
-    let mut lines = head.lines();
-    let status = lines
-        .next()
-        .unwrap()
-        .split(' ')
-        .nth(1)
-        .unwrap()
-        .parse()
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
         .unwrap();
-    let headers: BTreeMap<String, String> = lines
-        .filter_map(|l| l.split_once(": "))
-        .map(|(k, v)| (k.to_ascii_lowercase(), v.to_owned()))
-        .collect();
-    if headers
-        .get("transfer-encoding")
-        .is_some_and(|v| v == "chunked")
-    {
-        let mut decoded = Vec::new();
-        let mut rest = body.as_slice();
-        loop {
-            let line_end = rest.windows(2).position(|w| w == b"\r\n").unwrap();
-            let size =
-                usize::from_str_radix(std::str::from_utf8(&rest[..line_end]).unwrap().trim(), 16)
-                    .unwrap();
-            if size == 0 {
-                break;
-            }
-            decoded.extend_from_slice(&rest[line_end + 2..line_end + 2 + size]);
-            rest = &rest[line_end + 2 + size + 2..];
-        }
-        body = decoded;
+    let mut request = client
+        .request(method.parse().unwrap(), format!("{}{path}", server.url))
+        .body(body.to_owned());
+    for (name, value) in headers {
+        request = request.header(*name, *value);
     }
-    (status, headers, body)
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    let headers = response
+        .headers()
+        .iter()
+        .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or("").to_owned()))
+        .collect();
+    (status, headers, response.bytes().await.unwrap().to_vec())
 }
 
 fn error_of(body: &[u8]) -> LoyaltyError {
@@ -1396,13 +1363,9 @@ fn error_of(body: &[u8]) -> LoyaltyError {
         .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(body)))
 }
 
-/// A staff account signed in through the real sign-in: its cookie header value and its CSRF token.
-async fn signed_in(db: &TestDb, email: &str, role: Role) -> (String, String) {
-    let password = "correct horse battery";
-    app::auth::db::create_staff(&db.app, db.program_id, email, email, role, password)
-        .await
-        .unwrap();
-    let session = app::auth::db::sign_in(&db.app, email, password, "test")
+/// Signs in through the real sign-in: the cookie header value and the session's CSRF token.
+async fn signed_in(server: &TestServer, who: &Credentials) -> (String, String) {
+    let session = app::auth::db::sign_in(&server.db.app, &who.email, &who.password, "test")
         .await
         .unwrap();
     (
@@ -1411,34 +1374,15 @@ async fn signed_in(db: &TestDb, email: &str, role: Role) -> (String, String) {
     )
 }
 
-/// The whole server, as `main` serves it, on a free port.
-async fn serve(db: &TestDb) -> SocketAddr {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let app = server::router(server::AppState {
-        pool: db.app.clone(),
-        leptos_options: server::leptos_options("target/site", addr),
-    });
-    tokio::spawn(async move {
-        axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .await
-        .unwrap()
-    });
-    addr
-}
-
 #[tokio::test]
 async fn over_http_the_history_the_void_and_the_csv_are_for_managers_only() {
-    let db = TestDb::new().await;
-    let manager = signed_in(&db, "manager@example.com", Role::Manager).await;
-    let clerk = signed_in(&db, "clerk@example.com", Role::Clerk).await;
+    let server = TestServer::start().await;
+    let (addr, db) = (&server, &server.db);
+    let manager = signed_in(&server, &server.manager).await;
+    let clerk = signed_in(&server, &server.clerk).await;
     let (manager_cookie, clerk_cookie) = (manager.0.clone(), clerk.0.clone());
     let member = db.member(100).await;
-    let target = last_id(&db).await;
-    let addr = serve(&db).await;
+    let target = last_id(db).await;
     let form = ("Content-Type", "application/x-www-form-urlencoded");
     let json = ("Accept", "application/json");
     let void_body =
@@ -1504,7 +1448,7 @@ async fn over_http_the_history_the_void_and_the_csv_are_for_managers_only() {
     assert_eq!(db.balance(&member).await, 100);
 
     // A plain HTML form (no JavaScript) is sent back to the page it came from, with the outcome.
-    let referer = format!("http://{addr}/history?type=EARN&cursor=1_2");
+    let referer = format!("{}/history?type=EARN&cursor=1_2", server.url);
     let html_form = [
         form,
         ("Accept", "text/html"),
@@ -1571,12 +1515,12 @@ async fn over_http_the_history_the_void_and_the_csv_are_for_managers_only() {
 }
 
 /// The page as a browser without JavaScript gets it.
-async fn page(addr: SocketAddr, path: &str, cookie: &str) -> String {
+async fn page(addr: &TestServer, path: &str, cookie: &str) -> String {
     page_with_status(addr, path, cookie, 200).await
 }
 
 /// A page that says an error carries its status too.
-async fn page_with_status(addr: SocketAddr, path: &str, cookie: &str, expected: u16) -> String {
+async fn page_with_status(addr: &TestServer, path: &str, cookie: &str, expected: u16) -> String {
     let (status, _, body) = http(addr, "GET", path, &[("Cookie", cookie)], "").await;
     assert_eq!(status, expected, "{path}");
     String::from_utf8(body).unwrap()
@@ -1584,15 +1528,15 @@ async fn page_with_status(addr: SocketAddr, path: &str, cookie: &str, expected: 
 
 #[tokio::test]
 async fn the_history_page_works_without_javascript() {
-    let db = TestDb::new().await;
-    let (manager, csrf) = signed_in(&db, "manager@example.com", Role::Manager).await;
-    let (clerk, _) = signed_in(&db, "clerk@example.com", Role::Clerk).await;
+    let server = TestServer::start().await;
+    let (addr, db) = (&server, &server.db);
+    let (manager, csrf) = signed_in(&server, &server.manager).await;
+    let (clerk, _) = signed_in(&server, &server.clerk).await;
     let member = db.member(0).await;
     for i in 0..60 {
-        transact(&db, &member, i % 7 + 1, TxType::Earn).await;
+        transact(db, &member, i % 7 + 1, TxType::Earn).await;
     }
-    let redeemed = transact(&db, &member, 3, TxType::Redeem).await;
-    let addr = serve(&db).await;
+    let redeemed = transact(db, &member, 3, TxType::Redeem).await;
 
     let html = page(addr, "/history", &manager).await;
     assert_eq!(
