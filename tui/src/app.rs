@@ -47,8 +47,9 @@ pub enum Prompt {
     ConfirmEnrol,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum SignInField {
+    #[default]
     Email,
     Password,
 }
@@ -57,16 +58,12 @@ pub enum SignInField {
 pub struct SignInForm {
     pub email: String,
     pub password: String,
-    pub focus: Option<SignInField>,
+    pub focus: SignInField,
 }
 
 impl SignInForm {
-    pub fn focus(&self) -> SignInField {
-        self.focus.unwrap_or(SignInField::Email)
-    }
-
     fn field_mut(&mut self) -> &mut String {
-        match self.focus() {
+        match self.focus {
             SignInField::Email => &mut self.email,
             SignInField::Password => &mut self.password,
         }
@@ -111,6 +108,8 @@ pub struct App {
     pub signing_in: bool,
     pub input: String,
     pub prompt: Prompt,
+    /// The code of the latest scan sent: an answer to an earlier one must not take its place on screen.
+    pub scanning: Option<String>,
     pub member: Option<Member>,
     pub ledger: Ledger,
     pub unanswered: Option<Unanswered>,
@@ -134,6 +133,7 @@ impl App {
             signing_in: false,
             input: String::new(),
             prompt: Prompt::Scan,
+            scanning: None,
             member: None,
             ledger: Ledger::Loading,
             unanswered: None,
@@ -191,10 +191,10 @@ impl App {
         let form = &mut self.sign_in;
         match key.code {
             KeyCode::Tab | KeyCode::BackTab | KeyCode::Down | KeyCode::Up => {
-                form.focus = Some(match form.focus() {
+                form.focus = match form.focus {
                     SignInField::Email => SignInField::Password,
                     SignInField::Password => SignInField::Email,
-                });
+                };
             }
             KeyCode::Char(c) if !key.modifiers.contains(KeyModifiers::ALT) => {
                 form.field_mut().push(c)
@@ -202,8 +202,8 @@ impl App {
             KeyCode::Backspace => {
                 form.field_mut().pop();
             }
-            KeyCode::Enter if form.focus() == SignInField::Email => {
-                form.focus = Some(SignInField::Password);
+            KeyCode::Enter if form.focus == SignInField::Email => {
+                form.focus = SignInField::Password;
             }
             KeyCode::Enter if !self.signing_in => {
                 let email = form.email.trim().to_owned();
@@ -364,6 +364,7 @@ impl App {
         match parse_scan(&typed) {
             Ok(ScanCode::Claim(code) | ScanCode::Member(code)) => {
                 self.waiting = Some(format!("Looking up {code}…"));
+                self.scanning = Some(code.clone());
                 vec![Command::Scan { code }]
             }
             Err(e) => {
@@ -469,13 +470,27 @@ impl App {
                         self.input.clear();
                     }
                     Err(e) => {
-                        self.sign_in.focus = Some(SignInField::Password);
+                        self.sign_in.focus = SignInField::Password;
                         self.fail(e);
                     }
                 }
                 Vec::new()
             }
             ApiEvent::Scanned { code, result } => {
+                if self.scanning.as_ref() != Some(&code) {
+                    if let Ok(ScanOutcome::Claimed { member, .. }) = result {
+                        // Overtaken by a later scan, but the postcard is burned: its new pass must not go unseen.
+                        self.tell(
+                            Tone::Info,
+                            format!(
+                                "Postcard {code} claimed earlier: new member {}.",
+                                member.external_id
+                            ),
+                        );
+                    }
+                    return Vec::new();
+                }
+                self.scanning = None;
                 self.waiting = None;
                 match result {
                     Ok(outcome) => {
@@ -626,7 +641,7 @@ impl App {
         match e {
             LoyaltyError::NotSignedIn => {
                 self.session = None;
-                self.sign_in.focus = Some(SignInField::Password);
+                self.sign_in.focus = SignInField::Password;
                 self.show_help = false;
             }
             LoyaltyError::Network { .. } => self.reachable = Some(false),

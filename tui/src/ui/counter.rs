@@ -90,11 +90,11 @@ fn draw_member(frame: &mut Frame, area: Rect, app: &App) {
         .border_style(theme::BORDER);
     let inner = block.inner(area);
     frame.render_widget(block, area);
-    let lines = match &app.member {
-        Some(member) => member_lines(member, &app.ledger, inner.height),
-        None => idle_lines(app),
+    let panel = match &app.member {
+        Some(member) => Paragraph::new(member_lines(member, &app.ledger, inner.height)),
+        None => Paragraph::new(idle_lines(app)).wrap(Wrap { trim: false }),
     };
-    frame.render_widget(Paragraph::new(lines), inner);
+    frame.render_widget(panel, inner);
 }
 
 fn idle_lines(app: &App) -> Vec<Line<'static>> {

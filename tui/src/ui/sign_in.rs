@@ -34,8 +34,8 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) -> Option<Position> {
             Span::raw(app.server_url.as_str()),
         ]),
         Line::default(),
-        field("Email", &form.email, form.focus() == SignInField::Email),
-        field("Password", &masked, form.focus() == SignInField::Password),
+        field("Email", &form.email, form.focus == SignInField::Email),
+        field("Password", &masked, form.focus == SignInField::Password),
         Line::default(),
         Line::from(vec![
             Span::styled("  Enter", theme::KEY),
@@ -51,7 +51,7 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) -> Option<Position> {
     if app.signing_in {
         return None;
     }
-    let (row, typed) = match form.focus() {
+    let (row, typed) = match form.focus {
         SignInField::Email => (2, form.email.chars().count()),
         SignInField::Password => (3, form.password.chars().count()),
     };

@@ -187,12 +187,13 @@ fn already_claimed_names_the_day() {
 #[test]
 fn invalid_code_and_unknown_member() {
     let mut app = signed_in();
-    type_text(&mut app, &claim_code_from_body("7KQ2M9XRT4PB"));
+    let code = claim_code_from_body("7KQ2M9XRT4PB");
+    type_text(&mut app, &code);
     press(&mut app, KeyCode::Enter);
     answer(
         &mut app,
         ApiEvent::Scanned {
-            code: String::new(),
+            code,
             result: Err(LoyaltyError::InvalidCode),
         },
     );

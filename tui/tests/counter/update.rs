@@ -44,9 +44,9 @@ fn timed_out() -> LoyaltyError {
 fn signing_in_sends_the_typed_email_and_password() {
     let mut app = App::new("http://127.0.0.1:3000");
     type_text(&mut app, "alice@example.com");
-    assert_eq!(app.sign_in.focus(), SignInField::Email);
+    assert_eq!(app.sign_in.focus, SignInField::Email);
     assert!(press(&mut app, KeyCode::Enter).is_empty());
-    assert_eq!(app.sign_in.focus(), SignInField::Password);
+    assert_eq!(app.sign_in.focus, SignInField::Password);
     type_text(&mut app, "s3cret?q");
     press(&mut app, KeyCode::Backspace);
     let commands = press(&mut app, KeyCode::Enter);
@@ -202,6 +202,44 @@ fn a_new_scan_takes_the_previous_member_off_the_screen() {
     assert!(
         type_text(&mut app, "e").is_empty() && app.prompt == Prompt::Scan,
         "nobody to earn for"
+    );
+}
+
+#[test]
+fn an_answer_overtaken_by_a_later_scan_does_not_take_its_place() {
+    let mut app = signed_in();
+    let postcard = claim_code_from_body("7KQ2M9XRT4PB");
+    type_text(&mut app, &postcard);
+    press(&mut app, KeyCode::Enter);
+    type_text(&mut app, MEMBER_ID);
+    press(&mut app, KeyCode::Enter);
+    answer(
+        &mut app,
+        ApiEvent::Scanned {
+            code: MEMBER_ID.to_owned(),
+            result: Ok(ScanOutcome::Member {
+                member: member(MEMBER_ID, 150),
+            }),
+        },
+    );
+    let commands = answer(
+        &mut app,
+        ApiEvent::Scanned {
+            code: postcard.clone(),
+            result: Ok(ScanOutcome::Claimed {
+                code: postcard.clone(),
+                member: member("CLM-NEWPASS23", 0),
+            }),
+        },
+    );
+    assert!(commands.is_empty());
+    assert_eq!(app.member, Some(member(MEMBER_ID, 150)));
+    assert_eq!(
+        notice(&app),
+        (
+            Tone::Info,
+            format!("Postcard {postcard} claimed earlier: new member CLM-NEWPASS23.").as_str()
+        )
     );
 }
 
@@ -669,5 +707,5 @@ fn a_lost_session_goes_back_to_signing_in_with_the_email_kept() {
     );
     assert_eq!(app.session, None);
     assert_eq!(app.sign_in.email, "alice@example.com");
-    assert_eq!(app.sign_in.focus(), SignInField::Password);
+    assert_eq!(app.sign_in.focus, SignInField::Password);
 }
