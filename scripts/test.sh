@@ -19,4 +19,10 @@ step "Browser tests (Playwright, Debian's Chromium)"
 cargo build --locked -p server -p tui
 start_e2e_server
 (cd end2end && npx playwright test)
+
+step "Counter terminal in tmux"
+CLERK_EMAIL=clerk@demo.test CLERK_PASSWORD=demo-clerk-password \
+    POSTCARD=$(psql "$DATABASE_URL" -qAtc "insert into claim_codes (program_id, code)
+        select id, public.new_claim_code() from programs where name = 'Demo Coffee Club' returning code") \
+    ./end2end/tui-tmux.sh
 stop_e2e_server

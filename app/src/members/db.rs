@@ -87,11 +87,12 @@ pub async fn member_detail(
     let member = find_member(db, program_id, external_id).await?;
     let ledger = sqlx::query_as::<_, LedgerRow>(
         "select t.id, m.external_id, t.type as tx_type, t.points, t.balance_after, t.description,
-                null::text as staff_name, t.created_at, t.voids_id as voids,
+                st.display_name as staff_name, t.created_at, t.voids_id as voids,
                 (select v.id from public.transactions v
                   where v.program_id = t.program_id and v.voids_id = t.id) as voided_by
            from public.transactions t
            join public.passes_master m on m.program_id = t.program_id and m.id = t.member_id
+           left join public.staff st on st.program_id = t.program_id and st.id = t.staff_id
           where t.program_id = $1 and m.external_id = $2
           order by t.id desc
           limit $3",
