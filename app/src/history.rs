@@ -15,9 +15,7 @@ use leptos_router::components::Form;
 use leptos_router::hooks::use_query_map;
 use leptos_router::params::ParamsMap;
 use loyalty_core::LoyaltyError;
-use loyalty_core::wire::{
-    DailyPoints, HistoryFilter, HistoryPage, HistoryTotals, LedgerEntry, TxType,
-};
+use loyalty_core::wire::{self, DailyPoints, HistoryFilter, HistoryTotals, LedgerEntry, TxType};
 
 #[cfg(feature = "ssr")]
 pub mod db;
@@ -104,7 +102,7 @@ pub async fn history(
     member: Option<String>,
     staff: Option<String>,
     cursor: Option<String>,
-) -> Result<HistoryPage, LoyaltyError> {
+) -> Result<wire::HistoryPage, LoyaltyError> {
     use crate::auth::server::*;
     answer(
         async {
@@ -467,11 +465,11 @@ fn HistoryFilters(current: Memo<HistoryQuery>) -> impl IntoView {
 /// Everything below the filters, for one loaded page.
 #[component]
 fn HistoryResults(
-    page: HistoryPage,
+    page: wire::HistoryPage,
     current: HistoryQuery,
     void_action: ServerAction<VoidTransaction>,
 ) -> impl IntoView {
-    let HistoryPage {
+    let wire::HistoryPage {
         entries,
         next_cursor,
         totals,
@@ -599,7 +597,7 @@ fn HistoryRow(entry: LedgerEntry, void_action: ServerAction<VoidTransaction>) ->
                     {created_at.format("%Y-%m-%d %H:%M").to_string()}
                 </time>
             </td>
-            <td>{external_id}</td>
+            <td class="pass-id">{external_id}</td>
             <td>{type_label(tx_type)}</td>
             <td class="num">{points}</td>
             <td class="num">{balance_after}</td>
@@ -647,6 +645,7 @@ fn DailyChart(daily: Vec<DailyPoints>) -> impl IntoView {
     const BAR: f64 = 6.0;
     const SLOT: f64 = 16.0;
     const HEIGHT: f64 = 100.0;
+    const MIN_WIDTH: f64 = 320.0;
     if daily.is_empty() {
         return None;
     }
@@ -657,7 +656,8 @@ fn DailyChart(daily: Vec<DailyPoints>) -> impl IntoView {
         .unwrap_or(0)
         .max(1) as f64;
     let height = |points: i64| points as f64 / highest * HEIGHT;
-    let width = SLOT * daily.len() as f64;
+    // A few days are drawn at their natural width rather than stretched across the whole chart.
+    let width = (SLOT * daily.len() as f64).max(MIN_WIDTH);
     let first = daily.first().map(|d| d.day).unwrap_or_default();
     let last = daily.last().map(|d| d.day).unwrap_or_default();
     let label = format!(
