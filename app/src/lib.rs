@@ -4,9 +4,11 @@ pub mod auth;
 pub mod claim;
 #[cfg(feature = "ssr")]
 pub mod db;
+pub mod enrolment;
 pub mod history;
 mod layout;
 pub mod members;
+pub mod passes;
 pub mod points;
 pub mod staff;
 
@@ -49,12 +51,15 @@ pub fn App() -> impl IntoView {
         <Router>
             <Routes fallback=layout::NotFound>
                 <Route path=path!("/login") view=auth::SignInPage ssr=SsrMode::Async />
+                <Route path=path!("/pass/:token") view=passes::PassPage ssr=SsrMode::Async />
+                <Route path=path!("/join/:slug") view=enrolment::JoinPage ssr=SsrMode::Async />
                 <ParentRoute path=path!("") view=layout::Layout ssr=SsrMode::Async>
                     <Route path=path!("") view=claim::ScanPage ssr=SsrMode::Async />
                     <Route path=path!("member/:id") view=members::MemberPage ssr=SsrMode::Async />
                     <Route path=path!("enrol") view=members::EnrolPage ssr=SsrMode::Async />
                     <Route path=path!("staff") view=staff::StaffPage ssr=SsrMode::Async />
                     <Route path=path!("history") view=history::HistoryPage ssr=SsrMode::Async />
+                    <Route path=path!("wallet") view=passes::WalletPage ssr=SsrMode::Async />
                 </ParentRoute>
             </Routes>
         </Router>

@@ -131,6 +131,7 @@ pub fn MemberPage() -> impl leptos::IntoView {
                                     "Joined " {loyalty_core::error::day(&member.created_at)} ": "
                                     {member.origin.describe()}
                                 </p>
+                                <crate::passes::PassLink external_id=member.external_id.clone() />
                                 <div class="result" role="status" aria-live="polite">
                                     {move || match last
                                         .get()

@@ -27,7 +27,9 @@ pub async fn session(State(pool): State<PgPool>, mut req: Request, next: Next) -
         && !path.starts_with("/api/")
         && !path.starts_with("/pkg/")
         && path != "/healthz"
-        && path != "/favicon.ico";
+        && path != "/favicon.ico"
+        // Members' own pass pages and public sign-up pages need no staff session.
+        && !(path.starts_with("/pass/") || path.starts_with("/join/"));
     match (&staff, is_page, path == "/login") {
         (None, true, false) => return Redirect::to("/login").into_response(),
         (Some(_), true, true) => return Redirect::to("/").into_response(),

@@ -6,6 +6,7 @@ mod layers;
 pub mod seed;
 #[cfg(feature = "testkit")]
 pub mod testkit;
+pub mod wallet;
 
 use axum::Router;
 use axum::body::Body;

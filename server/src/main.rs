@@ -6,6 +6,7 @@ use clap::{Parser, Subcommand};
 use loyalty_core::wire::Role;
 use server::database::{Database, DatabaseConfig};
 use server::{AppState, leptos_options, router};
+use tokio::task::JoinHandle;
 
 /// The loyalty server: the staff dashboard and its API. With no DATABASE_URL it runs its own PostgreSQL under
 /// --data-dir.
@@ -30,6 +31,9 @@ struct Cli {
     /// Database connections the server keeps open.
     #[arg(long, env = "LOYALTY_DB_POOL", default_value_t = 16)]
     db_pool: u32,
+    /// An external wallet service (http://) told of every claimed pass; unset, passes live on their pass page.
+    #[arg(long, env = "LOYALTY_WALLET_WEBHOOK_URL")]
+    wallet_webhook_url: Option<String>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -77,7 +81,19 @@ async fn main() -> anyhow::Result<()> {
             email,
             name,
         }) => create_manager(&db, &program, &email, &name).await,
-        Some(Command::Serve) | None => serve(&db, cli.addr, &cli.site_root).await,
+        Some(Command::Serve) | None => {
+            let wallet = match &cli.wallet_webhook_url {
+                Some(url) => Some(server::wallet::spawn(
+                    db.pool.clone(),
+                    server::wallet::Webhook::new(url, std::time::Duration::from_secs(10))?,
+                    Default::default(),
+                )),
+                None => None,
+            };
+            let served = serve(&db, cli.addr, &cli.site_root).await;
+            wallet.inspect(JoinHandle::abort);
+            served
+        }
     };
     db.close().await?;
     result

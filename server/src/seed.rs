@@ -15,6 +15,8 @@ pub struct DemoSeed {
 }
 
 pub const DEMO_PROGRAM: &str = "Demo Coffee Club";
+/// The demo program's public sign-up page is /join/<this>.
+pub const DEMO_SIGN_UP_SLUG: &str = "demo-coffee-club";
 
 /// The demo accounts: for trying the dashboard on a fresh machine, never for a real program.
 pub const DEMO_STAFF: [(&str, &str, &str, Role); 2] = [
@@ -45,11 +47,13 @@ pub async fn seed_demo(owner: &PgPool) -> anyhow::Result<Option<DemoSeed>> {
     if any {
         return Ok(None);
     }
-    let program_id: Uuid =
-        sqlx::query_scalar("insert into public.programs (name) values ($1) returning id")
-            .bind(DEMO_PROGRAM)
-            .fetch_one(&mut *tx)
-            .await?;
+    let program_id: Uuid = sqlx::query_scalar(
+        "insert into public.programs (name, public_slug) values ($1, $2) returning id",
+    )
+    .bind(DEMO_PROGRAM)
+    .bind(DEMO_SIGN_UP_SLUG)
+    .fetch_one(&mut *tx)
+    .await?;
     let claim_codes: Vec<String> = sqlx::query_scalar(
         "insert into public.claim_codes (program_id, code)
          select $1, public.new_claim_code() from generate_series(1, 20)

@@ -1,0 +1,309 @@
+//! Member passes as members see them: the public pass page behind an unguessable token, with the QR code a
+//! clerk scans at the counter; and, for managers, how the passes' delivery to the wallet service is going.
+//!
+//! The pass page shows one member's own balance and newest few transactions, and nothing else: it is looked
+//! up by its token alone and never takes a program from the request.
+
+use chrono::{DateTime, Utc};
+use leptos::prelude::*;
+use loyalty_core::LoyaltyError;
+use loyalty_core::wire::TxType;
+use serde::{Deserialize, Serialize};
+
+#[cfg(feature = "ssr")]
+pub mod db;
+
+/// How many transactions a pass page shows.
+pub const PASS_PAGE_ROWS: i64 = 5;
+
+/// What a member sees on their pass page.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PassView {
+    pub program_name: String,
+    pub external_id: String,
+    pub points: i64,
+    /// The QR code of the external id, as an SVG document rendered on the server.
+    pub qr_svg: String,
+    pub recent: Vec<PassActivity>,
+}
+
+/// One of the member's own transactions, without staff notes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PassActivity {
+    pub tx_type: TxType,
+    pub points: i64,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A pass page's path.
+pub fn pass_path(token: &str) -> String {
+    format!("/pass/{token}")
+}
+
+/// Whether a token has the one shape the database gives them (64 lowercase hex characters), checked before
+/// any query so garbage costs nothing.
+pub fn is_pass_token(token: &str) -> bool {
+    token.len() == 64
+        && token
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// The QR code of a member's external id: exactly what the scan page resolves.
+#[cfg(feature = "ssr")]
+pub fn qr_svg(content: &str) -> loyalty_core::Result<String> {
+    use qrcode::render::svg;
+    let code = qrcode::QrCode::new(content.as_bytes()).map_err(|_| LoyaltyError::Internal)?;
+    let svg = code
+        .render::<svg::Color>()
+        .min_dimensions(240, 240)
+        .quiet_zone(true)
+        .build();
+    // The XML declaration has no place inside an HTML page.
+    Ok(match svg.find("<svg") {
+        Some(start) => svg[start..].to_owned(),
+        None => svg,
+    })
+}
+
+/// A member's pass, by its token. No sign-in: the token is the key.
+#[server(endpoint = "pass")]
+pub async fn get_pass(token: String) -> Result<PassView, LoyaltyError> {
+    use crate::auth::server::*;
+    answer(
+        async {
+            if !is_pass_token(&token) {
+                return Err(LoyaltyError::MemberNotFound);
+            }
+            db::pass_by_token(&pool()?, &token, PASS_PAGE_ROWS).await
+        }
+        .await,
+    )
+}
+
+/// The pass page's path of a member of the signed-in staff member's program.
+#[server(endpoint = "pass_link")]
+pub async fn pass_page_link(external_id: String) -> Result<String, LoyaltyError> {
+    use crate::auth::server::*;
+    answer(
+        async {
+            let staff = current_staff()?;
+            let external_id = external_id.trim().to_ascii_uppercase();
+            let token = db::pass_token(&pool()?, staff.program_id, &external_id).await?;
+            Ok(pass_path(&token))
+        }
+        .await,
+    )
+}
+
+/// The member's pass: program, QR code, balance and newest transactions. Public, and readable on a phone.
+#[component]
+pub fn PassPage() -> impl IntoView {
+    use leptos_meta::Title;
+    use leptos_router::hooks::use_params_map;
+
+    let params = use_params_map();
+    let pass = Resource::new(
+        move || params.read().get("token").unwrap_or_default(),
+        get_pass,
+    );
+    view! {
+        <main class="pass-page">
+            <Suspense fallback=|| view! { <p class="loading">"Loading…"</p> }>
+                {move || Suspend::new(async move {
+                    match pass.await {
+                        Ok(pass) => view! { <Title text=pass.program_name.clone() /> <PassCard pass /> }.into_any(),
+                        Err(LoyaltyError::MemberNotFound) => {
+                            view! {
+                                <Title text="Pass not found" />
+                                <div class="pass-missing">
+                                    <h1>"Pass not found"</h1>
+                                    <p>"This link does not lead to a member pass. Check the link you were given."</p>
+                                </div>
+                            }
+                                .into_any()
+                        }
+                        Err(error) => view! { <crate::layout::ErrorNotice error /> }.into_any(),
+                    }
+                })}
+            </Suspense>
+        </main>
+    }
+}
+
+#[component]
+fn PassCard(pass: PassView) -> impl IntoView {
+    let recent = if pass.recent.is_empty() {
+        view! { <p class="empty">"No points yet: show this code at the counter."</p> }.into_any()
+    } else {
+        view! {
+            <ul class="pass-activity">
+                {pass
+                    .recent
+                    .into_iter()
+                    .map(|entry| {
+                        let (kind, sign) = match entry.tx_type {
+                            TxType::Earn => ("earn", "+"),
+                            TxType::Redeem => ("redeem", "−"),
+                        };
+                        view! {
+                            <li class=kind>
+                                <span>{loyalty_core::error::day(&entry.created_at)}</span>
+                                <span class="num">{sign} {entry.points}</span>
+                            </li>
+                        }
+                    })
+                    .collect_view()}
+            </ul>
+        }
+        .into_any()
+    };
+    view! {
+        <article class="pass-card">
+            <h1 class="pass-program">{pass.program_name}</h1>
+            <p class="balance" data-balance=pass.points>
+                <span class="balance-value">{pass.points}</span>
+                " points"
+            </p>
+            <div class="pass-qr" role="img" aria-label="Your member code" inner_html=pass.qr_svg></div>
+            <p class="pass-id">{pass.external_id}</p>
+            <p class="pass-hint">"Show this code at the counter to collect and spend points."</p>
+            <h2>"Recent"</h2>
+            {recent}
+        </article>
+    }
+}
+
+/// A link from the staff's member page to the member's own pass page.
+#[component]
+pub fn PassLink(external_id: String) -> impl IntoView {
+    let link = Resource::new(move || external_id.clone(), pass_page_link);
+    view! {
+        <Suspense>
+            {move || Suspend::new(async move {
+                link.await
+                    .ok()
+                    .map(|href| {
+                        view! {
+                            <p class="pass-link">
+                                <a href=href target="_blank" rel="noopener">"Member's pass page"</a>
+                            </p>
+                        }
+                    })
+            })}
+        </Suspense>
+    }
+}
+
+/// Where one claim's announcement to the wallet service stands.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WalletDelivery {
+    /// The idempotency key the wallet service receives.
+    pub id: i64,
+    pub external_id: String,
+    pub created_at: DateTime<Utc>,
+    pub attempts: i32,
+    pub last_attempt_at: Option<DateTime<Utc>>,
+    pub last_error: Option<String>,
+    pub next_attempt_at: DateTime<Utc>,
+    pub delivered_at: Option<DateTime<Utc>>,
+}
+
+/// The program's wallet deliveries: counts over all of them, and the newest rows.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WalletOverview {
+    pub pending: i64,
+    pub delivered: i64,
+    /// Pending deliveries that have failed at least once.
+    pub retrying: i64,
+    pub rows: Vec<WalletDelivery>,
+}
+
+/// How many deliveries the wallet page lists.
+pub const WALLET_PAGE_ROWS: i64 = 100;
+
+/// The signed-in manager's program's wallet deliveries.
+#[server(endpoint = "wallet")]
+pub async fn load_wallet() -> Result<WalletOverview, LoyaltyError> {
+    use crate::auth::server::*;
+    answer(
+        async {
+            let staff = manager(current_staff()?)?;
+            db::wallet_overview(&pool()?, staff.program_id, WALLET_PAGE_ROWS).await
+        }
+        .await,
+    )
+}
+
+/// Managers see whether claimed passes reached the wallet service.
+#[component]
+pub fn WalletPage() -> impl IntoView {
+    let overview = Resource::new(|| (), |_| load_wallet());
+    let when = |at: DateTime<Utc>| at.format("%-d %b %Y %H:%M:%S").to_string();
+    view! {
+        <section class="wallet">
+            <h1>"Wallet deliveries"</h1>
+            <p>
+                "Each claimed postcard is announced to the wallet service. Failed deliveries are retried, \
+                 less and less often, until the service takes them."
+            </p>
+            <Suspense fallback=|| view! { <p class="loading">"Loading…"</p> }>
+                {move || Suspend::new(async move {
+                    match overview.await {
+                        Ok(overview) => {
+                            let rows = overview
+                                .rows
+                                .into_iter()
+                                .map(|row| {
+                                    let (state, label) = match (row.delivered_at, row.attempts) {
+                                        (Some(_), _) => ("delivered", "Delivered".to_owned()),
+                                        (None, 0) => ("pending", "Pending".to_owned()),
+                                        (None, n) => ("failing", format!("Failed {n} times")),
+                                    };
+                                    let next = match row.delivered_at {
+                                        Some(at) => format!("delivered {}", when(at)),
+                                        None => format!("next try {}", when(row.next_attempt_at)),
+                                    };
+                                    view! {
+                                        <tr class=state data-state=state>
+                                            <td>{row.id}</td>
+                                            <td class="pass-id">{row.external_id}</td>
+                                            <td>{when(row.created_at)}</td>
+                                            <td>{label}</td>
+                                            <td>{row.last_error.unwrap_or_default()}</td>
+                                            <td>{next}</td>
+                                        </tr>
+                                    }
+                                })
+                                .collect_view();
+                            view! {
+                                <p class="wallet-totals">
+                                    <span data-pending=overview.pending>{overview.pending} " pending"</span>
+                                    " · "
+                                    <span data-retrying=overview.retrying>{overview.retrying} " failing"</span>
+                                    " · "
+                                    <span data-delivered=overview.delivered>{overview.delivered} " delivered"</span>
+                                </p>
+                                <table class="ledger wallet-deliveries">
+                                    <thead>
+                                        <tr>
+                                            <th scope="col">"Key"</th>
+                                            <th scope="col">"Member"</th>
+                                            <th scope="col">"Claimed"</th>
+                                            <th scope="col">"State"</th>
+                                            <th scope="col">"Last error"</th>
+                                            <th scope="col">"Next"</th>
+                                        </tr>
+                                    </thead>
+                                    <tbody>{rows}</tbody>
+                                </table>
+                            }
+                                .into_any()
+                        }
+                        Err(error) => view! { <crate::layout::ErrorNotice error /> }.into_any(),
+                    }
+                })}
+            </Suspense>
+        </section>
+    }
+}

@@ -1,0 +1,250 @@
+//! Members' wallet passes. Provisioning goes through a [`WalletProvider`]: the built-in one is the member's
+//! pass page; [`Webhook`] announces each claimed pass to an external wallet service over HTTP.
+//!
+//! Announcements go through the `wallet_outbox` table, written by a trigger inside the claim's own
+//! transaction, and are delivered here by a worker: so a wallet outage never blocks, fails or undoes a claim,
+//! and a claim is never lost. Each worker takes a due row with `for update skip locked` and holds that lock
+//! while it sends, so any number of workers, on any number of servers, never send one row at the same time; a
+//! row is marked delivered only after a 2xx answer. Every request carries the row id as its idempotency key,
+//! so the receiver can drop the one resend that a crash between its 2xx and our commit would cause.
+
+use std::future::Future;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::PgPool;
+use tokio::task::JoinHandle;
+use uuid::Uuid;
+
+/// A claimed pass to provision, as the outbox holds it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PassNotice {
+    /// The outbox row's id: the same on every retry, so the receiver can deduplicate.
+    pub idempotency_key: String,
+    pub event: &'static str,
+    pub program_id: Uuid,
+    pub external_id: String,
+    /// The member's pass page, relative to the dashboard's address.
+    pub pass_url: String,
+    pub claimed_at: DateTime<Utc>,
+}
+
+/// Where members' passes are provisioned.
+pub trait WalletProvider: Send + Sync + 'static {
+    /// Provisions one pass. `Ok` (with where the pass now is) only once the provider has surely taken it;
+    /// `Err` with a short reason, kept for the managers' wallet page, otherwise.
+    fn provision(&self, pass: &PassNotice) -> impl Future<Output = Result<String, String>> + Send;
+}
+
+/// The built-in provider: the member's own pass page, which exists from the moment the pass does.
+#[derive(Debug, Clone, Default)]
+pub struct PassPage {
+    /// Prefixed to the pass page's path, e.g. `https://loyalty.example`; empty for a relative link.
+    pub base_url: String,
+}
+
+impl WalletProvider for PassPage {
+    async fn provision(&self, pass: &PassNotice) -> Result<String, String> {
+        Ok(format!(
+            "{}{}",
+            self.base_url.trim_end_matches('/'),
+            pass.pass_url
+        ))
+    }
+}
+
+/// An external wallet service, told of each claimed pass by an HTTP POST of a [`PassNotice`] as JSON with an
+/// `Idempotency-Key` header.
+#[derive(Debug, Clone)]
+pub struct Webhook {
+    client: reqwest::Client,
+    url: String,
+}
+
+impl Webhook {
+    /// A webhook at `url` (http://; this build has no TLS), giving up on an attempt after `timeout`.
+    pub fn new(url: impl Into<String>, timeout: Duration) -> reqwest::Result<Self> {
+        Ok(Self {
+            client: reqwest::Client::builder().timeout(timeout).build()?,
+            url: url.into(),
+        })
+    }
+}
+
+impl WalletProvider for Webhook {
+    async fn provision(&self, pass: &PassNotice) -> Result<String, String> {
+        let response = self
+            .client
+            .post(&self.url)
+            .header("idempotency-key", &pass.idempotency_key)
+            .json(pass)
+            .send()
+            .await
+            .map_err(|err| {
+                if err.is_timeout() {
+                    "no answer in time".to_owned()
+                } else if err.is_connect() {
+                    "could not connect".to_owned()
+                } else {
+                    "request failed".to_owned()
+                }
+            })?;
+        let status = response.status();
+        if status.is_success() {
+            Ok(self.url.clone())
+        } else {
+            Err(format!("answered HTTP {}", status.as_u16()))
+        }
+    }
+}
+
+/// How long to wait after each failure: `first`, doubling per failure, never more than `max`.
+#[derive(Debug, Clone, Copy)]
+pub struct Backoff {
+    pub first: Duration,
+    pub max: Duration,
+}
+
+impl Backoff {
+    /// The wait after the `failures`-th failure in a row (1 for the first).
+    pub fn after(&self, failures: i32) -> Duration {
+        let doublings = failures.saturating_sub(1).clamp(0, 30) as u32;
+        self.first
+            .saturating_mul(1u32 << doublings.min(31))
+            .min(self.max)
+    }
+}
+
+/// How a worker runs.
+#[derive(Debug, Clone, Copy)]
+pub struct WorkerSettings {
+    pub backoff: Backoff,
+    /// How often an idle worker looks for due rows.
+    pub poll: Duration,
+}
+
+impl Default for WorkerSettings {
+    fn default() -> Self {
+        Self {
+            backoff: Backoff {
+                first: Duration::from_secs(5),
+                max: Duration::from_secs(3600),
+            },
+            poll: Duration::from_secs(1),
+        }
+    }
+}
+
+/// What one delivery attempt did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Attempt {
+    Delivered { id: i64 },
+    Failed { id: i64, error: String },
+}
+
+/// Takes the most overdue undelivered row nobody else holds, sends it, and records the outcome; `None` when
+/// nothing is due.
+pub async fn deliver_next<P: WalletProvider>(
+    pool: &PgPool,
+    provider: &P,
+    backoff: &Backoff,
+) -> Result<Option<Attempt>, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    let row: Option<(Uuid, i64, i32, DateTime<Utc>, String, String)> = sqlx::query_as(
+        "select o.program_id, o.id, o.attempts, o.created_at, m.external_id, m.pass_token
+           from public.wallet_outbox o
+           join public.passes_master m on m.program_id = o.program_id and m.id = o.pass_id
+          where o.delivered_at is null and o.next_attempt_at <= now()
+          order by o.next_attempt_at
+          limit 1
+            for update of o skip locked",
+    )
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some((program_id, id, attempts, claimed_at, external_id, token)) = row else {
+        return Ok(None);
+    };
+    let notice = PassNotice {
+        idempotency_key: id.to_string(),
+        event: "pass.claimed",
+        program_id,
+        external_id,
+        pass_url: app::passes::pass_path(&token),
+        claimed_at,
+    };
+    let attempt = match provider.provision(&notice).await {
+        Ok(_) => {
+            sqlx::query(
+                "update public.wallet_outbox
+                    set delivered_at = now(), last_attempt_at = now(), last_error = null
+                  where program_id = $1 and id = $2",
+            )
+            .bind(program_id)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+            Attempt::Delivered { id }
+        }
+        Err(error) => {
+            let error: String = error.chars().take(500).collect();
+            let wait = backoff.after(attempts.saturating_add(1));
+            sqlx::query(
+                "update public.wallet_outbox
+                    set attempts = attempts + 1, last_attempt_at = now(), last_error = $3,
+                        next_attempt_at = now() + make_interval(secs => $4)
+                  where program_id = $1 and id = $2",
+            )
+            .bind(program_id)
+            .bind(id)
+            .bind(&error)
+            .bind(wait.as_secs_f64())
+            .execute(&mut *tx)
+            .await?;
+            Attempt::Failed { id, error }
+        }
+    };
+    tx.commit().await?;
+    Ok(Some(attempt))
+}
+
+/// Delivers the outbox for as long as it runs: everything due, then a look every `poll`.
+pub async fn run<P: WalletProvider>(pool: PgPool, provider: P, settings: WorkerSettings) {
+    loop {
+        match deliver_next(&pool, &provider, &settings.backoff).await {
+            Ok(Some(Attempt::Delivered { .. })) => continue,
+            Ok(Some(Attempt::Failed { id, error })) => {
+                tracing::warn!(id, error, "wallet delivery failed; it will be retried");
+                continue;
+            }
+            Ok(None) => {}
+            Err(err) => tracing::warn!(error = %err, "wallet outbox unavailable"),
+        }
+        tokio::time::sleep(settings.poll).await;
+    }
+}
+
+/// Starts a worker on the runtime; abort the handle to stop it.
+pub fn spawn<P: WalletProvider>(
+    pool: PgPool,
+    provider: P,
+    settings: WorkerSettings,
+) -> JoinHandle<()> {
+    tokio::spawn(run(pool, provider, settings))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_from_the_first_wait_up_to_the_cap() {
+        let backoff = Backoff {
+            first: Duration::from_secs(5),
+            max: Duration::from_secs(60),
+        };
+        let waits: Vec<u64> = (1..=6).map(|n| backoff.after(n).as_secs()).collect();
+        assert_eq!(waits, [5, 10, 20, 40, 60, 60]);
+        assert_eq!(backoff.after(i32::MAX), Duration::from_secs(60));
+    }
+}

@@ -1,0 +1,397 @@
+//! The wallet outbox: claims are announced to a real HTTP wallet service on loopback, through outages, exactly
+//! once each, and never at the same time by two workers.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use loyalty_core::LoyaltyError;
+use reqwest::header::{COOKIE, SET_COOKIE};
+use server::testkit::{TestDb, TestServer};
+use server::wallet::{Attempt, Backoff, Webhook, WorkerSettings, deliver_next};
+use tokio::sync::Barrier;
+
+/// A wallet service that answers 500 to its first `fail_first` requests and while it is `down`, and otherwise
+/// takes every one, counting what it took by idempotency key and noticing any key sent twice at once.
+#[derive(Default)]
+struct WalletService {
+    fail_first: usize,
+    down: AtomicBool,
+    requests: AtomicUsize,
+    failed: AtomicUsize,
+    /// Taken (2xx) announcements per idempotency key, with the body of the first.
+    taken: Mutex<HashMap<String, (usize, serde_json::Value)>>,
+    in_flight: Mutex<HashSet<String>>,
+    overlaps: AtomicUsize,
+}
+
+async fn receive(
+    State(service): State<Arc<WalletService>>,
+    headers: HeaderMap,
+    Json(body): Json<serde_json::Value>,
+) -> StatusCode {
+    let key = headers
+        .get("idempotency-key")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    if !service.in_flight.lock().unwrap().insert(key.clone()) {
+        service.overlaps.fetch_add(1, Ordering::SeqCst);
+    }
+    // Give any other sender of the same key every chance to arrive while this one is in flight.
+    for _ in 0..20 {
+        tokio::task::yield_now().await;
+    }
+    let n = service.requests.fetch_add(1, Ordering::SeqCst);
+    let status = if n < service.fail_first || service.down.load(Ordering::SeqCst) {
+        service.failed.fetch_add(1, Ordering::SeqCst);
+        StatusCode::INTERNAL_SERVER_ERROR
+    } else {
+        let mut taken = service.taken.lock().unwrap();
+        taken.entry(key.clone()).or_insert((0, body)).0 += 1;
+        StatusCode::OK
+    };
+    service.in_flight.lock().unwrap().remove(&key);
+    status
+}
+
+/// Serves the wallet service on 127.0.0.1 and gives its webhook URL.
+async fn wallet_service(fail_first: usize) -> (Arc<WalletService>, String) {
+    let service = Arc::new(WalletService {
+        fail_first,
+        ..Default::default()
+    });
+    let app = axum::Router::new()
+        .route("/passes", axum::routing::post(receive))
+        .with_state(service.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/passes", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (service, url)
+}
+
+fn webhook(url: &str) -> Webhook {
+    Webhook::new(url, Duration::from_secs(10)).unwrap()
+}
+
+/// Quick retries, so a test's outage passes in moments.
+fn quick() -> WorkerSettings {
+    WorkerSettings {
+        backoff: Backoff {
+            first: Duration::from_millis(5),
+            max: Duration::from_millis(40),
+        },
+        poll: Duration::from_millis(5),
+    }
+}
+
+async fn undelivered(db: &TestDb) -> i64 {
+    sqlx::query_scalar("select count(*) from wallet_outbox where delivered_at is null")
+        .fetch_one(&db.owner)
+        .await
+        .unwrap()
+}
+
+/// Waits, for a bounded time, until the outbox is empty.
+async fn until_delivered(db: &TestDb) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while undelivered(db).await > 0 {
+        assert!(Instant::now() < deadline, "the outbox was not delivered");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+async fn claim(db: &TestDb) -> String {
+    let code = db.postcard().await;
+    app::claim::db::claim_postcard(&db.app, db.program_id, None, &code)
+        .await
+        .unwrap()
+        .member()
+        .external_id
+        .clone()
+}
+
+#[tokio::test]
+async fn claims_during_a_wallet_outage_succeed_and_are_each_delivered_once_when_it_recovers() {
+    let db = TestDb::new().await;
+    let (service, url) = wallet_service(0).await;
+    service.down.store(true, Ordering::SeqCst);
+    let workers: Vec<_> = (0..2)
+        .map(|_| server::wallet::spawn(db.app.clone(), webhook(&url), quick()))
+        .collect();
+    let mut members = Vec::new();
+    for _ in 0..12 {
+        members.push(claim(&db).await);
+    }
+    // The outage lasts until the workers have been refused, and have retried, a good few times.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while service.failed.load(Ordering::SeqCst) < 30 {
+        assert!(Instant::now() < deadline, "the workers did not try");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(
+        undelivered(&db).await,
+        12,
+        "nothing is delivered during the outage"
+    );
+    service.down.store(false, Ordering::SeqCst);
+    until_delivered(&db).await;
+    for worker in &workers {
+        worker.abort();
+    }
+
+    let rows: Vec<(i64, String, String, i32, Option<String>)> = sqlx::query_as(
+        "select o.id, m.external_id, m.pass_token, o.attempts, o.last_error
+           from wallet_outbox o join passes_master m on m.program_id = o.program_id and m.id = o.pass_id
+          order by o.id",
+    )
+    .fetch_all(&db.owner)
+    .await
+    .unwrap();
+    assert_eq!(rows.len(), members.len());
+    let taken = service.taken.lock().unwrap();
+    assert_eq!(taken.len(), rows.len(), "one key per claim");
+    for (id, external_id, token, _, last_error) in &rows {
+        let (times, body) = &taken[&id.to_string()];
+        assert_eq!(*times, 1, "row {id} was taken {times} times");
+        assert_eq!(body["idempotency_key"], id.to_string());
+        assert_eq!(body["external_id"], external_id.as_str());
+        assert_eq!(body["pass_url"], format!("/pass/{token}"));
+        assert_eq!(body["event"], "pass.claimed");
+        assert_eq!(body["program_id"], db.program_id.to_string());
+        assert!(members.contains(external_id));
+        assert_eq!(last_error, &None);
+    }
+    // Every refusal the service gave was recorded as a failed attempt on its row.
+    let failures = service.failed.load(Ordering::SeqCst);
+    let attempts: i64 = rows.iter().map(|r| i64::from(r.3)).sum();
+    assert_eq!(attempts, failures as i64);
+    assert!(rows.iter().any(|r| r.3 >= 2), "some row was retried");
+    assert_eq!(
+        service.requests.load(Ordering::SeqCst),
+        failures + rows.len()
+    );
+    assert_eq!(service.overlaps.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test]
+async fn a_failed_delivery_is_recorded_and_put_off_exponentially() {
+    let db = TestDb::new().await;
+    // A port with nothing listening: the wallet service is down.
+    let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/passes", closed.local_addr().unwrap());
+    drop(closed);
+    claim(&db).await;
+    let backoff = Backoff {
+        first: Duration::from_secs(60),
+        max: Duration::from_secs(600),
+    };
+    let attempt = deliver_next(&db.app, &webhook(&url), &backoff)
+        .await
+        .unwrap();
+    assert!(
+        matches!(&attempt, Some(Attempt::Failed { error, .. }) if error == "could not connect"),
+        "{attempt:?}"
+    );
+    // Not due again for a minute, so nothing is taken now.
+    assert_eq!(
+        deliver_next(&db.app, &webhook(&url), &backoff)
+            .await
+            .unwrap(),
+        None
+    );
+    let (attempts, last_error, wait): (i32, Option<String>, f64) = sqlx::query_as(
+        "select attempts, last_error, extract(epoch from next_attempt_at - last_attempt_at)::float8
+           from wallet_outbox",
+    )
+    .fetch_one(&db.owner)
+    .await
+    .unwrap();
+    assert_eq!(attempts, 1);
+    assert_eq!(last_error.as_deref(), Some("could not connect"));
+    assert!((59.0..=61.0).contains(&wait), "{wait}");
+    assert_eq!(undelivered(&db).await, 1);
+}
+
+#[tokio::test]
+async fn a_claim_that_rolls_back_leaves_no_outbox_row() {
+    let db = TestDb::new().await;
+    let code = db.postcard().await;
+    let mut tx = db.app.begin().await.unwrap();
+    app::claim::db::claim_postcard(&mut *tx, db.program_id, None, &code)
+        .await
+        .unwrap();
+    let inside: i64 = sqlx::query_scalar("select count(*) from wallet_outbox")
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap();
+    assert_eq!(inside, 1, "the claim's transaction holds its announcement");
+    tx.rollback().await.unwrap();
+    let after: i64 = sqlx::query_scalar("select count(*) from wallet_outbox")
+        .fetch_one(&db.owner)
+        .await
+        .unwrap();
+    assert_eq!(after, 0);
+    // The postcard is still unclaimed, and claiming it for real announces it once.
+    app::claim::db::claim_postcard(&db.app, db.program_id, None, &code)
+        .await
+        .unwrap();
+    assert_eq!(undelivered(&db).await, 1);
+    // A refused claim (already claimed) writes nothing either.
+    let again = app::claim::db::claim_postcard(&db.app, db.program_id, None, &code).await;
+    assert!(matches!(again, Err(LoyaltyError::AlreadyClaimed { .. })));
+    assert_eq!(undelivered(&db).await, 1);
+}
+
+#[tokio::test]
+async fn workers_running_at_once_never_send_one_row_twice() {
+    let db = TestDb::with_pool_size(12).await;
+    let rows = 40;
+    for _ in 0..rows {
+        claim(&db).await;
+    }
+    let (service, url) = wallet_service(0).await;
+    let workers = 6;
+    let barrier = Arc::new(Barrier::new(workers));
+    let mut handles = Vec::new();
+    for _ in 0..workers {
+        let barrier = barrier.clone();
+        let pool = db.app.clone();
+        let provider = webhook(&url);
+        handles.push(tokio::spawn(async move {
+            barrier.wait().await;
+            let mut sent = 0;
+            while let Some(attempt) = deliver_next(&pool, &provider, &quick().backoff)
+                .await
+                .unwrap()
+            {
+                assert!(matches!(attempt, Attempt::Delivered { .. }), "{attempt:?}");
+                sent += 1;
+            }
+            sent
+        }));
+    }
+    let mut sent = 0;
+    for handle in handles {
+        sent += handle.await.unwrap();
+    }
+    assert_eq!(sent, rows);
+    assert_eq!(undelivered(&db).await, 0);
+    assert_eq!(service.requests.load(Ordering::SeqCst), rows);
+    assert_eq!(service.overlaps.load(Ordering::SeqCst), 0);
+    let taken = service.taken.lock().unwrap();
+    assert_eq!(taken.len(), rows);
+    assert!(taken.values().all(|(times, _)| *times == 1));
+}
+
+#[tokio::test]
+async fn the_pass_page_provider_answers_with_the_members_pass_page() {
+    use server::wallet::{PassNotice, PassPage, WalletProvider};
+    let notice = PassNotice {
+        idempotency_key: "7".into(),
+        event: "pass.claimed",
+        program_id: uuid::Uuid::new_v4(),
+        external_id: "CLM-ABCD2345XY".into(),
+        pass_url: format!("/pass/{}", "a".repeat(64)),
+        claimed_at: chrono::Utc::now(),
+    };
+    let provider = PassPage {
+        base_url: "https://loyalty.example/".into(),
+    };
+    assert_eq!(
+        provider.provision(&notice).await,
+        Ok(format!("https://loyalty.example/pass/{}", "a".repeat(64)))
+    );
+}
+
+async fn signed_in(server: &TestServer, who: &server::testkit::Credentials) -> String {
+    let response = reqwest::Client::new()
+        .post(format!("{}/api/sign_in", server.url))
+        .form(&[
+            ("email", who.email.as_str()),
+            ("password", who.password.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    response.headers()[SET_COOKIE]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn managers_see_delivery_state_and_clerks_do_not() {
+    let server = TestServer::start().await;
+    let (_service, url) = wallet_service(1).await;
+    let member = claim(&server.db).await;
+    let provider = webhook(&url);
+    let backoff = Backoff {
+        first: Duration::ZERO,
+        max: Duration::ZERO,
+    };
+    assert!(matches!(
+        deliver_next(&server.db.app, &provider, &backoff)
+            .await
+            .unwrap(),
+        Some(Attempt::Failed { .. })
+    ));
+    claim(&server.db).await;
+    let http = reqwest::Client::new();
+    let manager = signed_in(&server, &server.manager).await;
+    let overview: app::passes::WalletOverview = http
+        .post(format!("{}/api/wallet", server.url))
+        .header(COOKIE, &manager)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (overview.pending, overview.retrying, overview.delivered),
+        (2, 1, 0)
+    );
+    let failing = overview
+        .rows
+        .iter()
+        .find(|r| r.external_id == member)
+        .unwrap();
+    assert_eq!(failing.attempts, 1);
+    assert_eq!(failing.last_error.as_deref(), Some("answered HTTP 500"));
+
+    while deliver_next(&server.db.app, &provider, &backoff)
+        .await
+        .unwrap()
+        .is_some()
+    {}
+    let page = http
+        .get(format!("{}/wallet", server.url))
+        .header(COOKIE, &manager)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains(r#"data-delivered="2""#), "{page}");
+    assert!(page.contains(&member), "{page}");
+
+    let clerk = signed_in(&server, &server.clerk).await;
+    let response = http
+        .post(format!("{}/api/wallet", server.url))
+        .header(COOKIE, &clerk)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), reqwest::StatusCode::FORBIDDEN);
+    let err: LoyaltyError = response.json().await.unwrap();
+    assert_eq!(err, LoyaltyError::ManagersOnly);
+}
