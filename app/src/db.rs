@@ -13,6 +13,8 @@ pub struct RpcAnswer {
     pub success: bool,
     pub error: Option<String>,
     pub claimed_at: Option<DateTime<Utc>>,
+    pub voided_at: Option<DateTime<Utc>>,
+    pub retry_after_secs: Option<u64>,
     pub balance: Option<i64>,
     pub new_balance: Option<i64>,
     pub transaction_id: Option<i64>,
@@ -29,7 +31,10 @@ impl RpcAnswer {
             return Ok(self);
         }
         let code = self.error.as_deref().unwrap_or("");
-        let err = LoyaltyError::from_rpc(code, self.claimed_at, self.balance);
+        if let ("THROTTLED", Some(retry_after_secs)) = (code, self.retry_after_secs) {
+            return Err(LoyaltyError::Throttled { retry_after_secs });
+        }
+        let err = LoyaltyError::from_rpc(code, self.claimed_at.or(self.voided_at), self.balance);
         if err == LoyaltyError::Internal {
             tracing::error!(code, "unexpected refusal from a database function");
         }

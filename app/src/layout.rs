@@ -32,6 +32,7 @@ pub fn Layout() -> impl IntoView {
                                     <Show when=move || manager>
                                         <A href="/history">"History"</A>
                                         <A href="/staff">"Staff"</A>
+                                        <A href="/batches">"Batches"</A>
                                         <A href="/wallet">"Wallet"</A>
                                     </Show>
                                 </nav>

@@ -1,6 +1,7 @@
 //! The staff dashboard and, behind the `ssr` feature, the loyalty domain service over PostgreSQL.
 
 pub mod auth;
+pub mod batches;
 pub mod claim;
 #[cfg(feature = "ssr")]
 pub mod db;
@@ -59,6 +60,8 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("enrol") view=members::EnrolPage ssr=SsrMode::Async />
                     <Route path=path!("staff") view=staff::StaffPage ssr=SsrMode::Async />
                     <Route path=path!("history") view=history::HistoryPage ssr=SsrMode::Async />
+                    <Route path=path!("batches") view=batches::BatchesPage ssr=SsrMode::Async />
+                    <Route path=path!("batches/:id/print") view=batches::PrintPage ssr=SsrMode::Async />
                     <Route path=path!("wallet") view=passes::WalletPage ssr=SsrMode::Async />
                 </ParentRoute>
             </Routes>

@@ -19,6 +19,15 @@ pub enum LoyaltyError {
     InvalidCode,
     #[error("This postcard has already been claimed on {}.", day(claimed_at))]
     AlreadyClaimed { claimed_at: DateTime<Utc> },
+    #[error(
+        "This postcard was withdrawn on {} and is no longer valid.",
+        day(voided_at)
+    )]
+    CodeVoided { voided_at: DateTime<Utc> },
+    #[error("No such batch of postcards in this program.")]
+    BatchNotFound,
+    #[error("This batch was already withdrawn on {}.", day(voided_at))]
+    BatchAlreadyVoided { voided_at: DateTime<Utc> },
     #[error("No member with this pass in this program.")]
     MemberNotFound,
     #[error("Not enough points: the balance is {balance} points.")]
@@ -69,6 +78,9 @@ impl LoyaltyError {
             Self::MistypedCode => "MISTYPED_CODE",
             Self::InvalidCode => "INVALID_CODE",
             Self::AlreadyClaimed { .. } => "ALREADY_CLAIMED",
+            Self::CodeVoided { .. } => "CODE_VOIDED",
+            Self::BatchNotFound => "BATCH_NOT_FOUND",
+            Self::BatchAlreadyVoided { .. } => "BATCH_ALREADY_VOIDED",
             Self::MemberNotFound => "MEMBER_NOT_FOUND",
             Self::InsufficientFunds { .. } => "INSUFFICIENT_FUNDS",
             Self::InvalidAmount => "INVALID_AMOUNT",
@@ -97,8 +109,15 @@ impl LoyaltyError {
         match self {
             Self::NotSignedIn | Self::BadCredentials => 401,
             Self::ManagersOnly | Self::CsrfRejected => 403,
-            Self::MemberNotFound | Self::ProgramNotFound | Self::TransactionNotFound => 404,
-            Self::AlreadyClaimed { .. } | Self::IdempotencyMismatch | Self::AlreadyVoided => 409,
+            Self::MemberNotFound
+            | Self::ProgramNotFound
+            | Self::TransactionNotFound
+            | Self::BatchNotFound => 404,
+            Self::AlreadyClaimed { .. }
+            | Self::IdempotencyMismatch
+            | Self::AlreadyVoided
+            | Self::BatchAlreadyVoided { .. } => 409,
+            Self::CodeVoided { .. } => 410,
             Self::Throttled { .. } => 429,
             Self::Unavailable => 503,
             Self::Network { .. } | Self::Internal => 500,
@@ -106,11 +125,22 @@ impl LoyaltyError {
         }
     }
 
-    /// Maps the `error` of a refused RPC answer to its variant.
-    pub fn from_rpc(code: &str, claimed_at: Option<DateTime<Utc>>, balance: Option<i64>) -> Self {
-        match (code, claimed_at) {
+    /// Maps the `error` of a refused RPC answer to its variant. `at` is the moment the answer names: its
+    /// `claimed_at` or its `voided_at`.
+    pub fn from_rpc(code: &str, at: Option<DateTime<Utc>>, balance: Option<i64>) -> Self {
+        match (code, at) {
             ("INVALID_CODE", _) => Self::InvalidCode,
             ("ALREADY_CLAIMED", Some(claimed_at)) => Self::AlreadyClaimed { claimed_at },
+            ("CODE_VOIDED", Some(voided_at)) => Self::CodeVoided { voided_at },
+            ("BATCH_NOT_FOUND", _) => Self::BatchNotFound,
+            ("BATCH_ALREADY_VOIDED", Some(voided_at)) => Self::BatchAlreadyVoided { voided_at },
+            ("MANAGERS_ONLY", _) => Self::ManagersOnly,
+            ("INVALID_BATCH_NAME", _) => Self::InvalidInput {
+                message: "Name the batch in 1 to 100 characters.".into(),
+            },
+            ("INVALID_BATCH_SIZE", _) => Self::InvalidInput {
+                message: "A batch holds from 1 to 100,000 postcards.".into(),
+            },
             ("MEMBER_NOT_FOUND", _) => Self::MemberNotFound,
             ("INSUFFICIENT_FUNDS", _) => Self::InsufficientFunds {
                 balance: balance.unwrap_or(0),
@@ -150,6 +180,17 @@ mod tests {
             "This postcard has already been claimed on 3 Nov 2026."
         );
         assert_eq!(err.code(), "ALREADY_CLAIMED");
+    }
+
+    #[test]
+    fn a_withdrawn_postcard_names_the_day() {
+        let at = Utc.with_ymd_and_hms(2026, 11, 3, 15, 4, 5).unwrap();
+        let err = LoyaltyError::from_rpc("CODE_VOIDED", Some(at), None);
+        assert_eq!(
+            err.to_string(),
+            "This postcard was withdrawn on 3 Nov 2026 and is no longer valid."
+        );
+        assert_eq!(err.code(), "CODE_VOIDED");
     }
 
     #[test]

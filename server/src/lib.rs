@@ -62,6 +62,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/api/history.csv", get(app::history::csv_download))
+        .route(app::batches::CSV_PATH, get(app::batches::csv_download))
         .route("/api/{*name}", post(server_fns))
         .leptos_routes_with_context(&state, routes, context.clone(), move || {
             app::shell(options.clone())

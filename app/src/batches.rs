@@ -1,0 +1,450 @@
+//! Batches of postcards: a manager orders codes for a mailing, exports them for the mailing house or prints
+//! them, and withdraws the ones nobody claimed.
+
+use chrono::{DateTime, Utc};
+use leptos::prelude::*;
+use loyalty_core::LoyaltyError;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+#[cfg(feature = "ssr")]
+pub mod db;
+
+/// Where the server serves [`csv_download`].
+pub const CSV_PATH: &str = "/api/batch.csv";
+/// The most postcards one batch may hold.
+pub const MAX_BATCH_SIZE: i64 = 100_000;
+/// Batches the list shows, newest first.
+pub const LIST_ROWS: i64 = 200;
+/// Postcards on one printed page.
+pub const PRINT_ROWS: i64 = 120;
+
+/// A batch with its counts: `claimed + unclaimed + voided = size`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BatchSummary {
+    pub id: Uuid,
+    pub name: String,
+    pub size: i64,
+    pub claimed: i64,
+    /// Codes that can still be claimed.
+    pub unclaimed: i64,
+    /// Codes withdrawn when the batch was voided.
+    pub voided: i64,
+    pub created_at: DateTime<Utc>,
+    pub created_by: String,
+    pub voided_at: Option<DateTime<Utc>>,
+    pub voided_by: Option<String>,
+}
+
+/// One printable postcard: its code and the code as an inline SVG QR code.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Postcard {
+    pub code: String,
+    pub qr_svg: String,
+}
+
+/// A printed page of a batch's postcards that can still be claimed, in code order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PostcardSheet {
+    pub batch: BatchSummary,
+    pub postcards: Vec<Postcard>,
+    /// The `after` of the next page, if there is one.
+    pub next_after: Option<String>,
+}
+
+#[cfg(feature = "ssr")]
+fn parse_batch_id(batch_id: &str) -> Result<Uuid, LoyaltyError> {
+    batch_id
+        .trim()
+        .parse()
+        .map_err(|_| LoyaltyError::BatchNotFound)
+}
+
+/// Makes a batch of postcard codes in the signed-in manager's program.
+#[server(endpoint = "create_batch")]
+pub async fn create_batch(
+    csrf: String,
+    name: String,
+    size: String,
+) -> Result<BatchSummary, LoyaltyError> {
+    use crate::auth::server::*;
+    answer(
+        async {
+            let staff = manager(staff_for_change(&csrf)?)?;
+            let size: i64 = size.trim().replace([',', '_'], "").parse().map_err(|_| {
+                LoyaltyError::InvalidInput {
+                    message: "A batch holds from 1 to 100,000 postcards.".into(),
+                }
+            })?;
+            let batch = db::create_batch(&pool()?, staff.program_id, staff.id, &name, size).await?;
+            redirect_form_post("/batches");
+            Ok(batch)
+        }
+        .await,
+    )
+}
+
+/// The signed-in manager's batches, newest first, with their counts.
+#[server(endpoint = "batches")]
+pub async fn list_batches() -> Result<Vec<BatchSummary>, LoyaltyError> {
+    use crate::auth::server::*;
+    answer(
+        async {
+            let staff = manager(current_staff()?)?;
+            db::list_batches(&pool()?, staff.program_id, LIST_ROWS).await
+        }
+        .await,
+    )
+}
+
+/// Withdraws a batch's unclaimed codes: scanned, they answer that the postcard was withdrawn.
+#[server(endpoint = "void_batch")]
+pub async fn void_batch(csrf: String, batch_id: String) -> Result<BatchSummary, LoyaltyError> {
+    use crate::auth::server::*;
+    answer(
+        async {
+            let staff = manager(staff_for_change(&csrf)?)?;
+            let batch_id = parse_batch_id(&batch_id)?;
+            let batch = db::void_batch(&pool()?, staff.program_id, staff.id, batch_id).await?;
+            redirect_form_post("/batches");
+            Ok(batch)
+        }
+        .await,
+    )
+}
+
+/// A page of a batch's printable postcards, after the code `after`.
+#[server(endpoint = "batch_postcards")]
+pub async fn batch_postcards(
+    batch_id: String,
+    after: Option<String>,
+) -> Result<PostcardSheet, LoyaltyError> {
+    use crate::auth::server::*;
+    answer(
+        async {
+            let staff = manager(current_staff()?)?;
+            let batch_id = parse_batch_id(&batch_id)?;
+            let pool = pool()?;
+            let batch = db::find_batch(&pool, staff.program_id, batch_id).await?;
+            let after = after.as_deref().map(str::trim).filter(|a| !a.is_empty());
+            let mut postcards =
+                db::printable_postcards(&pool, staff.program_id, batch_id, after, PRINT_ROWS + 1)
+                    .await?;
+            let next_after = (postcards.len() as i64 > PRINT_ROWS).then(|| {
+                postcards.truncate(PRINT_ROWS as usize);
+                postcards.last().map(|p| p.code.clone()).unwrap_or_default()
+            });
+            Ok(PostcardSheet {
+                batch,
+                postcards,
+                next_after,
+            })
+        }
+        .await,
+    )
+}
+
+/// `GET /api/batch.csv?id=<batch>`: every code of the batch with its batch name and what became of it, for a
+/// mailing house. Managers only; the program is the session's.
+#[cfg(feature = "ssr")]
+pub async fn csv_download(
+    axum::extract::State(pool): axum::extract::State<sqlx::PgPool>,
+    staff: Option<axum::Extension<crate::auth::server::Staff>>,
+    axum::extract::Query(query): axum::extract::Query<CsvQuery>,
+) -> axum::response::Response {
+    use axum::http::{StatusCode, header};
+    use axum::response::IntoResponse;
+
+    let found = async {
+        let axum::Extension(staff) = staff.ok_or(LoyaltyError::NotSignedIn)?;
+        let staff = crate::auth::server::manager(staff)?;
+        let batch_id = parse_batch_id(query.id.as_deref().unwrap_or(""))?;
+        let batch = db::find_batch(&pool, staff.program_id, batch_id).await?;
+        Ok::<_, LoyaltyError>((staff, batch))
+    }
+    .await;
+    match found {
+        Ok((staff, batch)) => {
+            let disposition = format!("attachment; filename=\"postcards-{}.csv\"", batch.id);
+            (
+                [
+                    (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),
+                    (header::CONTENT_DISPOSITION, disposition),
+                    (header::CACHE_CONTROL, "no-store".to_owned()),
+                ],
+                axum::body::Body::from_stream(db::batch_csv(pool, staff.program_id, batch)),
+            )
+                .into_response()
+        }
+        Err(err) => (
+            StatusCode::from_u16(err.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            axum::Json(err),
+        )
+            .into_response(),
+    }
+}
+
+/// The CSV export's query string.
+#[cfg(feature = "ssr")]
+#[derive(Debug, Default, Deserialize)]
+pub struct CsvQuery {
+    pub id: Option<String>,
+}
+
+fn day(at: &DateTime<Utc>) -> String {
+    loyalty_core::error::day(at)
+}
+
+/// The batches page: order a batch, see what became of each, export, print or withdraw it.
+#[component]
+pub fn BatchesPage() -> impl IntoView {
+    let create = ServerAction::<CreateBatch>::new();
+    let void = ServerAction::<VoidBatch>::new();
+    let batches = Resource::new(
+        move || (create.version().get(), void.version().get()),
+        |_| list_batches(),
+    );
+    view! {
+        <section class="batches">
+            <h1>"Postcard batches"</h1>
+            <h2>"Order a batch"</h2>
+            <ActionForm action=create attr:class="card batch-form">
+                <crate::auth::CsrfField />
+                <label for="batch-name">"Name (for you and the mailing house)"</label>
+                <input id="batch-name" name="name" required maxlength="100" placeholder="Spring mailing" />
+                <label for="batch-size">"Postcards (1 to 100,000)"</label>
+                <input
+                    id="batch-size"
+                    name="size"
+                    type="number"
+                    min="1"
+                    max=MAX_BATCH_SIZE
+                    required
+                    inputmode="numeric"
+                />
+                <button type="submit" disabled=move || create.pending().get()>
+                    "Make the codes"
+                </button>
+            </ActionForm>
+            <div class="result" role="status" aria-live="polite">
+                {move || {
+                    create
+                        .value()
+                        .get()
+                        .map(|result| match result {
+                            Ok(batch) => {
+                                view! {
+                                    <div class="outcome ok">
+                                        <p class="big">
+                                            {format!("Made {} codes for {}", batch.size, batch.name)}
+                                        </p>
+                                    </div>
+                                }
+                                    .into_any()
+                            }
+                            Err(error) => view! { <crate::layout::ErrorNotice error /> }.into_any(),
+                        })
+                }}
+                {move || {
+                    void.value()
+                        .get()
+                        .map(|result| match result {
+                            Ok(batch) => {
+                                view! {
+                                    <div class="outcome ok">
+                                        <p class="big">
+                                            {format!(
+                                                "Withdrew {} unclaimed codes of {}",
+                                                batch.voided,
+                                                batch.name,
+                                            )}
+                                        </p>
+                                    </div>
+                                }
+                                    .into_any()
+                            }
+                            Err(error) => view! { <crate::layout::ErrorNotice error /> }.into_any(),
+                        })
+                }}
+            </div>
+            <h2>"Batches"</h2>
+            <Suspense fallback=|| view! { <p class="loading">"Loading…"</p> }>
+                {move || Suspend::new(async move {
+                    match batches.await {
+                        Ok(list) if list.is_empty() => {
+                            view! { <p class="empty">"No batches yet."</p> }.into_any()
+                        }
+                        Ok(list) => {
+                            view! {
+                                <div class="batch-table-frame">
+                                    <table class="batch-list">
+                                        <thead>
+                                            <tr>
+                                                <th scope="col">"Batch"</th>
+                                                <th scope="col">"Made"</th>
+                                                <th scope="col" class="num">"Codes"</th>
+                                                <th scope="col" class="num">"Claimed"</th>
+                                                <th scope="col" class="num">"Unclaimed"</th>
+                                                <th scope="col">"Withdrawn"</th>
+                                                <th scope="col">"Export"</th>
+                                            </tr>
+                                        </thead>
+                                        <tbody>
+                                            {list
+                                                .into_iter()
+                                                .map(|batch| view! { <BatchRow batch void /> })
+                                                .collect_view()}
+                                        </tbody>
+                                    </table>
+                                </div>
+                            }
+                                .into_any()
+                        }
+                        Err(error) => view! { <crate::layout::ErrorNotice error /> }.into_any(),
+                    }
+                })}
+            </Suspense>
+        </section>
+    }
+}
+
+#[component]
+fn BatchRow(batch: BatchSummary, void: ServerAction<VoidBatch>) -> impl IntoView {
+    let BatchSummary {
+        id,
+        name,
+        size,
+        claimed,
+        unclaimed,
+        voided,
+        created_at,
+        created_by,
+        voided_at,
+        voided_by,
+    } = batch;
+    let withdrawn = match voided_at {
+        Some(at) => view! {
+            <span class="withdrawn">
+                {format!(
+                    "{voided} unclaimed withdrawn on {} by {}",
+                    day(&at),
+                    voided_by.unwrap_or_default(),
+                )}
+            </span>
+        }
+        .into_any(),
+        None if unclaimed > 0 => {
+            let label = format!("Withdraw the {unclaimed} unclaimed codes of {name}");
+            view! {
+                <details class="batch-void">
+                    <summary>"Withdraw…"</summary>
+                    <ActionForm action=void>
+                        <crate::auth::CsrfField />
+                        <input type="hidden" name="batch_id" value=id.to_string() />
+                        <p>"Scanned, they will say the postcard was withdrawn. Claimed codes stay claimed."</p>
+                        <button type="submit" class="danger" aria-label=label>
+                            "Withdraw unclaimed codes"
+                        </button>
+                    </ActionForm>
+                </details>
+            }
+            .into_any()
+        }
+        None => view! { <span>"—"</span> }.into_any(),
+    };
+    view! {
+        <tr data-batch=id.to_string()>
+            <td>{name.clone()}</td>
+            <td>{format!("{} by {created_by}", day(&created_at))}</td>
+            <td class="num">{size}</td>
+            <td class="num">{claimed}</td>
+            <td class="num">{unclaimed}</td>
+            <td>{withdrawn}</td>
+            <td class="batch-links">
+                <a href=format!("{CSV_PATH}?id={id}") download>
+                    "CSV"
+                </a>
+                " "
+                <a href=format!("/batches/{id}/print")>"Print"</a>
+            </td>
+        </tr>
+    }
+}
+
+/// The printable postcards of a batch, a page at a time: each with its code and QR code.
+#[component]
+pub fn PrintPage() -> impl IntoView {
+    use leptos_router::hooks::{use_params_map, use_query_map};
+
+    let params = use_params_map();
+    let query = use_query_map();
+    let sheet = Resource::new(
+        move || {
+            (
+                params.read().get("id").unwrap_or_default(),
+                query.read().get("after"),
+            )
+        },
+        |(id, after)| batch_postcards(id, after),
+    );
+    view! {
+        <section class="postcards">
+            <Suspense fallback=|| view! { <p class="loading">"Loading…"</p> }>
+                {move || Suspend::new(async move {
+                    match sheet.await {
+                        Ok(PostcardSheet { batch, postcards, next_after }) => {
+                            let next = next_after
+                                .map(|after| {
+                                    view! {
+                                        <a class="button" href=format!("/batches/{}/print?after={after}", batch.id)>
+                                            "Next page of postcards"
+                                        </a>
+                                    }
+                                });
+                            let status = match batch.voided_at {
+                                Some(at) => format!(
+                                    "{} unclaimed postcards of this batch were withdrawn on {}: scanned, they say so, and they are not printed. The CSV lists which.",
+                                    batch.voided,
+                                    day(&at),
+                                ),
+                                None => format!(
+                                    "{} of the batch's {} postcards can still be claimed: they are printed here (claimed ones are not).",
+                                    batch.unclaimed,
+                                    batch.size,
+                                ),
+                            };
+                            view! {
+                                <div class="no-print postcards-head">
+                                    <h1>{format!("Postcards: {}", batch.name)}</h1>
+                                    <p>{status}</p>
+                                    <p>
+                                        <a href="/batches">"Back to batches"</a>
+                                        " · Print this page with your browser (Ctrl+P)."
+                                    </p>
+                                </div>
+                                <div class="postcard-sheet">
+                                    {postcards
+                                        .into_iter()
+                                        .map(|Postcard { code, qr_svg }| {
+                                            let data_code = code.clone();
+                                            view! {
+                                                <article class="postcard" data-code=data_code>
+                                                    <div class="qr" inner_html=qr_svg></div>
+                                                    <p class="postcard-code">{code}</p>
+                                                    <p class="postcard-hint">"Show this card at the counter to join."</p>
+                                                </article>
+                                            }
+                                        })
+                                        .collect_view()}
+                                </div>
+                                <p class="no-print">{next}</p>
+                            }
+                                .into_any()
+                        }
+                        Err(error) => view! { <crate::layout::ErrorNotice error /> }.into_any(),
+                    }
+                })}
+            </Suspense>
+        </section>
+    }
+}

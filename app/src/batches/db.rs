@@ -1,0 +1,291 @@
+//! Batches of postcards: made and withdrawn by `create_claim_code_batch` and `void_claim_code_batch`, read here.
+
+use std::io;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use futures::{Stream, TryStreamExt};
+use loyalty_core::{LoyaltyError, Result};
+use sqlx::{PgExecutor, PgPool};
+use tokio::sync::mpsc;
+use uuid::Uuid;
+
+use super::{BatchSummary, Postcard};
+use crate::db::{RpcAnswer, db_error};
+
+/// The CSV export's columns.
+pub const CSV_HEADER: [&str; 4] = ["code", "batch", "claimed_at", "withdrawn_at"];
+/// Bytes gathered before a chunk of the CSV is sent.
+const CSV_CHUNK: usize = 32 * 1024;
+
+#[derive(sqlx::FromRow)]
+struct BatchRow {
+    id: Uuid,
+    name: String,
+    size: i32,
+    created_at: DateTime<Utc>,
+    created_by: String,
+    voided_at: Option<DateTime<Utc>>,
+    voided_by: Option<String>,
+    voided: i32,
+    claimed: i64,
+}
+
+impl From<BatchRow> for BatchSummary {
+    fn from(row: BatchRow) -> Self {
+        let size = i64::from(row.size);
+        let voided = i64::from(row.voided);
+        Self {
+            id: row.id,
+            name: row.name,
+            size,
+            claimed: row.claimed,
+            unclaimed: size - row.claimed - voided,
+            voided,
+            created_at: row.created_at,
+            created_by: row.created_by,
+            voided_at: row.voided_at,
+            voided_by: row.voided_by,
+        }
+    }
+}
+
+// The claimed count reads the partial index of claimed codes: its cost is the batch's claims, not its size.
+macro_rules! batch_select {
+    () => {
+        "
+    select b.id, b.name, b.size, b.created_at, cs.display_name as created_by, b.voided_at,
+           vs.display_name as voided_by, coalesce(b.voided_count, 0) as voided,
+           (select count(*) from public.claim_codes c
+             where c.program_id = b.program_id and c.batch_id = b.id and c.claimed_at is not null) as claimed
+      from public.claim_code_batches b
+      join public.staff cs on cs.program_id = b.program_id and cs.id = b.created_by
+      left join public.staff vs on vs.program_id = b.program_id and vs.id = b.voided_by
+     where b.program_id = $1"
+    };
+}
+
+/// Makes a batch of `size` new postcard codes in one transaction.
+pub async fn create_batch(
+    db: &PgPool,
+    program_id: Uuid,
+    staff_id: Uuid,
+    name: &str,
+    size: i64,
+) -> Result<BatchSummary> {
+    // Out of range for the database's integer is out of range for a batch too.
+    let size = i32::try_from(size).unwrap_or(i32::MAX);
+    let answer: sqlx::types::Json<RpcAnswer> =
+        sqlx::query_scalar("select public.create_claim_code_batch($1, $2, $3, $4)")
+            .bind(program_id)
+            .bind(name)
+            .bind(size)
+            .bind(staff_id)
+            .fetch_one(db)
+            .await
+            .map_err(db_error)?;
+    #[derive(serde::Deserialize)]
+    struct Made {
+        id: Uuid,
+    }
+    let made: Made = answer.0.into_result()?.data()?;
+    find_batch(db, program_id, made.id).await
+}
+
+/// The program's batches, newest first.
+pub async fn list_batches(
+    db: impl PgExecutor<'_>,
+    program_id: Uuid,
+    limit: i64,
+) -> Result<Vec<BatchSummary>> {
+    let rows: Vec<BatchRow> = sqlx::query_as(concat!(
+        batch_select!(),
+        " order by b.created_at desc, b.id desc limit $2"
+    ))
+    .bind(program_id)
+    .bind(limit)
+    .fetch_all(db)
+    .await
+    .map_err(db_error)?;
+    Ok(rows.into_iter().map(BatchSummary::from).collect())
+}
+
+/// One batch of the program.
+pub async fn find_batch(
+    db: impl PgExecutor<'_>,
+    program_id: Uuid,
+    batch_id: Uuid,
+) -> Result<BatchSummary> {
+    let row: Option<BatchRow> = sqlx::query_as(concat!(batch_select!(), " and b.id = $2"))
+        .bind(program_id)
+        .bind(batch_id)
+        .fetch_optional(db)
+        .await
+        .map_err(db_error)?;
+    row.map(BatchSummary::from)
+        .ok_or(LoyaltyError::BatchNotFound)
+}
+
+/// Withdraws the batch's unclaimed codes; claimed codes stay claimed.
+pub async fn void_batch(
+    db: &PgPool,
+    program_id: Uuid,
+    staff_id: Uuid,
+    batch_id: Uuid,
+) -> Result<BatchSummary> {
+    let answer: sqlx::types::Json<RpcAnswer> =
+        sqlx::query_scalar("select public.void_claim_code_batch($1, $2, $3)")
+            .bind(program_id)
+            .bind(batch_id)
+            .bind(staff_id)
+            .fetch_one(db)
+            .await
+            .map_err(db_error)?;
+    answer.0.into_result()?;
+    find_batch(db, program_id, batch_id).await
+}
+
+/// Up to `limit` postcards of the batch that can still be claimed, in code order after `after`, each with
+/// its QR code.
+pub async fn printable_postcards(
+    db: impl PgExecutor<'_>,
+    program_id: Uuid,
+    batch_id: Uuid,
+    after: Option<&str>,
+    limit: i64,
+) -> Result<Vec<Postcard>> {
+    let codes: Vec<String> = sqlx::query_scalar(
+        "select c.code from public.claim_codes c
+          where c.program_id = $1 and c.batch_id = $2 and c.code > $3
+            and c.claimed_at is null and c.voided_at is null
+          order by c.code
+          limit $4",
+    )
+    .bind(program_id)
+    .bind(batch_id)
+    .bind(after.unwrap_or(""))
+    .bind(limit)
+    .fetch_all(db)
+    .await
+    .map_err(db_error)?;
+    codes
+        .into_iter()
+        .map(|code| {
+            let qr_svg = qr_svg(&code)?;
+            Ok(Postcard { code, qr_svg })
+        })
+        .collect()
+}
+
+/// The code as a QR code in inline SVG: one path of horizontal runs of dark modules, with the quiet zone of
+/// four modules around it, sized by the page's CSS.
+pub fn qr_svg(code: &str) -> Result<String> {
+    use std::fmt::Write;
+    let qr = qrcode::QrCode::with_error_correction_level(code.as_bytes(), qrcode::EcLevel::M)
+        .map_err(|err| {
+            tracing::error!(error = %err, "encoding a QR code");
+            LoyaltyError::Internal
+        })?;
+    let width = qr.width();
+    let modules = qr.to_colors();
+    let side = width + 8;
+    let mut path = String::with_capacity(width * width);
+    for (y, row) in modules.chunks(width).enumerate() {
+        let mut x = 0;
+        while x < width {
+            if row[x] == qrcode::Color::Dark {
+                let run = row[x..]
+                    .iter()
+                    .take_while(|c| **c == qrcode::Color::Dark)
+                    .count();
+                let _ = write!(path, "M{} {}h{run}v1h-{run}z", x + 4, y + 4);
+                x += run;
+            } else {
+                x += 1;
+            }
+        }
+    }
+    Ok(format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 {side} {side}\" role=\"img\" \
+         aria-label=\"QR code of {code}\" shape-rendering=\"crispEdges\">\
+         <rect width=\"{side}\" height=\"{side}\" fill=\"#fff\"/><path fill=\"#000\" d=\"{path}\"/></svg>"
+    ))
+}
+
+/// A cell a spreadsheet would run as a formula is written with a leading `'`: batch names are typed by staff.
+fn spreadsheet_safe(text: &str) -> String {
+    if text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{text}")
+    } else {
+        text.to_owned()
+    }
+}
+
+fn timestamp(at: Option<DateTime<Utc>>) -> String {
+    at.map(|at| at.to_rfc3339_opts(SecondsFormat::Micros, true))
+        .unwrap_or_default()
+}
+
+/// Every code of the batch as CSV in code order, streamed from one query as the rows arrive. A database failure
+/// part-way ends the stream with an error, so the download fails rather than looking complete.
+pub fn batch_csv(
+    db: PgPool,
+    program_id: Uuid,
+    batch: BatchSummary,
+) -> impl Stream<Item = io::Result<Vec<u8>>> + Send + 'static {
+    let (chunks, received) = mpsc::channel::<io::Result<Vec<u8>>>(2);
+    tokio::spawn(async move {
+        if let Err(err) = write_csv(&db, program_id, &batch, &chunks).await {
+            let _ = chunks.send(Err(io::Error::other(err.to_string()))).await;
+        }
+    });
+    futures::stream::unfold(received, |mut received| async move {
+        received.recv().await.map(|chunk| (chunk, received))
+    })
+}
+
+async fn write_csv(
+    db: &PgPool,
+    program_id: Uuid,
+    batch: &BatchSummary,
+    chunks: &mpsc::Sender<io::Result<Vec<u8>>>,
+) -> Result<()> {
+    let csv_error = |err: csv::Error| {
+        tracing::error!(error = %err, "writing a batch CSV");
+        LoyaltyError::Internal
+    };
+    let writer = || csv::Writer::from_writer(Vec::with_capacity(CSV_CHUNK * 2));
+    let name = spreadsheet_safe(&batch.name);
+    let mut out = writer();
+    out.write_record(CSV_HEADER).map_err(csv_error)?;
+    let mut rows = sqlx::query_as::<_, (String, Option<DateTime<Utc>>, Option<DateTime<Utc>>)>(
+        "select c.code, c.claimed_at, c.voided_at from public.claim_codes c
+          where c.program_id = $1 and c.batch_id = $2
+          order by c.code",
+    )
+    .bind(program_id)
+    .bind(batch.id)
+    .fetch(db);
+    while let Some((code, claimed_at, voided_at)) = rows.try_next().await.map_err(db_error)? {
+        out.write_record([
+            code.as_str(),
+            name.as_str(),
+            &timestamp(claimed_at),
+            &timestamp(voided_at),
+        ])
+        .map_err(csv_error)?;
+        out.flush().map_err(|err| csv_error(err.into()))?;
+        if out.get_ref().len() >= CSV_CHUNK {
+            let chunk = std::mem::replace(&mut out, writer())
+                .into_inner()
+                .map_err(|err| csv_error(err.into_error().into()))?;
+            if chunks.send(Ok(chunk)).await.is_err() {
+                return Ok(());
+            }
+        }
+    }
+    let rest = out
+        .into_inner()
+        .map_err(|err| csv_error(err.into_error().into()))?;
+    let _ = chunks.send(Ok(rest)).await;
+    Ok(())
+}
