@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use loyalty_core::LoyaltyError;
 use reqwest::StatusCode;
-use reqwest::header::{ACCEPT, COOKIE, LOCATION, SET_COOKIE};
+use reqwest::header::{ACCEPT, COOKIE, LOCATION, REFERER, SET_COOKIE};
 use server::testkit::{TestServer, member_of, new_program};
 use tokio::sync::Barrier;
 
@@ -316,9 +316,20 @@ async fn sign_ups_are_throttled_per_client_address_after_five_an_hour() {
         err.to_string().starts_with("Too many attempts: wait "),
         "{err}"
     );
-    // A form post sees the same refusal on the page it came from, and no pass is made.
-    let response = join_as_form(&server, "test-cafe").await;
-    assert!(response.status().is_redirection());
+    // A form post without JavaScript is sent back to the sign-up page, which says why; no pass is made.
+    let response = browser()
+        .post(format!("{}/api/join", server.url))
+        .header(ACCEPT, "text/html")
+        .header(REFERER, format!("{}/join/test-cafe", server.url))
+        .form(&[("slug", "test-cafe")])
+        .send()
+        .await
+        .unwrap();
+    assert!(response.status().is_redirection(), "{}", response.status());
+    let back = response.headers()[LOCATION].to_str().unwrap().to_owned();
+    assert!(back.contains("/join/test-cafe"), "{back}");
+    let body = browser().get(&back).send().await.unwrap().text().await.unwrap();
+    assert!(body.contains("Too many attempts: wait "), "{body}");
     // Another address is not held back by this one.
     let other = app::enrolment::db::enrol_publicly(&server.db.app, "test-cafe", "192.0.2.7")
         .await
