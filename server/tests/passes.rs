@@ -328,7 +328,14 @@ async fn sign_ups_are_throttled_per_client_address_after_five_an_hour() {
     assert!(response.status().is_redirection(), "{}", response.status());
     let back = response.headers()[LOCATION].to_str().unwrap().to_owned();
     assert!(back.contains("/join/test-cafe"), "{back}");
-    let body = browser().get(&back).send().await.unwrap().text().await.unwrap();
+    let body = browser()
+        .get(&back)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(body.contains("Too many attempts: wait "), "{body}");
     // Another address is not held back by this one.
     let other = app::enrolment::db::enrol_publicly(&server.db.app, "test-cafe", "192.0.2.7")
