@@ -1,5 +1,8 @@
 //! The manager's transaction history: filters, pages newest first, sums, a per-day chart, the CSV export and
-//! voids. Every part works as plain HTML forms and links; with JavaScript the page updates in place.
+//! voids. Every part works as plain HTML forms and links; with JavaScript the page updates in place. The rows
+//! ([`history`]) and the sums with the chart ([`history_summary`]) are two calls in two `Suspense`s: a page
+//! of rows reads an index in order and comes back at once however large the filtered set, while the sums read
+//! all of it, so the table never waits for them. Without JavaScript the server renders both before answering.
 //!
 //! Its own class names, styled in style/history.css: `history` (the page), `history-filters` (the GET form),
 //! `history-totals` (a `dl`), `history-download`, `history-chart` (a `figure` with an inline SVG),
@@ -93,7 +96,8 @@ pub fn parse_filter(
     })
 }
 
-/// One page of the program's history, newest first, with the sums over the whole filter. Managers only.
+/// One page of the program's history, newest first. Managers only. The sums over the whole filter are
+/// [`history_summary`]'s.
 #[server(endpoint = "history")]
 pub async fn history(
     from: Option<String>,
@@ -116,6 +120,33 @@ pub async fn history(
             )?;
             let cursor = given(cursor.as_deref());
             db::history_page(&pool()?, me.program_id, &filter, cursor, PAGE_ROWS).await
+        }
+        .await,
+    )
+}
+
+/// The sums over everything the filter matches, in all and per day for the chart. Managers only. Asked for
+/// apart from [`history`], since it reads every matching row.
+#[server(endpoint = "history_summary")]
+pub async fn history_summary(
+    from: Option<String>,
+    to: Option<String>,
+    tx_type: Option<String>,
+    member: Option<String>,
+    staff: Option<String>,
+) -> Result<wire::HistorySummary, LoyaltyError> {
+    use crate::auth::server::*;
+    answer(
+        async {
+            let me = manager(current_staff()?)?;
+            let filter = parse_filter(
+                from.as_deref(),
+                to.as_deref(),
+                tx_type.as_deref(),
+                member.as_deref(),
+                staff.as_deref(),
+            )?;
+            db::history_summary(&pool()?, me.program_id, &filter).await
         }
         .await,
     )
@@ -352,6 +383,16 @@ pub fn HistoryPage() -> impl IntoView {
         move || (current.get(), void_action.version().get()),
         |(q, _)| history(q.from, q.to, q.tx_type, q.member, q.staff, q.cursor),
     );
+    // The sums belong to the filter, not to the page: going to older rows does not add them up again, a void
+    // does.
+    let filter = Memo::new(move |_| HistoryQuery {
+        cursor: None,
+        ..current.get()
+    });
+    let summary = Resource::new(
+        move || (filter.get(), void_action.version().get()),
+        |(q, _)| history_summary(q.from, q.to, q.tx_type, q.member, q.staff),
+    );
     // A void's outcome belongs to the page it was made on.
     Effect::watch(
         move || current.get(),
@@ -383,6 +424,21 @@ pub fn HistoryPage() -> impl IntoView {
                         })
                 }}
             </div>
+            <Suspense fallback=|| view! { <p class="loading">"Adding up…"</p> }>
+                {move || Suspend::new(async move {
+                    match summary.await {
+                        Ok(summary) => view! { <HistorySums summary=summary /> }.into_any(),
+                        // A refused filter or session is said once, where the rows would be.
+                        Err(error) => {
+                            if page.await.is_err() {
+                                ().into_any()
+                            } else {
+                                view! { <crate::layout::ErrorNotice error /> }.into_any()
+                            }
+                        }
+                    }
+                })}
+            </Suspense>
             <Suspense fallback=|| view! { <p class="loading">"Loading…"</p> }>
                 {move || Suspend::new(async move {
                     match page.await {
@@ -462,7 +518,17 @@ fn HistoryFilters(current: Memo<HistoryQuery>) -> impl IntoView {
     }
 }
 
-/// Everything below the filters, for one loaded page.
+/// The totals line and the chart, for everything the filter matches.
+#[component]
+fn HistorySums(summary: wire::HistorySummary) -> impl IntoView {
+    let wire::HistorySummary { totals, daily } = summary;
+    view! {
+        <HistoryTotalsLine totals=totals />
+        <DailyChart daily=daily />
+    }
+}
+
+/// The export link, the rows and the pager, for one loaded page.
 #[component]
 fn HistoryResults(
     page: wire::HistoryPage,
@@ -472,8 +538,6 @@ fn HistoryResults(
     let wire::HistoryPage {
         entries,
         next_cursor,
-        totals,
-        daily,
     } = page;
     let csv_link = current.link(CSV_PATH, None);
     let newest_link = current
@@ -483,13 +547,11 @@ fn HistoryResults(
     let older_link = next_cursor.map(|cursor| current.link(HISTORY_PATH, Some(&cursor)));
     let empty = entries.is_empty();
     view! {
-        <HistoryTotalsLine totals=totals />
         <p class="history-download">
             <a href=csv_link rel="external" download="history.csv">
                 "Download CSV"
             </a>
         </p>
-        <DailyChart daily=daily />
         {if empty {
             view! { <p class="empty">"No transactions match these filters."</p> }.into_any()
         } else {

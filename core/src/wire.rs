@@ -186,11 +186,17 @@ pub struct DailyPoints {
     pub redeemed: i64,
 }
 
-/// One page of history, newest first. `next_cursor` fetches the next (older) page.
+/// One page of history, newest first. `next_cursor` fetches the next (older) page. The sums come apart, in
+/// [`HistorySummary`], so a page costs the same however many rows the filter matches.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HistoryPage {
     pub entries: Vec<LedgerEntry>,
     pub next_cursor: Option<String>,
+}
+
+/// The sums over everything a history filter matches, and the same per UTC day (oldest first) for the chart.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistorySummary {
     pub totals: HistoryTotals,
     pub daily: Vec<DailyPoints>,
 }

@@ -1,10 +1,13 @@
-//! The manager's history: filters, keyset pages, sums, the CSV export and voids, against the real database.
+//! The manager's history: filters, keyset pages, the sums (asked for apart from the pages), the CSV export and
+//! voids, against the real database.
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
 use app::auth::server::Staff;
-use app::history::db::{CSV_HEADER, Cursor, history_csv, history_page, push_page_query, void};
+use app::history::db::{
+    CSV_HEADER, Cursor, history_csv, history_page, history_summary, push_page_query, void,
+};
 use app::history::{
     CsvQuery, csv_download, parse_filter, void_outcome_from_query, void_return_path,
 };
@@ -14,7 +17,9 @@ use axum::http::StatusCode;
 use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
 use futures::StreamExt;
 use loyalty_core::LoyaltyError;
-use loyalty_core::wire::{DailyPoints, HistoryFilter, HistoryTotals, LedgerEntry, Role, TxType};
+use loyalty_core::wire::{
+    DailyPoints, HistoryFilter, HistorySummary, HistoryTotals, LedgerEntry, Role, TxType,
+};
 use server::testkit::{Credentials, TestDb, TestServer, member_of, new_program};
 use sqlx::{Postgres, QueryBuilder};
 use tokio::sync::Barrier;
@@ -238,7 +243,7 @@ impl Seeded {
     }
 }
 
-fn sums(rows: &[&Known]) -> (HistoryTotals, Vec<DailyPoints>) {
+fn sums(rows: &[&Known]) -> HistorySummary {
     let mut totals = HistoryTotals::default();
     let mut days: BTreeMap<NaiveDate, (i64, i64)> = BTreeMap::new();
     for row in rows {
@@ -263,18 +268,13 @@ fn sums(rows: &[&Known]) -> (HistoryTotals, Vec<DailyPoints>) {
             redeemed,
         })
         .collect();
-    (totals, daily)
+    HistorySummary { totals, daily }
 }
 
-/// Every page of a filter, following the cursors; the sums must be the same on every page.
-async fn walk(
-    db: &TestDb,
-    filter: &HistoryFilter,
-    limit: i64,
-) -> (Vec<LedgerEntry>, HistoryTotals, Vec<DailyPoints>) {
+/// Every page of a filter, following the cursors.
+async fn walk(db: &TestDb, filter: &HistoryFilter, limit: i64) -> Vec<LedgerEntry> {
     let mut cursor: Option<String> = None;
     let mut entries = Vec::new();
-    let mut sums: Option<(HistoryTotals, Vec<DailyPoints>)> = None;
     for _ in 0..10_000 {
         let page = history_page(&db.app, db.program_id, filter, cursor.as_deref(), limit)
             .await
@@ -287,17 +287,10 @@ async fn walk(
                 "only a full page has a next one"
             );
         }
-        match &sums {
-            None => sums = Some((page.totals.clone(), page.daily.clone())),
-            Some(first) => assert_eq!(first, &(page.totals.clone(), page.daily.clone())),
-        }
         entries.extend(page.entries);
         match page.next_cursor {
             Some(next) => cursor = Some(next),
-            None => {
-                let (totals, daily) = sums.unwrap();
-                return (entries, totals, daily);
-            }
+            None => return entries,
         }
     }
     panic!("the pages never ended");
@@ -381,7 +374,7 @@ async fn each_filter_and_their_combination_match_exactly_the_rows_they_name() {
                 "{filter:?} must leave rows out"
             );
         }
-        let (entries, totals, daily) = walk(&db, filter, 7).await;
+        let entries = walk(&db, filter, 7).await;
         assert_eq!(
             ids(&entries),
             expected.iter().map(|r| r.id).collect::<Vec<_>>(),
@@ -399,11 +392,14 @@ async fn each_filter_and_their_combination_match_exactly_the_rows_they_name() {
                 known.description
             );
         }
-        assert_eq!((totals, daily), sums(&expected), "{filter:?}");
+        let summary = history_summary(&db.app, db.program_id, filter)
+            .await
+            .unwrap();
+        assert_eq!(summary, sums(&expected), "{filter:?}");
     }
 
     // Whole days, inclusive, in UTC: the first and last microsecond of 2 March are in, 3 March's first is out.
-    let (second_of_march, _, _) = walk(
+    let second_of_march = walk(
         &db,
         &HistoryFilter {
             from: Some(day(2)),
@@ -433,8 +429,11 @@ async fn each_filter_and_their_combination_match_exactly_the_rows_they_name() {
             .await
             .unwrap();
         assert!(page.entries.is_empty() && page.next_cursor.is_none());
-        assert_eq!(page.totals, HistoryTotals::default());
-        assert!(page.daily.is_empty());
+        let summary = history_summary(&db.app, db.program_id, &filter)
+            .await
+            .unwrap();
+        assert_eq!(summary.totals, HistoryTotals::default());
+        assert!(summary.daily.is_empty());
     }
 
     // Another program's history is not this one's.
@@ -443,13 +442,20 @@ async fn each_filter_and_their_combination_match_exactly_the_rows_they_name() {
         .await
         .unwrap();
     assert!(page.entries.is_empty());
+    let summary = history_summary(&db.app, other, &HistoryFilter::default())
+        .await
+        .unwrap();
+    assert_eq!(summary, HistorySummary::default());
 }
 
 #[tokio::test]
 async fn totals_and_daily_sums_are_sqls_own_sums() {
     let db = TestDb::new().await;
     seeded_history(&db).await;
-    let (_, totals, daily) = walk(&db, &HistoryFilter::default(), 50).await;
+    let HistorySummary { totals, daily } =
+        history_summary(&db.app, db.program_id, &HistoryFilter::default())
+            .await
+            .unwrap();
     let (count, earned, redeemed): (i64, i64, i64) = sqlx::query_as(
         "select count(*),
                 sum(points) filter (where type = 'EARN'),
@@ -539,7 +545,7 @@ async fn keyset_pages_over_300_rows_with_shared_timestamps_skip_and_repeat_nothi
     assert!(instants <= 62, "the rows must share instants: {instants}");
 
     for limit in [1, 7, 50, 199, 200, 201, 250, 300, 1000] {
-        let (entries, totals, _) = walk(&db, &HistoryFilter::default(), limit).await;
+        let entries = walk(&db, &HistoryFilter::default(), limit).await;
         let seen = ids(&entries);
         assert_eq!(
             seen.iter().collect::<HashSet<_>>().len(),
@@ -547,8 +553,11 @@ async fn keyset_pages_over_300_rows_with_shared_timestamps_skip_and_repeat_nothi
             "a row was repeated"
         );
         assert_eq!(seen, expected, "limit {limit}");
-        assert_eq!(totals.transactions, 300);
     }
+    let summary = history_summary(&db.app, db.program_id, &HistoryFilter::default())
+        .await
+        .unwrap();
+    assert_eq!(summary.totals.transactions, 300);
 
     // Rows written while a manager pages through do not shift the pages: the older pages hold what they held.
     let first = history_page(&db.app, db.program_id, &HistoryFilter::default(), None, 25)
@@ -654,7 +663,7 @@ async fn the_csv_export_streams_exactly_the_filtered_rows() {
             ..Default::default()
         },
     ] {
-        let (entries, ..) = walk(&db, &filter, 500).await;
+        let entries = walk(&db, &filter, 500).await;
         let (_, records) = collect_csv(&db, &filter).await;
         assert!(!records.is_empty());
         assert_eq!(records.len(), entries.len(), "{filter:?}");
@@ -1321,13 +1330,19 @@ async fn every_first_page_reads_an_index_in_order_not_a_sort_of_the_program() {
     let page = history_page(&db.app, db.program_id, &HistoryFilter::default(), None, 50)
         .await
         .unwrap();
+    let page_took = started.elapsed();
+    let started = std::time::Instant::now();
+    let summary = history_summary(&db.app, db.program_id, &HistoryFilter::default())
+        .await
+        .unwrap();
     println!(
-        "first page with totals and the daily chart over {} rows: {:?}",
-        page.totals.transactions,
+        "first page: {page_took:?}; totals and the daily chart over {} rows, apart: {:?}",
+        summary.totals.transactions,
         started.elapsed()
     );
-    assert_eq!(page.totals.transactions, 200_000);
     assert_eq!(page.entries.len(), 50);
+    assert!(page.next_cursor.is_some());
+    assert_eq!(summary.totals.transactions, 200_000);
 }
 
 /// One exchange with the running server, redirects not followed: status, headers, body.
@@ -1399,6 +1414,8 @@ async fn over_http_the_history_the_void_and_the_csv_are_for_managers_only() {
         }
         let (got, _, body) = http(addr, "POST", "/api/history", &headers, "").await;
         assert_eq!((got, error_of(&body)), (status, expected.clone()));
+        let (got, _, body) = http(addr, "POST", "/api/history_summary", &headers, "").await;
+        assert_eq!((got, error_of(&body)), (status, expected.clone()));
         let csrf = clerk.1.clone();
         let (got, _, body) =
             http(addr, "POST", "/api/void", &headers, &void_body(&csrf, "x")).await;
@@ -1414,12 +1431,33 @@ async fn over_http_the_history_the_void_and_the_csv_are_for_managers_only() {
     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
     let page: loyalty_core::wire::HistoryPage = serde_json::from_slice(&body).unwrap();
     assert_eq!(ids(&page.entries), vec![target]);
-    let (status, _, body) = http(addr, "POST", "/api/history", &headers, "from=yesterday").await;
-    assert_eq!(status, 422);
+    let (status, _, body) = http(
+        addr,
+        "POST",
+        "/api/history_summary",
+        &headers,
+        "tx_type=EARN",
+    )
+    .await;
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let summary: HistorySummary = serde_json::from_slice(&body).unwrap();
     assert_eq!(
-        error_of(&body).to_string(),
-        "Enter the start date as year-month-day, like 2026-11-27."
+        summary.totals,
+        HistoryTotals {
+            transactions: 1,
+            earned: 100,
+            redeemed: 0
+        }
     );
+    assert_eq!(summary.daily.len(), 1);
+    for endpoint in ["/api/history", "/api/history_summary"] {
+        let (status, _, body) = http(addr, "POST", endpoint, &headers, "from=yesterday").await;
+        assert_eq!(status, 422, "{endpoint}");
+        assert_eq!(
+            error_of(&body).to_string(),
+            "Enter the start date as year-month-day, like 2026-11-27."
+        );
+    }
 
     // A void needs the session's CSRF token and a reason.
     let (status, _, body) = http(
@@ -1565,6 +1603,10 @@ async fn the_history_page_works_without_javascript() {
         .replace("&amp;", "&");
     let html = page(addr, &older, &manager).await;
     assert_eq!(html.matches("<tr id=\"tx-").count(), 11, "the rest");
+    assert!(
+        html.contains("<dd>61</dd>"),
+        "the totals are the filter's, on every page"
+    );
     assert!(!html.contains("rel=\"next\""), "no page after the last");
 
     // Filters travel in the address, into the form, the links and the export.

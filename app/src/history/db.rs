@@ -1,12 +1,14 @@
-//! The program's ledger as a manager reads it: filtered pages newest first, their sums, the CSV export, and
-//! voids. Pages are keyset-paginated on (created_at, id), so a page costs the same at row 10 as at row
-//! 10 million, and rows written meanwhile never shift a page.
+//! The program's ledger as a manager reads it: filtered pages newest first, the sums over the filter (asked
+//! for apart from the pages), the CSV export, and voids. Pages are keyset-paginated on (created_at, id), so a
+//! page costs the same at row 10 as at row 10 million, and rows written meanwhile never shift a page.
 
 use std::io;
 
 use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
 use futures::{Stream, TryStreamExt};
-use loyalty_core::wire::{DailyPoints, HistoryFilter, HistoryPage, HistoryTotals, LedgerEntry};
+use loyalty_core::wire::{
+    DailyPoints, HistoryFilter, HistoryPage, HistorySummary, HistoryTotals, LedgerEntry,
+};
 use loyalty_core::{LoyaltyError, Result};
 use sqlx::{PgPool, Postgres, QueryBuilder};
 use tokio::sync::mpsc;
@@ -130,8 +132,9 @@ struct DayRow {
     redeemed: i64,
 }
 
-/// One page of the history, newest first, with the sums over everything the filter matches. `cursor` is the
-/// previous page's `next_cursor`.
+/// One page of the history, newest first. `cursor` is the previous page's `next_cursor`. Rows only: one
+/// query that reads an index in order and stops after `limit + 1` rows, so the first page costs the same
+/// whether the filter matches ten rows or ten million. The sums are [`history_summary`]'s.
 pub async fn history_page(
     db: &PgPool,
     program_id: Uuid,
@@ -141,18 +144,11 @@ pub async fn history_page(
 ) -> Result<HistoryPage> {
     let cursor = cursor.map(Cursor::decode).transpose()?;
     let limit = limit.clamp(1, 500);
-    // One snapshot for the page and its sums, so the totals describe the rows shown.
-    let mut tx = db.begin().await.map_err(db_error)?;
-    sqlx::query("set transaction isolation level repeatable read, read only")
-        .execute(&mut *tx)
-        .await
-        .map_err(db_error)?;
-
     let mut page = QueryBuilder::new("");
     push_page_query(&mut page, program_id, filter, cursor, limit);
     let mut rows: Vec<LedgerEntry> = page
         .build_query_as::<LedgerRow>()
-        .fetch_all(&mut *tx)
+        .fetch_all(db)
         .await
         .map_err(db_error)?
         .into_iter()
@@ -170,7 +166,19 @@ pub async fn history_page(
     } else {
         None
     };
+    Ok(HistoryPage {
+        entries: rows,
+        next_cursor,
+    })
+}
 
+/// The sums over everything the filter matches: per UTC day, oldest first, and in all. This reads every
+/// matching row, so it is asked for apart from the page, and the page never waits for it.
+pub async fn history_summary(
+    db: &PgPool,
+    program_id: Uuid,
+    filter: &HistoryFilter,
+) -> Result<HistorySummary> {
     let mut sums = QueryBuilder::new(
         "select (t.created_at at time zone 'UTC')::date as day,
                 count(*) as transactions,
@@ -182,10 +190,9 @@ pub async fn history_page(
     sums.push(" group by 1 order by 1");
     let days = sums
         .build_query_as::<DayRow>()
-        .fetch_all(&mut *tx)
+        .fetch_all(db)
         .await
         .map_err(db_error)?;
-    tx.commit().await.map_err(db_error)?;
 
     let totals = days
         .iter()
@@ -194,9 +201,7 @@ pub async fn history_page(
             earned: sum.earned + day.earned,
             redeemed: sum.redeemed + day.redeemed,
         });
-    Ok(HistoryPage {
-        entries: rows,
-        next_cursor,
+    Ok(HistorySummary {
         totals,
         daily: days
             .into_iter()
