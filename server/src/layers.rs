@@ -17,6 +17,10 @@ pub async fn session(State(pool): State<PgPool>, mut req: Request, next: Next) -
     let staff = match cookie {
         Some(cookie) => match app::auth::db::session(&pool, &cookie).await {
             Ok(staff) => Some(staff),
+            // A browser asking for a page is shown the sentence; a program gets the JSON error.
+            Err(LoyaltyError::Unavailable) if wants_page(&req) => {
+                return crate::observe::unavailable_page();
+            }
             Err(LoyaltyError::Unavailable) => return error_response(LoyaltyError::Unavailable),
             Err(_) => None,
         },
@@ -45,6 +49,10 @@ pub async fn session(State(pool): State<PgPool>, mut req: Request, next: Next) -
         .entry(header::CACHE_CONTROL)
         .or_insert(HeaderValue::from_static("no-store"));
     response
+}
+
+fn wants_page(req: &Request) -> bool {
+    req.method() == Method::GET && !req.uri().path().starts_with("/api/")
 }
 
 fn session_cookie(req: &Request) -> Option<String> {

@@ -3,6 +3,7 @@
 pub mod database;
 pub mod embedded;
 mod layers;
+pub mod observe;
 pub mod seed;
 #[cfg(feature = "testkit")]
 pub mod testkit;
@@ -16,6 +17,8 @@ use axum::routing::{get, post};
 use leptos::prelude::*;
 use leptos_axum::{LeptosRoutes, generate_route_list, handle_server_fns_with_context};
 use sqlx::PgPool;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
 
 /// What every request handler can reach.
 #[derive(Clone)]
@@ -52,6 +55,8 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 /// The whole HTTP application, built as a function so tests can serve it on any listener.
 pub fn router(state: AppState) -> Router {
     let routes = generate_route_list(app::App);
+    let metrics = std::sync::Arc::new(observe::Metrics::new());
+    let recorder = metrics.clone();
     let pool = state.pool.clone();
     let context = move || provide_context(pool.clone());
     let options = state.leptos_options.clone();
@@ -78,12 +83,31 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::middleware::from_fn(layers::json_to_form))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
+        .route("/metrics", get(move || async move { metrics.render() }))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(observe::request_span)
+                .on_request(())
+                .on_response(observe::log_answer)
+                // Failures are logged once, with their detail, where they happen.
+                .on_failure(()),
+        )
+        .layer(axum::middleware::from_fn_with_state(
+            recorder,
+            observe::record,
+        ))
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
 }
 
-/// 200 when the database answers, 503 when it does not.
+/// How long /healthz waits for the database before it says it is unavailable.
+const HEALTH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// 200 when the database answers, 503 when it does not answer within [`HEALTH_TIMEOUT`].
 async fn healthz(State(pool): State<PgPool>) -> (StatusCode, &'static str) {
-    match sqlx::query("select 1").execute(&pool).await {
-        Ok(_) => (StatusCode::OK, "ok\n"),
-        Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "database unavailable\n"),
+    let query = sqlx::query("select 1").execute(&pool);
+    match tokio::time::timeout(HEALTH_TIMEOUT, query).await {
+        Ok(Ok(_)) => (StatusCode::OK, "ok\n"),
+        _ => (StatusCode::SERVICE_UNAVAILABLE, "database unavailable\n"),
     }
 }

@@ -34,8 +34,30 @@ struct Cli {
     /// An external wallet service (http://) told of every claimed pass; unset, passes live on their pass page.
     #[arg(long, env = "LOYALTY_WALLET_WEBHOOK_URL")]
     wallet_webhook_url: Option<String>,
+    /// How log lines are written: text for people, json (one object a line) for log collectors.
+    #[arg(long, env = "LOYALTY_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Option<Command>,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Log lines go to standard error, filtered by RUST_LOG (info by default).
+fn init_logs(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| "info,sqlx=warn".into());
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => logs.init(),
+        LogFormat::Json => logs.json().flatten_event(true).init(),
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -58,13 +80,8 @@ enum Command {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,sqlx=warn".into()),
-        )
-        .init();
     let cli = Cli::parse();
+    init_logs(cli.log_format);
     let config = match &cli.database_url {
         Some(url) => DatabaseConfig::Url(url.clone()),
         None => DatabaseConfig::Embedded {

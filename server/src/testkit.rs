@@ -11,6 +11,9 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Connection, PgConnection, PgPool};
 use uuid::Uuid;
 
+/// The superuser URL `cluster()` was made from.
+static CLUSTER_URL: OnceLock<String> = OnceLock::new();
+
 /// A superuser connection to the cluster's maintenance database.
 fn cluster() -> &'static PgConnectOptions {
     static CLUSTER: OnceLock<PgConnectOptions> = OnceLock::new();
@@ -40,6 +43,7 @@ async fn prepare_cluster() -> PgConnectOptions {
         }
     };
     let options: PgConnectOptions = url.parse().expect("TEST_DATABASE_URL");
+    CLUSTER_URL.get_or_init(|| url.clone());
     let mut admin = PgConnection::connect_with(&options)
         .await
         .expect("connecting to the test cluster");
@@ -188,6 +192,21 @@ impl TestDb {
         cluster().clone().database(&self.name)
     }
 
+    /// This database's URL as a superuser, for a server process that applies the migrations itself.
+    pub fn owner_url(&self) -> String {
+        cluster();
+        let url = CLUSTER_URL.get().expect("the cluster's URL");
+        let (scheme, rest) = url.split_once("://").expect("a URL");
+        let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+        let query = path.split_once('?').map_or("", |(_, q)| q);
+        let query = if query.is_empty() {
+            String::new()
+        } else {
+            format!("?{query}")
+        };
+        format!("{scheme}://{authority}/{}{query}", self.name)
+    }
+
     /// A member pass of this program with `points`, made through the hardened functions.
     pub async fn member(&self, points: i64) -> String {
         member_of(&self.owner, self.program_id, points).await
@@ -324,10 +343,20 @@ impl TestServer {
             email: "manager@test.example".into(),
             password: "manager-password-1".into(),
         };
-        for (who, name, role) in [(&clerk, "Test Clerk", Role::Clerk), (&manager, "Test Manager", Role::Manager)] {
-            app::auth::db::create_staff(&db.owner, db.program_id, &who.email, name, role, &who.password)
-                .await
-                .expect("creating test staff");
+        for (who, name, role) in [
+            (&clerk, "Test Clerk", Role::Clerk),
+            (&manager, "Test Manager", Role::Manager),
+        ] {
+            app::auth::db::create_staff(
+                &db.owner,
+                db.program_id,
+                &who.email,
+                name,
+                role,
+                &who.password,
+            )
+            .await
+            .expect("creating test staff");
         }
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -336,9 +365,12 @@ impl TestServer {
             leptos_options: crate::leptos_options("target/site", addr),
         });
         let task = tokio::spawn(async move {
-            axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>())
-                .await
-                .unwrap();
+            axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+            )
+            .await
+            .unwrap();
         });
         Self {
             db,
@@ -353,5 +385,100 @@ impl TestServer {
 impl Drop for TestServer {
     fn drop(&mut self) {
         self.task.abort();
+    }
+}
+
+/// The real server binary as a process of its own on a loopback port, for tests about the process: killed,
+/// restarted, or cut off from its database. Its log lines are kept in a file.
+pub struct ServerProcess {
+    bin: std::path::PathBuf,
+    env: Vec<(String, String)>,
+    pub addr: std::net::SocketAddr,
+    /// `http://127.0.0.1:<port>`
+    pub url: String,
+    pub log: std::path::PathBuf,
+    child: Option<std::process::Child>,
+}
+
+impl ServerProcess {
+    /// Starts `bin` (the test's `env!("CARGO_BIN_EXE_server")`) on `database_url` and waits until it listens.
+    pub async fn start(bin: &str, database_url: &str, env: &[(&str, &str)]) -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+        let mut all = vec![
+            ("DATABASE_URL".to_owned(), database_url.to_owned()),
+            ("LOYALTY_ADDR".to_owned(), addr.to_string()),
+        ];
+        all.extend(env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
+        let mut server = Self {
+            bin: bin.into(),
+            env: all,
+            addr,
+            url: format!("http://{addr}"),
+            log: std::env::temp_dir()
+                .join(format!("loyalty-server-{}.log", Uuid::new_v4().simple())),
+            child: None,
+        };
+        server.restart().await;
+        server
+    }
+
+    /// Starts the process again on the same port and database, and waits until it listens.
+    pub async fn restart(&mut self) {
+        assert!(self.child.is_none(), "the server is still running");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .expect("the server's log file");
+        let child = std::process::Command::new(&self.bin)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .stdin(std::process::Stdio::null())
+            .stdout(log.try_clone().expect("the server's log file"))
+            .stderr(log)
+            .spawn()
+            .expect("starting the server binary");
+        self.child = Some(child);
+        // Bounded: the server listens once its database is open and migrated.
+        for _ in 0..600 {
+            if tokio::net::TcpStream::connect(self.addr).await.is_ok() {
+                return;
+            }
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                panic!("the server exited with {status}:\n{}", self.logs());
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        panic!(
+            "the server did not listen within a minute:\n{}",
+            self.logs()
+        );
+    }
+
+    /// SIGKILL: no shutdown, no flushing, no goodbye.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Everything the process has written so far.
+    pub fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        self.kill();
+        let _ = std::fs::remove_file(&self.log);
     }
 }

@@ -1,0 +1,298 @@
+//! What an operator sees: Prometheus metrics by endpoint and by error code, and a request id on every request,
+//! its answer and its log lines.
+//!
+//! Outcomes are read at the HTTP layer, from the status and the JSON error the answer carries, rather than in
+//! the server functions: one place sees every answer, including the refusals the session and body layers
+//! make before any server function runs, and the app crate stays free of metrics.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::body::{Body, to_bytes};
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use loyalty_core::LoyaltyError;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+use tracing::Span;
+use tracing::field::Empty;
+
+/// The header a request id travels in, both ways.
+pub const REQUEST_ID: &str = "x-request-id";
+
+/// The route label of whatever no route matched (static files, unknown pages).
+const UNMATCHED: &str = "unmatched";
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    method: &'static str,
+    route: Arc<str>,
+    status: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RouteLabels {
+    method: &'static str,
+    route: Arc<str>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabels {
+    endpoint: Arc<str>,
+    code: &'static str,
+}
+
+type LatencyFamily = Family<RouteLabels, Histogram, fn() -> Histogram>;
+
+/// The server's metrics. Every label is drawn from a bounded set: routes as declared (never a raw path with
+/// ids in it), server functions by their registered path, error codes from [`LoyaltyError::code`].
+pub struct Metrics {
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    latency: LatencyFamily,
+    outcomes: Family<OutcomeLabels, Counter>,
+    server_fns: HashSet<&'static str>,
+}
+
+fn latency_histogram() -> Histogram {
+    // 1 ms to about 16 s.
+    Histogram::new(exponential_buckets(0.001, 2.0, 15))
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("loyalty");
+        let requests = Family::<RequestLabels, Counter>::default();
+        let latency = LatencyFamily::new_with_constructor(latency_histogram as fn() -> Histogram);
+        let outcomes = Family::<OutcomeLabels, Counter>::default();
+        registry.register(
+            "http_requests",
+            "HTTP requests answered, by method, route and status class",
+            requests.clone(),
+        );
+        registry.register(
+            "http_request_duration_seconds",
+            "Time to answer an HTTP request, by method and route",
+            latency.clone(),
+        );
+        registry.register(
+            "rpc_outcomes",
+            "API calls by endpoint and outcome: ok, or the error code of the refusal",
+            outcomes.clone(),
+        );
+        let server_fns = leptos::server_fn::axum::server_fn_paths()
+            .map(|(path, _)| path)
+            .collect();
+        Self {
+            registry,
+            requests,
+            latency,
+            outcomes,
+            server_fns,
+        }
+    }
+
+    /// The metrics in the OpenMetrics text format Prometheus scrapes.
+    pub fn render(&self) -> Response {
+        let mut text = String::new();
+        if prometheus_client::encoding::text::encode(&mut text, &self.registry).is_err() {
+            return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+        }
+        (
+            [(
+                header::CONTENT_TYPE,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            )],
+            text,
+        )
+            .into_response()
+    }
+
+    /// The route a request counts under: the matched route, or for a server function its registered path.
+    fn route_of(&self, req: &Request) -> Arc<str> {
+        match req
+            .extensions()
+            .get::<MatchedPath>()
+            .map(MatchedPath::as_str)
+        {
+            Some(route) if route.contains("{*name}") => {
+                let path = req.uri().path();
+                match self.server_fns.get(path) {
+                    Some(known) => Arc::from(*known),
+                    None => Arc::from(route),
+                }
+            }
+            Some(route) => Arc::from(route),
+            None => Arc::from(UNMATCHED),
+        }
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// The route a request counts under, for the trace span.
+#[derive(Clone)]
+struct Route(Arc<str>);
+
+/// Counts every request with its latency, and every API call with its outcome.
+pub async fn record(State(metrics): State<Arc<Metrics>>, mut req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = method_label(req.method());
+    let route = metrics.route_of(&req);
+    req.extensions_mut().insert(Route(route.clone()));
+    let response = next.run(req).await;
+    let (response, outcome) = if route.starts_with("/api/") {
+        outcome_of(response).await
+    } else {
+        (response, None)
+    };
+    metrics
+        .requests
+        .get_or_create(&RequestLabels {
+            method,
+            route: route.clone(),
+            status: status_class(response.status()),
+        })
+        .inc();
+    metrics
+        .latency
+        .get_or_create(&RouteLabels {
+            method,
+            route: route.clone(),
+        })
+        .observe(started.elapsed().as_secs_f64());
+    if let Some(code) = outcome {
+        metrics
+            .outcomes
+            .get_or_create(&OutcomeLabels {
+                endpoint: route,
+                code,
+            })
+            .inc();
+    }
+    response
+}
+
+fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::HEAD => "HEAD",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::OPTIONS => "OPTIONS",
+        _ => "OTHER",
+    }
+}
+
+fn status_class(status: StatusCode) -> &'static str {
+    match status.as_u16() {
+        100..=199 => "1xx",
+        200..=299 => "2xx",
+        300..=399 => "3xx",
+        400..=499 => "4xx",
+        _ => "5xx",
+    }
+}
+
+/// The largest error answer read for its code; error answers are a few hundred bytes.
+const MAX_ERROR_BODY: usize = 64 * 1024;
+
+/// `ok` for an answer that went through, the error's code for a refusal. A plain form post is answered with a
+/// redirect: back to the form with the error in its `__err` query field, or on to the result.
+async fn outcome_of(response: Response) -> (Response, Option<&'static str>) {
+    let status = response.status();
+    if status.is_success() {
+        return (response, Some("ok"));
+    }
+    if status.is_redirection() {
+        let code = form_post_error(&response).map_or("ok", |err| err.code());
+        return (response, Some(code));
+    }
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !is_json {
+        return (response, None);
+    }
+    let (parts, body) = response.into_parts();
+    match to_bytes(body, MAX_ERROR_BODY).await {
+        Ok(bytes) => {
+            let code = serde_json::from_slice::<LoyaltyError>(&bytes)
+                .ok()
+                .map(|err| err.code());
+            (Response::from_parts(parts, Body::from(bytes)), code)
+        }
+        Err(err) => {
+            tracing::error!(error = %err, "reading an error answer");
+            (StatusCode::INTERNAL_SERVER_ERROR.into_response(), None)
+        }
+    }
+}
+
+fn form_post_error(response: &Response) -> Option<LoyaltyError> {
+    let location = response.headers().get(header::LOCATION)?.to_str().ok()?;
+    let (_, query) = location.split_once('?')?;
+    let fields: Vec<(String, String)> = serde_urlencoded::from_str(query).ok()?;
+    let (_, encoded) = fields.into_iter().find(|(name, _)| name == "__err")?;
+    let json = base64::engine::general_purpose::URL_SAFE
+        .decode(encoded)
+        .ok()?;
+    serde_json::from_slice(&json).ok()
+}
+
+/// The span every request's log lines are in: its id, method and route, then its status and latency.
+pub fn request_span(req: &Request) -> Span {
+    let id = req
+        .headers()
+        .get(REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let route = req.extensions().get::<Route>().map_or(UNMATCHED, |r| &*r.0);
+    tracing::info_span!(
+        "request",
+        request_id = id,
+        method = %req.method(),
+        route,
+        status = Empty,
+        latency_ms = Empty,
+    )
+}
+
+/// One line per answered request, in its span.
+pub fn log_answer(response: &Response, latency: Duration, span: &Span) {
+    span.record("status", response.status().as_u16());
+    span.record("latency_ms", latency.as_millis() as u64);
+    tracing::info!("answered");
+}
+
+/// A 503 HTML page for a browser, when the database is out of reach.
+pub fn unavailable_page() -> Response {
+    let sentence = LoyaltyError::Unavailable.to_string();
+    let html = format!(
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>Loyalty</title>\
+         <link rel=\"stylesheet\" href=\"/pkg/loyalty.css\"></head>\
+         <body><main><div class=\"outcome error\" data-code=\"UNAVAILABLE\" role=\"alert\">\
+         <p class=\"big\">{sentence}</p><p><a href=\"\">Try again</a></p></div></main></body></html>\n"
+    );
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        [(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))],
+        axum::response::Html(html),
+    )
+        .into_response()
+}
