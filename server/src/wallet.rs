@@ -63,11 +63,19 @@ pub struct Webhook {
 }
 
 impl Webhook {
-    /// A webhook at `url` (http://; this build has no TLS), giving up on an attempt after `timeout`.
-    pub fn new(url: impl Into<String>, timeout: Duration) -> reqwest::Result<Self> {
+    /// A webhook at `url`, giving up on an attempt after `timeout`. The client is built without TLS (one
+    /// HTTP client for the whole workspace), so the URL must be plain http://, e.g. a relay on the same host;
+    /// anything else is refused here rather than failing every delivery later.
+    pub fn new(url: &str, timeout: Duration) -> anyhow::Result<Self> {
+        let parsed = reqwest::Url::parse(url)
+            .map_err(|err| anyhow::anyhow!("the wallet webhook URL {url:?}: {err}"))?;
+        anyhow::ensure!(
+            parsed.scheme() == "http" && parsed.has_host(),
+            "the wallet webhook URL must be http://host/...: this build has no TLS"
+        );
         Ok(Self {
             client: reqwest::Client::builder().timeout(timeout).build()?,
-            url: url.into(),
+            url: parsed.into(),
         })
     }
 }
@@ -236,6 +244,20 @@ pub fn spawn<P: WalletProvider>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_plain_http_webhook_urls_are_taken() {
+        let timeout = Duration::from_secs(1);
+        assert!(Webhook::new("http://127.0.0.1:9000/passes", timeout).is_ok());
+        for url in [
+            "https://wallet.example/passes",
+            "ftp://wallet.example/",
+            "not a url",
+            "",
+        ] {
+            assert!(Webhook::new(url, timeout).is_err(), "{url}");
+        }
+    }
 
     #[test]
     fn backoff_doubles_from_the_first_wait_up_to_the_cap() {
