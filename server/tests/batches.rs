@@ -528,11 +528,8 @@ async fn the_csv_lists_every_code_of_the_batch_as_the_database_has_it() {
         at.map(|at| at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true))
             .unwrap_or_default()
     };
-    let stored: Vec<(
-        String,
-        Option<chrono::DateTime<chrono::Utc>>,
-        Option<chrono::DateTime<chrono::Utc>>,
-    )> = sqlx::query_as(
+    type Stamp = Option<chrono::DateTime<chrono::Utc>>;
+    let stored: Vec<(String, Stamp, Stamp)> = sqlx::query_as(
         "select code, claimed_at, voided_at from claim_codes where batch_id = $1 order by code",
     )
     .bind(batch.id)
@@ -553,6 +550,29 @@ async fn the_csv_lists_every_code_of_the_batch_as_the_database_has_it() {
     assert_eq!(exported, expected);
     assert_eq!(exported.iter().filter(|r| !r.2.is_empty()).count(), 3);
     assert_eq!(exported.iter().filter(|r| !r.3.is_empty()).count(), 47);
+
+    // The batches page says what became of the batch, and links to its export and its postcards.
+    let page = manager.get("/batches").await.text().await.unwrap();
+    let row = page
+        .split(&format!("<tr data-batch=\"{}\">", batch.id))
+        .nth(1)
+        .and_then(|rest| rest.split("</tr>").next())
+        .unwrap_or_else(|| panic!("no row for the batch in {page}"));
+    assert!(
+        row.contains(&format!(
+            "47 unclaimed withdrawn on {} by Test Manager",
+            today()
+        )),
+        "{row}"
+    );
+    assert!(
+        row.contains(&format!("/api/batch.csv?id={}", batch.id)),
+        "{row}"
+    );
+    assert!(
+        row.contains(&format!("/batches/{}/print", batch.id)),
+        "{row}"
+    );
 }
 
 #[tokio::test]
