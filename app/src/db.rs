@@ -70,6 +70,14 @@ pub fn db_error(err: sqlx::Error) -> LoyaltyError {
             tracing::warn!(error = %err, "database unavailable");
             LoyaltyError::Unavailable
         }
+        // Text PostgreSQL cannot hold (a NUL character) came in with the request: the sender's mistake, not ours.
+        sqlx::Error::Database(db) if matches!(db.code().as_deref(), Some("22021" | "22P05")) => {
+            LoyaltyError::InvalidInput {
+                message:
+                    "The text holds characters that cannot be saved: remove them and try again."
+                        .into(),
+            }
+        }
         _ => {
             tracing::error!(error = %err, "database error");
             LoyaltyError::Internal

@@ -87,6 +87,16 @@ pub fn parse_filter(
             "That is not a staff email address: it is too long.",
         ));
     }
+    // PostgreSQL text cannot hold a NUL: refused here, before the CSV's answer has begun.
+    if [&member, &staff]
+        .into_iter()
+        .flatten()
+        .any(|v| v.contains('\0'))
+    {
+        return Err(invalid(
+            "The filter holds characters that cannot be searched for.",
+        ));
+    }
     Ok(HistoryFilter {
         from,
         to,

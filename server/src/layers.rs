@@ -66,35 +66,68 @@ fn session_cookie(req: &Request) -> Option<String> {
         .map(|(_, value)| value.to_owned())
 }
 
-/// The API takes JSON as well as form posts: a flat JSON object becomes the same form fields.
-pub async fn json_to_form(req: Request, next: Next) -> Response {
+/// Every API post's body is read here, within [`MAX_BODY_BYTES`], before a server function sees it: a larger
+/// one, or one that is not text, is refused in the domain's words (the server functions would answer either
+/// with a 500). A flat JSON object becomes the same form fields as a form post.
+pub async fn api_body(req: Request, next: Next) -> Response {
+    if req.method() != Method::POST || !req.uri().path().starts_with("/api/") {
+        return next.run(req).await;
+    }
     let is_json = req
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("application/json"));
-    if !is_json || !req.uri().path().starts_with("/api/") {
-        return next.run(req).await;
-    }
     let (mut parts, body) = req.into_parts();
-    let bytes = match to_bytes(body, MAX_BODY_BYTES).await {
-        Ok(bytes) => bytes,
-        Err(_) => {
-            return error_response(LoyaltyError::InvalidInput {
-                message: "The request is too large.".into(),
-            });
+    let too_large = || {
+        error_response(LoyaltyError::InvalidInput {
+            message: "The request is too large.".into(),
+        })
+    };
+    let Ok(bytes) = to_bytes(body, MAX_BODY_BYTES).await else {
+        return too_large();
+    };
+    let body = if is_json {
+        let form = match json_object_to_form(&bytes) {
+            Ok(form) => form,
+            Err(message) => return error_response(LoyaltyError::InvalidInput { message }),
+        };
+        // The form is read under the same limit, and percent-encoding makes text up to three times longer.
+        if form.len() > MAX_BODY_BYTES {
+            return too_large();
         }
+        parts.headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/x-www-form-urlencoded"),
+        );
+        parts.headers.remove(header::CONTENT_LENGTH);
+        Body::from(form)
+    } else if std::str::from_utf8(&bytes).is_err() {
+        return error_response(LoyaltyError::InvalidInput {
+            message: "The request body is not text.".into(),
+        });
+    } else {
+        Body::from(bytes)
     };
-    let form = match json_object_to_form(&bytes) {
-        Ok(form) => form,
-        Err(message) => return error_response(LoyaltyError::InvalidInput { message }),
+    with_its_errors_status(next.run(Request::from_parts(parts, body)).await).await
+}
+
+/// A server function answers arguments it cannot read (a missing field, a number that is not one) with a 500
+/// that carries our INVALID_INPUT: the answer gets the status of the error it carries.
+async fn with_its_errors_status(response: Response) -> Response {
+    if response.status() != StatusCode::INTERNAL_SERVER_ERROR {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let Ok(bytes) = to_bytes(body, MAX_BODY_BYTES).await else {
+        return error_response(LoyaltyError::Internal);
     };
-    parts.headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/x-www-form-urlencoded"),
-    );
-    parts.headers.remove(header::CONTENT_LENGTH);
-    next.run(Request::from_parts(parts, Body::from(form))).await
+    if let Ok(err) = serde_json::from_slice::<LoyaltyError>(&bytes)
+        && let Ok(status) = StatusCode::from_u16(err.http_status())
+    {
+        parts.status = status;
+    }
+    Response::from_parts(parts, Body::from(bytes))
 }
 
 fn json_object_to_form(bytes: &[u8]) -> Result<String, String> {

@@ -80,7 +80,7 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             layers::session,
         ))
-        .layer(axum::middleware::from_fn(layers::json_to_form))
+        .layer(axum::middleware::from_fn(layers::api_body))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
         .route("/metrics", get(move || async move { metrics.render() }))
