@@ -1,0 +1,212 @@
+//! Load through the server's own API, as the counter terminal sends it: each client a signed-in clerk on one
+//! keep-alive connection, its session cookie and CSRF token on every request.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use hdrhistogram::Histogram;
+use reqwest::header::{COOKIE, SET_COOKIE};
+use sqlx::PgPool;
+
+use crate::report::Measured;
+use crate::seed::{Case, PostcardSlice, member_external_id};
+use crate::server::PASSWORD;
+
+pub struct Session {
+    http: reqwest::Client,
+    cookie: String,
+    csrf: String,
+}
+
+impl Session {
+    pub async fn sign_in(url: &str, email: &str) -> anyhow::Result<Self> {
+        // One connection per client, kept alive, as a terminal at a counter holds it.
+        let http = reqwest::Client::builder()
+            .pool_max_idle_per_host(1)
+            .tcp_nodelay(true)
+            .build()?;
+        let response = http
+            .post(format!("{url}/api/sign_in"))
+            .form(&[("email", email), ("password", PASSWORD)])
+            .send()
+            .await?;
+        if !response.status().is_success() {
+            bail!(
+                "signing in as {email}: {} {}",
+                response.status(),
+                response.text().await.unwrap_or_default()
+            );
+        }
+        let cookie = response
+            .headers()
+            .get_all(SET_COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find(|v| v.starts_with("loyalty_session="))
+            .and_then(|v| v.split(';').next())
+            .context("no session cookie")?
+            .to_owned();
+        let session: serde_json::Value = response.json().await?;
+        let csrf = session["csrf_token"]
+            .as_str()
+            .context("no csrf_token")?
+            .to_owned();
+        Ok(Self { http, cookie, csrf })
+    }
+
+    pub async fn post(
+        &self,
+        url: &str,
+        fields: &[(&str, &str)],
+    ) -> reqwest::Result<reqwest::Response> {
+        self.http
+            .post(url)
+            .header(COOKIE, &self.cookie)
+            .form(fields)
+            .send()
+            .await
+    }
+
+    pub async fn get(&self, url: &str) -> reqwest::Result<reqwest::Response> {
+        self.http.get(url).header(COOKIE, &self.cookie).send().await
+    }
+}
+
+/// One clerk per client (client i is clerk-i, as pgbench's client_id i is); sign-ins hash a password, so they
+/// are made once for all runs.
+pub async fn sign_in_clerks(url: &str, count: usize) -> anyhow::Result<Vec<Session>> {
+    let mut sessions = Vec::with_capacity(count);
+    for n in 0..count {
+        sessions.push(Session::sign_in(url, &format!("clerk-{n}@bench.test")).await?);
+    }
+    Ok(sessions)
+}
+
+pub struct Load {
+    pub case: Case,
+    pub clients: usize,
+    pub duration: Duration,
+    pub members: u32,
+}
+
+/// A small, fast generator for picking members; each client seeds its own.
+struct SplitMix(u64);
+
+impl SplitMix {
+    fn below(&mut self, range: (u32, u32)) -> u32 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        range.0 + (z % u64::from(range.1 - range.0 + 1)) as u32
+    }
+}
+
+pub async fn run(
+    url: &str,
+    sessions: &[Session],
+    load: &Load,
+    postcards: Option<&PostcardSlice>,
+    owner: &PgPool,
+) -> anyhow::Result<Measured> {
+    let codes: Arc<Vec<String>> = Arc::new(match postcards {
+        Some(slice) => {
+            sqlx::query_scalar(
+                "select code from bench.postcards where n > $1 and n <= $2 order by n",
+            )
+            .bind(slice.base)
+            .bind(slice.base + slice.len)
+            .fetch_all(owner)
+            .await?
+        }
+        None => Vec::new(),
+    });
+    let next_code = Arc::new(AtomicUsize::new(0));
+    let endpoint = match load.case {
+        Case::Claim => format!("{url}/api/scan"),
+        case => format!("{url}/api/{}", case.endpoint()),
+    };
+    let range = load.case.member_range(load.members);
+    let started = Instant::now();
+    let deadline = started + load.duration;
+
+    let mut tasks = tokio::task::JoinSet::new();
+    for (index, session) in sessions.iter().enumerate().take(load.clients) {
+        let session = Session {
+            http: session.http.clone(),
+            cookie: session.cookie.clone(),
+            csrf: session.csrf.clone(),
+        };
+        let endpoint = endpoint.clone();
+        let codes = codes.clone();
+        let next_code = next_code.clone();
+        let case = load.case;
+        tasks.spawn(async move {
+            let mut measured = Measured::new();
+            let mut random = SplitMix(index as u64 + 1);
+            while Instant::now() < deadline {
+                let sent = Instant::now();
+                let response = match case {
+                    Case::Claim => {
+                        let Some(code) = codes.get(next_code.fetch_add(1, Ordering::Relaxed))
+                        else {
+                            measured.note("the run's postcards ran out");
+                            break;
+                        };
+                        session
+                            .post(
+                                &endpoint,
+                                &[("csrf", session.csrf.as_str()), ("code", code)],
+                            )
+                            .await
+                    }
+                    _ => {
+                        let member = member_external_id(random.below(range));
+                        let key = uuid::Uuid::new_v4().to_string();
+                        session
+                            .post(
+                                &endpoint,
+                                &[
+                                    ("csrf", session.csrf.as_str()),
+                                    ("external_id", &member),
+                                    ("points", "1"),
+                                    ("idempotency_key", &key),
+                                ],
+                            )
+                            .await
+                    }
+                };
+                let outcome = match response {
+                    Ok(response) => {
+                        let status = response.status();
+                        match response.bytes().await {
+                            Ok(_) if status.is_success() => Ok(()),
+                            Ok(body) => Err(format!("{status} {}", String::from_utf8_lossy(&body))),
+                            Err(err) => Err(err.to_string()),
+                        }
+                    }
+                    Err(err) => Err(err.to_string()),
+                };
+                match outcome {
+                    Ok(()) => measured.record(sent.elapsed()),
+                    Err(err) => measured.error(err),
+                }
+            }
+            measured
+        });
+    }
+    let mut total = Measured::new();
+    while let Some(measured) = tasks.join_next().await {
+        total.merge(measured?);
+    }
+    total.elapsed = started.elapsed();
+    Ok(total)
+}
+
+/// Latencies of a handful of identical requests, for the history timings.
+pub fn histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 600_000_000, 3).expect("valid histogram bounds")
+}

@@ -1,0 +1,175 @@
+//! The load benchmark: earn, redeem and claim through the server's HTTP API, signed in as clerks, against the
+//! same database functions called directly by pgbench, in one run on one database; then the manager's history
+//! over a ledger of millions of rows. It starts its own server (and so its own embedded PostgreSQL) under
+//! target/bench, and stops both when it ends.
+
+mod cpu;
+mod history;
+mod http;
+mod pgbench;
+mod report;
+mod seed;
+mod server;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Parser;
+
+use crate::http::Load;
+use crate::pgbench::Pgbench;
+use crate::seed::Case;
+
+#[derive(Debug, Parser)]
+struct Cli {
+    /// How long each measured run lasts.
+    #[arg(long, default_value_t = 10)]
+    duration_secs: u64,
+    /// Concurrent clients, one run per count.
+    #[arg(long, value_delimiter = ',', default_value = "16,64")]
+    clients: Vec<usize>,
+    /// Members the "many members" cases spread over.
+    #[arg(long, default_value_t = 1000)]
+    members: u32,
+    /// Which cases to run (earn-many, earn-hot, redeem-many, redeem-hot, claim).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "earn-many,earn-hot,redeem-many,redeem-hot,claim"
+    )]
+    cases: Vec<String>,
+    /// Ledger rows seeded for the history timings; 0 skips them (seeding 10 million takes minutes).
+    #[arg(long, default_value_t = 10_000_000)]
+    history_rows: u64,
+    /// Members the seeded ledger is spread over.
+    #[arg(long, default_value_t = 100_000)]
+    history_members: u32,
+    /// Database connections the server keeps (its --db-pool).
+    #[arg(long, default_value_t = 16)]
+    db_pool: u32,
+    /// The server binary under test.
+    #[arg(long, default_value = "target/release/server")]
+    server_bin: PathBuf,
+    /// Where the benchmark keeps its cluster and logs; emptied at the start.
+    #[arg(long, default_value = "target/bench")]
+    work_dir: PathBuf,
+    /// The folder holding pgbench's scripts.
+    #[arg(long, default_value = "bench/pgbench")]
+    scripts: PathBuf,
+    #[arg(long, default_value_t = 3200)]
+    port: u16,
+    #[arg(long, default_value_t = 54500)]
+    pg_port: u16,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let cases: Vec<Case> = cli
+        .cases
+        .iter()
+        .map(|name| Case::parse(name).with_context(|| format!("unknown case {name:?}")))
+        .collect::<anyhow::Result<_>>()?;
+    let pgbench = Pgbench::find(&cli.scripts, &cli.work_dir)?;
+    let duration = Duration::from_secs(cli.duration_secs);
+
+    let server = server::Server::start(&cli).await?;
+    let result = run(&cli, &server, &pgbench, &cases, duration).await;
+    server.stop().await;
+    result
+}
+
+async fn run(
+    cli: &Cli,
+    server: &server::Server,
+    pgbench: &Pgbench,
+    cases: &[Case],
+    duration: Duration,
+) -> anyhow::Result<()> {
+    println!("{}", report::describe(&server.owner).await?);
+    let max_clients = cli.clients.iter().copied().max().unwrap_or(1);
+    let claim_runs = 2 * cli.clients.len();
+    let setup = seed::seed(
+        &server.owner,
+        cli.members,
+        max_clients,
+        claim_runs,
+        duration,
+    )
+    .await?;
+    let sessions = http::sign_in_clerks(&server.url, max_clients).await?;
+    let db_url = server.app_url();
+
+    let meter = server.meter();
+    let mut rows = Vec::new();
+    let mut claim_run = 0;
+    for case in cases {
+        for &clients in &cli.clients {
+            let postcards = (*case == Case::Claim).then(|| {
+                let slice = setup.postcard_slice(claim_run);
+                claim_run += 1;
+                slice
+            });
+            let load = Load {
+                case: *case,
+                clients,
+                duration,
+                members: cli.members,
+            };
+            let before = seed::ledger_mark(&server.owner, setup.program_id).await?;
+            let cpu = meter.sample();
+            let mut via_server = http::run(
+                &server.url,
+                &sessions[..clients],
+                &load,
+                postcards.as_ref(),
+                &server.owner,
+            )
+            .await?;
+            via_server.cpu = meter.sample().per_request(&cpu, via_server.ok);
+            seed::check_applied(&server.owner, &setup, *case, before, via_server.ok).await?;
+
+            let postcards = (*case == Case::Claim).then(|| {
+                let slice = setup.postcard_slice(claim_run);
+                claim_run += 1;
+                slice
+            });
+            let before = seed::ledger_mark(&server.owner, setup.program_id).await?;
+            let cpu = meter.sample();
+            let mut direct = pgbench
+                .run(&db_url, &setup, &load, postcards.as_ref())
+                .await?;
+            direct.cpu = meter.sample().per_request(&cpu, direct.ok);
+            seed::check_applied(&server.owner, &setup, *case, before, direct.ok).await?;
+            let row = report::Row {
+                case: case.name(),
+                clients,
+                server: via_server,
+                direct,
+            };
+            println!("{}", row.line());
+            rows.push(row);
+        }
+    }
+    println!();
+    println!(
+        "HTTP: {} s per run, keep-alive, one signed-in clerk session per client (cookie + CSRF field); server pool {} connections.",
+        duration.as_secs(),
+        cli.db_pool
+    );
+    println!(
+        "Direct: pgbench -M prepared -j 2 -T {} as the server's database role; p50/p99 from its per-transaction log (-l).",
+        duration.as_secs()
+    );
+    println!("{}", report::table(&rows));
+    println!("Processor time per request (microseconds), from /proc: where the time goes.");
+    println!("{}", report::cpu_table(&rows));
+    println!("{}", report::load_line());
+
+    if cli.history_rows > 0 {
+        history::run(cli, server, &setup).await?;
+        println!("{}", report::load_line());
+    }
+    Ok(())
+}

@@ -1,0 +1,245 @@
+//! The bench program: a clerk, members with balances, one hot member, and unclaimed postcards for the claim
+//! runs. Written as the database owner.
+
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::server::{MANAGER_EMAIL, PROGRAM};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Case {
+    EarnMany,
+    EarnHot,
+    RedeemMany,
+    RedeemHot,
+    Claim,
+}
+
+impl Case {
+    pub fn parse(name: &str) -> Option<Self> {
+        [
+            Self::EarnMany,
+            Self::EarnHot,
+            Self::RedeemMany,
+            Self::RedeemHot,
+            Self::Claim,
+        ]
+        .into_iter()
+        .find(|case| case.name() == name)
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::EarnMany => "earn-many",
+            Self::EarnHot => "earn-hot",
+            Self::RedeemMany => "redeem-many",
+            Self::RedeemHot => "redeem-hot",
+            Self::Claim => "claim",
+        }
+    }
+
+    /// The API endpoint and the pgbench script.
+    pub fn endpoint(self) -> &'static str {
+        match self {
+            Self::EarnMany | Self::EarnHot => "earn",
+            Self::RedeemMany | Self::RedeemHot => "redeem",
+            Self::Claim => "claim",
+        }
+    }
+
+    /// The members a run draws from: the hot member alone, or 1..=members.
+    pub fn member_range(self, members: u32) -> (u32, u32) {
+        match self {
+            Self::EarnHot | Self::RedeemHot => (0, 0),
+            _ => (1, members),
+        }
+    }
+}
+
+/// Member `n`'s pass id. Digits become letters (the pass alphabet has no 0 or 1); pgbench's scripts compute the
+/// same with `translate`. Member 0 is the hot one.
+pub fn member_external_id(n: u32) -> String {
+    let digits = format!("{n:07}");
+    let letters: String = digits
+        .bytes()
+        .map(|d| b"ABCDEFGHJK"[(d - b'0') as usize] as char)
+        .collect();
+    format!("MBR-{letters}")
+}
+
+/// Postcards one claim run may use: bench.postcards rows base+1 ..= base+len.
+#[derive(Debug, Clone, Copy)]
+pub struct PostcardSlice {
+    pub base: i64,
+    pub len: i64,
+}
+
+pub struct Setup {
+    pub program_id: Uuid,
+    /// Clerk 0, named as the staff member on the seeded ledger rows.
+    pub clerk_id: Uuid,
+    postcards_per_run: i64,
+}
+
+impl Setup {
+    pub fn postcard_slice(&self, run: usize) -> PostcardSlice {
+        PostcardSlice {
+            base: run as i64 * self.postcards_per_run,
+            len: self.postcards_per_run,
+        }
+    }
+}
+
+/// Claims per second no run is expected to reach: each claim run gets this many postcards per second of run.
+const POSTCARDS_PER_SECOND: i64 = 4000;
+/// Members' starting balance: redeem runs never run a balance dry.
+const BALANCE: i32 = 1_000_000;
+const HOT_BALANCE: i32 = 1_000_000_000;
+
+pub async fn seed(
+    owner: &PgPool,
+    members: u32,
+    clerks: usize,
+    claim_runs: usize,
+    duration: Duration,
+) -> anyhow::Result<Setup> {
+    let started = Instant::now();
+    let program_id: Uuid = sqlx::query_scalar("select id from public.programs where name = $1")
+        .bind(PROGRAM)
+        .fetch_one(owner)
+        .await
+        .context("the bench program")?;
+    // One clerk per client, as at a store's tills; they sign in with the manager's password: its hash is copied,
+    // so no hashing code is needed here. bench.clerks numbers them like pgbench's client_id.
+    sqlx::raw_sql(
+        "create schema bench;
+         create table bench.clerks (n integer primary key, id uuid not null);
+         create table bench.postcards (n bigint primary key, code text not null);
+         grant usage on schema bench to loyalty_app;
+         grant select on bench.clerks, bench.postcards to loyalty_app;",
+    )
+    .execute(owner)
+    .await?;
+    sqlx::query(
+        "with made as (
+            insert into public.staff (program_id, email, display_name, role, password_hash)
+            select m.program_id, 'clerk-' || n || '@bench.test', 'Bench clerk ' || n, 'clerk', m.password_hash
+              from public.staff m, generate_series(0, $3 - 1) n
+             where m.program_id = $1 and m.email = $2
+            returning id, email)
+         insert into bench.clerks (n, id)
+         select split_part(split_part(email, '@', 1), '-', 2)::int, id from made",
+    )
+    .bind(program_id)
+    .bind(MANAGER_EMAIL)
+    .bind(clerks as i32)
+    .execute(owner)
+    .await
+    .context("the bench clerks")?;
+    let clerk_id: Uuid = sqlx::query_scalar("select id from bench.clerks where n = 0")
+        .fetch_one(owner)
+        .await?;
+    insert_members(owner, program_id, 0, members).await?;
+
+    let postcards_per_run = POSTCARDS_PER_SECOND * duration.as_secs().max(1) as i64;
+    let total = postcards_per_run * claim_runs as i64;
+    // The codes the claim runs scan, numbered so each run (and each pgbench client) takes its own slice.
+    sqlx::query(
+        "with made as (
+            insert into public.claim_codes (program_id, code)
+            select $1, public.new_claim_code() from generate_series(1, $2)
+            returning code)
+         insert into bench.postcards (n, code) select row_number() over (), code from made",
+    )
+    .bind(program_id)
+    .bind(total)
+    .execute(owner)
+    .await?;
+    sqlx::raw_sql("analyze").execute(owner).await?;
+    println!(
+        "Seeded {PROGRAM:?}: {clerks} clerks, {members} members with {BALANCE} points, one hot member, {total} postcards ({:.1} s).",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(Setup {
+        program_id,
+        clerk_id,
+        postcards_per_run,
+    })
+}
+
+/// Members first..=last, member 0 (the hot one) with a larger balance.
+pub async fn insert_members(
+    owner: &PgPool,
+    program_id: Uuid,
+    first: u32,
+    last: u32,
+) -> anyhow::Result<()> {
+    let ids: Vec<String> = (first..=last).map(member_external_id).collect();
+    for chunk in ids.chunks(50_000) {
+        sqlx::query(
+            "insert into public.passes_master (program_id, external_id, points)
+             select $1, external_id, case when external_id = $3 then $4 else $5 end
+               from unnest($2::text[]) as external_id",
+        )
+        .bind(program_id)
+        .bind(chunk)
+        .bind(member_external_id(0))
+        .bind(HOT_BALANCE)
+        .bind(BALANCE)
+        .execute(owner)
+        .await?;
+    }
+    Ok(())
+}
+
+/// Where the ledger and the burned postcards stood before a run.
+#[derive(Debug, Clone, Copy)]
+pub struct Mark {
+    last_tx: i64,
+    claimed: i64,
+}
+
+pub async fn ledger_mark(owner: &PgPool, program_id: Uuid) -> anyhow::Result<Mark> {
+    let (last_tx, claimed): (i64, i64) = sqlx::query_as(
+        "select (select coalesce(max(id), 0) from public.transactions),
+                (select count(*) from public.claim_codes where program_id = $1 and claimed_at is not null)",
+    )
+    .bind(program_id)
+    .fetch_one(owner)
+    .await?;
+    Ok(Mark { last_tx, claimed })
+}
+
+/// Every request counted as done must have changed the database: a refused call (no funds, a postcard already
+/// burned or missing) would be cheaper and flatter the numbers.
+pub async fn check_applied(
+    owner: &PgPool,
+    setup: &Setup,
+    case: Case,
+    before: Mark,
+    done: u64,
+) -> anyhow::Result<()> {
+    let after = ledger_mark(owner, setup.program_id).await?;
+    let applied = match case {
+        Case::Claim => after.claimed - before.claimed,
+        _ => {
+            sqlx::query_scalar::<_, i64>(
+                "select count(*) from public.transactions where program_id = $1 and id > $2",
+            )
+            .bind(setup.program_id)
+            .bind(before.last_tx)
+            .fetch_one(owner)
+            .await?
+        }
+    };
+    if applied != done as i64 {
+        println!(
+            "  warning: {} counted {done} requests but {applied} changed the database",
+            case.name()
+        );
+    }
+    Ok(())
+}
