@@ -1288,3 +1288,58 @@ async fn deeply_nested_and_oversized_bodies_are_refused_by_every_endpoint() {
     }
     assert_eq!(fingerprint(&w.server.db, None).await, before);
 }
+
+#[tokio::test]
+async fn public_endpoints_answer_a_stranger_as_the_table_says() {
+    let w = world().await;
+    // A client with no session: its cookie names nobody.
+    let stranger = Client {
+        http: http(),
+        url: w.server.url.clone(),
+        cookie: "loyalty_session=none".into(),
+        csrf: String::new(),
+    };
+    for case in cases().iter().filter(|c| c.access == Access::Anyone) {
+        let fields = (case.fields)(&w.theirs);
+        let (status, body) = stranger.send(case, &fields, &Csrf::Absent).await;
+        let what = format!("stranger → {} {fields:?}", case.endpoint);
+        match case.theirs {
+            Theirs::Refused(code) => assert_eq!(error_of(status, &body, &what).code(), code),
+            Theirs::OwnProgramOnly => assert!(status.is_success(), "{what}: {status} {body}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_cross_site_public_sign_up_is_refused_and_makes_no_pass() {
+    let w = world().await;
+    sqlx::query("update programs set public_slug = 'our-shop' where id = $1")
+        .bind(w.server.db.program_id)
+        .execute(&w.server.db.owner)
+        .await
+        .unwrap();
+    let before = fingerprint(&w.server.db, None).await;
+    let response = http()
+        .post(format!("{}/api/join", w.server.url))
+        .header(ORIGIN, "https://evil.example")
+        .form(&[("slug", "our-shop")])
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    let body = response.text().await.unwrap();
+    assert_eq!(
+        error_of(status, &body, "cross-site join"),
+        LoyaltyError::CsrfRejected
+    );
+    assert_eq!(fingerprint(&w.server.db, None).await, before);
+    // The same sign-up from the shop's own page goes through.
+    let response = http()
+        .post(format!("{}/api/join", w.server.url))
+        .header(ORIGIN, w.server.url.clone())
+        .form(&[("slug", "our-shop")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+}
