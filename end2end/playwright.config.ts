@@ -4,6 +4,7 @@ import { defineConfig } from "@playwright/test";
 // DATABASE_URL. Chromium is Debian's: no browser is downloaded.
 export default defineConfig({
   testDir: "./tests",
+  globalSetup: "./global-setup.ts",
   workers: 1,
   reporter: "list",
   timeout: 30_000,

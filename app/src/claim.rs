@@ -51,6 +51,20 @@ pub fn ScanPage() -> impl leptos::IntoView {
     let scan = ServerAction::<Scan>::new();
     let input = NodeRef::<leptos::html::Input>::new();
     let navigate = use_navigate();
+    let signed_in = crate::auth::SignedIn::get();
+    // A code read by the camera goes through the same scan as a typed one.
+    let from_camera = Callback::new(move |code: String| {
+        let csrf = signed_in
+            .0
+            .get()
+            .and_then(Result::ok)
+            .map(|s| s.csrf_token)
+            .unwrap_or_default();
+        if let Some(el) = input.get() {
+            el.set_value(&code);
+        }
+        scan.dispatch(Scan { csrf, code });
+    });
     // After every answer the input is cleared and focused again, ready for the next scan.
     Effect::new(move |_| {
         let Some(result) = scan.value().get() else {
@@ -90,6 +104,7 @@ pub fn ScanPage() -> impl leptos::IntoView {
                     </button>
                 </div>
             </ActionForm>
+            <crate::camera::CameraScanner on_code=from_camera />
             <div class="result" role="status" aria-live="polite">
                 {move || {
                     scan.value()

@@ -2,6 +2,7 @@
 
 pub mod auth;
 pub mod batches;
+mod camera;
 pub mod claim;
 #[cfg(feature = "ssr")]
 pub mod db;

@@ -12,6 +12,8 @@ pub mod db;
 pub struct MemberPageData {
     pub detail: MemberDetail,
     pub form_key: String,
+    /// The member's own pass page.
+    pub pass_path: String,
 }
 
 /// How many ledger rows a member's page shows.
@@ -34,8 +36,10 @@ pub async fn get_member(external_id: String) -> Result<MemberDetail, LoyaltyErro
 /// The member page's data, with a new idempotency key for each rendering of its forms.
 #[leptos::server(endpoint = "member_page")]
 pub async fn load_member_page(external_id: String) -> Result<MemberPageData, LoyaltyError> {
+    let detail = get_member(external_id).await?;
     Ok(MemberPageData {
-        detail: get_member(external_id).await?,
+        pass_path: crate::passes::pass_page_link(detail.member.external_id.clone()).await?,
+        detail,
         form_key: uuid::Uuid::new_v4().to_string(),
     })
 }
@@ -95,7 +99,7 @@ pub fn MemberPage() -> impl leptos::IntoView {
                 {move || Suspend::new(async move {
                     match page.await {
                         Ok(data) => {
-                            let MemberPageData { detail, form_key } = data;
+                            let MemberPageData { detail, form_key, pass_path } = data;
                             let member = detail.member.clone();
                             let banner = query.with_untracked(|q| {
                                 if q.get("claimed").is_some() {
@@ -131,7 +135,7 @@ pub fn MemberPage() -> impl leptos::IntoView {
                                     "Joined " {loyalty_core::error::day(&member.created_at)} ": "
                                     {member.origin.describe()}
                                 </p>
-                                <crate::passes::PassLink external_id=member.external_id.clone() />
+                                <crate::passes::PassLink href=pass_path />
                                 <div class="result" role="status" aria-live="polite">
                                     {move || match last
                                         .get()

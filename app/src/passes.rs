@@ -176,22 +176,11 @@ fn PassCard(pass: PassView) -> impl IntoView {
 
 /// A link from the staff's member page to the member's own pass page.
 #[component]
-pub fn PassLink(external_id: String) -> impl IntoView {
-    let link = Resource::new(move || external_id.clone(), pass_page_link);
+pub fn PassLink(href: String) -> impl IntoView {
     view! {
-        <Suspense>
-            {move || Suspend::new(async move {
-                link.await
-                    .ok()
-                    .map(|href| {
-                        view! {
-                            <p class="pass-link">
-                                <a href=href target="_blank" rel="noopener">"Member's pass page"</a>
-                            </p>
-                        }
-                    })
-            })}
-        </Suspense>
+        <p class="pass-link">
+            <a href=href target="_blank" rel="noopener">"Member's pass page"</a>
+        </p>
     }
 }
 
