@@ -47,6 +47,8 @@ async fn prepare_cluster() -> PgConnectOptions {
     let mut admin = PgConnection::connect_with(&options)
         .await
         .expect("connecting to the test cluster");
+    // Test processes started at once (several test binaries, or a worktree's) prepare the cluster one at a time.
+    exec(&mut admin, "select pg_advisory_lock(7301)").await;
     // A migrated template per version of the migrations: each test's database is a cheap copy of it.
     let template = template_name();
     let exists: bool =
@@ -90,6 +92,8 @@ async fn prepare_cluster() -> PgConnectOptions {
             exec(&mut admin, &format!("create role {role} nologin")).await;
         }
     }
+    // Ends the session, and with it the advisory lock.
+    admin.close().await.unwrap();
     options
 }
 
