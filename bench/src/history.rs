@@ -17,8 +17,15 @@ const CHUNK: u64 = 1_000_000;
 const PAGE_REPEATS: usize = 20;
 const CSV_REPEATS: usize = 3;
 
-pub async fn run(cli: &Cli, server: &Server, setup: &Setup) -> anyhow::Result<()> {
+pub async fn run(cli: &Cli, server: &Server, setup: Option<&Setup>) -> anyhow::Result<()> {
     println!();
+    if let Some(setup) = setup {
+        seed(cli, server, setup).await?;
+    }
+    time(cli, server).await
+}
+
+async fn seed(cli: &Cli, server: &Server, setup: &Setup) -> anyhow::Result<()> {
     println!(
         "History: seeding {} ledger rows over 365 days and {} members...",
         cli.history_rows, cli.history_members
@@ -39,19 +46,26 @@ pub async fn run(cli: &Cli, server: &Server, setup: &Setup) -> anyhow::Result<()
         started.elapsed().as_secs_f64(),
         ledger_size(&server.owner).await?
     );
+    Ok(())
+}
 
+/// The timings, over the ledger as it is.
+async fn time(cli: &Cli, server: &Server) -> anyhow::Result<()> {
+    let rows: i64 = sqlx::query_scalar("select count(*) from public.transactions")
+        .fetch_one(&server.owner)
+        .await?;
+    println!("History over {rows} ledger rows, as the bench manager:");
     let manager = Session::sign_in(&server.url, MANAGER_EMAIL).await?;
     let today = chrono_free_today(&server.owner).await?;
     let member = member_external_id(cli.history_members / 2);
     let page_url = format!("{}/api/history", server.url);
+    let summary_url = format!("{}/api/history_summary", server.url);
     println!(
-        "| history request                                          | rows matched | first ms | p50 ms | max ms |"
+        "| history request                                          | rows | first ms | p50 ms | max ms |"
     );
     println!(
-        "|----------------------------------------------------------|-------------:|---------:|-------:|-------:|"
+        "|----------------------------------------------------------|-----:|---------:|-------:|-------:|"
     );
-    let first_page = time_page(&manager, &page_url, &[]).await?;
-    println!("{}", first_page.line("first page, no filter"));
     let from = shift_days(&server.owner, &today, -180).await?;
     let filtered = [
         ("tx_type", "EARN"),
@@ -59,11 +73,26 @@ pub async fn run(cli: &Cli, server: &Server, setup: &Setup) -> anyhow::Result<()
         ("from", from.as_str()),
         ("to", today.as_str()),
     ];
-    let filtered_page = time_page(&manager, &page_url, &filtered).await?;
-    println!(
-        "{}",
-        filtered_page.line("filtered page: EARN, one member, 180 days")
-    );
+    for (what, url, fields) in [
+        ("first page, no filter", &page_url, &[][..]),
+        (
+            "filtered page: EARN, one member, 180 days",
+            &page_url,
+            &filtered[..],
+        ),
+        (
+            "summary (sums, per-day chart), no filter",
+            &summary_url,
+            &[][..],
+        ),
+        (
+            "summary: EARN, one member, 180 days",
+            &summary_url,
+            &filtered[..],
+        ),
+    ] {
+        println!("{}", time_page(&manager, url, fields).await?.line(what));
+    }
 
     let month_ago = shift_days(&server.owner, &today, -30).await?;
     let csv_url = format!(
@@ -181,7 +210,7 @@ struct PageTimes {
 impl PageTimes {
     fn line(&self, what: &str) -> String {
         format!(
-            "| {what:<56} | {:>12} | {:>8.1} | {:>6.1} | {:>6.1} |",
+            "| {what:<56} | {:>4} | {:>8.1} | {:>6.1} | {:>6.1} |",
             self.matched,
             self.first.as_secs_f64() * 1000.0,
             self.hist.value_at_quantile(0.5) as f64 / 1000.0,
@@ -210,8 +239,13 @@ async fn time_page(
         }
         if i == 0 {
             first = took;
-            let page: serde_json::Value = serde_json::from_slice(&body)?;
-            matched = page["totals"]["transactions"].as_i64().unwrap_or(-1);
+            // A page's rows, or the number of rows a summary sums.
+            let answer: serde_json::Value = serde_json::from_slice(&body)?;
+            matched = answer["entries"]
+                .as_array()
+                .map(|rows| rows.len() as i64)
+                .or_else(|| answer["totals"]["transactions"].as_i64())
+                .unwrap_or(-1);
         } else {
             let _ = hist.record(took.as_micros().max(1) as u64);
         }

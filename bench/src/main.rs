@@ -45,6 +45,9 @@ struct Cli {
     /// Members the seeded ledger is spread over.
     #[arg(long, default_value_t = 100_000)]
     history_members: u32,
+    /// Only time the history, over the ledger an earlier run left in the work folder (kept, not emptied).
+    #[arg(long)]
+    history_only: bool,
     /// Database connections the server keeps (its --db-pool).
     #[arg(long, default_value_t = 16)]
     db_pool: u32,
@@ -88,6 +91,11 @@ async fn run(
     duration: Duration,
 ) -> anyhow::Result<()> {
     println!("{}", report::describe(&server.owner).await?);
+    if cli.history_only {
+        history::run(cli, server, None).await?;
+        println!("{}", report::load_line());
+        return Ok(());
+    }
     let max_clients = cli.clients.iter().copied().max().unwrap_or(1);
     let claim_runs = 2 * cli.clients.len();
     let setup = seed::seed(
@@ -168,7 +176,7 @@ async fn run(
     println!("{}", report::load_line());
 
     if cli.history_rows > 0 {
-        history::run(cli, server, &setup).await?;
+        history::run(cli, server, Some(&setup)).await?;
         println!("{}", report::load_line());
     }
     Ok(())

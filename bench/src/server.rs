@@ -27,7 +27,7 @@ pub struct Server {
 
 impl Server {
     pub async fn start(cli: &Cli) -> anyhow::Result<Self> {
-        if cli.work_dir.exists() {
+        if cli.work_dir.exists() && !cli.history_only {
             std::fs::remove_dir_all(&cli.work_dir)
                 .with_context(|| format!("emptying {}", cli.work_dir.display()))?;
         }
@@ -89,7 +89,7 @@ impl Server {
             .stdin(Stdio::null())
             .output()
             .await?;
-        if !made.status.success() {
+        if !made.status.success() && !cli.history_only {
             server.stop().await;
             bail!(
                 "create-manager failed: {}",
