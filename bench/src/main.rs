@@ -148,6 +148,8 @@ async fn run(
             let mut direct = pgbench
                 .run(&db_url, &setup, &load, postcards.as_ref())
                 .await?;
+            // pgbench's backends have just exited: their time counts once the postmaster has reaped them.
+            tokio::time::sleep(Duration::from_millis(500)).await;
             direct.cpu = meter.sample().per_request(&cpu, direct.ok);
             seed::check_applied(&server.owner, &setup, *case, before, direct.ok).await?;
             let row = report::Row {
