@@ -73,13 +73,13 @@ install_test_prerequisites() {
 # Starts the built server on its own fresh embedded database for end-to-end tests; sets BASE_URL,
 # DATABASE_URL and SERVER_PID. Its output goes to target/e2e/server.log.
 start_e2e_server() {
-    local data=target/e2e/data port=3100 pg_port=54400
+    local data=$DATA_BASE/e2e/data port=3100 pg_port=54400
     stop_e2e_server
     if curl -s "http://127.0.0.1:$port/" >/dev/null 2>&1; then
         echo "port $port is taken by another program: stop it first" >&2
         return 1
     fi
-    rm -rf target/e2e && mkdir -p target/e2e
+    rm -rf "$DATA_BASE/e2e" target/e2e && mkdir -p "$DATA_BASE/e2e" target/e2e
     ./target/debug/server --data-dir "$data" --addr "127.0.0.1:$port" --pg-port "$pg_port" \
         >target/e2e/server.log 2>&1 &
     SERVER_PID=$!
@@ -106,13 +106,23 @@ stop_e2e_server() {
     SERVER_PID=""
 }
 
+# Where PostgreSQL data for tests lives. Run as root, the clusters run as the postgres system user, which must be
+# able to enter every folder above its data: when it cannot enter this tree (a checkout under /root, say), the
+# data goes under /tmp instead.
+DATA_BASE="$PWD/target"
+if [ "$(id -u)" = 0 ] && ! runuser -u postgres -- test -x "$PWD" 2>/dev/null; then
+    DATA_BASE="/tmp/loyalty-$(printf '%s' "$PWD" | md5sum | cut -c1-12)"
+    mkdir -p "$DATA_BASE" && chmod 755 "$DATA_BASE"
+fi
+export LOYALTY_TEST_PG_DIR="$DATA_BASE/test-pg"
+
 stop_test_cluster() {
-    local pgdata=target/test-pg/pgdata
+    local pgdata=$LOYALTY_TEST_PG_DIR/pgdata
     [ -f "$pgdata/postmaster.pid" ] || return 0
     if [ "$(id -u)" = 0 ]; then
-        runuser -u postgres -- "$(pg_bin)/pg_ctl" -D "$PWD/$pgdata" stop -m fast -w >/dev/null 2>&1 || true
+        runuser -u postgres -- "$(pg_bin)/pg_ctl" -D "$pgdata" stop -m fast -w >/dev/null 2>&1 || true
     else
-        "$(pg_bin)/pg_ctl" -D "$PWD/$pgdata" stop -m fast -w >/dev/null 2>&1 || true
+        "$(pg_bin)/pg_ctl" -D "$pgdata" stop -m fast -w >/dev/null 2>&1 || true
     fi
 }
 

@@ -7,6 +7,10 @@ cd "$(dirname "$0")/.."
 source scripts/lib.sh
 
 install_run_prerequisites
+# The embedded cluster's data: .data here, unless the postgres system user cannot enter this tree (see lib.sh).
+if [ -z "${LOYALTY_DATA_DIR:-}" ] && [ "$DATA_BASE" != "$PWD/target" ]; then
+    export LOYALTY_DATA_DIR="$DATA_BASE/data"
+fi
 ./scripts/build-site.sh
 step "Building the server"
 cargo build --locked -p server

@@ -1,0 +1,165 @@
+//! The server binary as a newcomer and an operator use it: the embedded default as an ordinary user, and the
+//! command that creates a program's first manager.
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use loyalty_core::wire::Role;
+use server::testkit::TestDb;
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn is_root() -> bool {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/self").unwrap().uid() == 0
+}
+
+/// Runs the server binary as an ordinary user: as root, as the `postgres` system user (not root) from a copy in
+/// `home` (which that user can reach wherever the tree is), otherwise as whoever runs the tests.
+fn as_ordinary_user(home: &std::path::Path, args: &[&str]) -> Command {
+    let bin = env!("CARGO_BIN_EXE_server");
+    let mut cmd = if is_root() {
+        let copy = home.join("server");
+        std::fs::copy(bin, &copy).unwrap();
+        let mut cmd = Command::new("runuser");
+        cmd.args(["-u", "postgres", "--"]).arg(copy);
+        cmd
+    } else {
+        Command::new(bin)
+    };
+    cmd.args(args).env_remove("DATABASE_URL").current_dir("/");
+    cmd
+}
+
+#[tokio::test]
+async fn an_ordinary_user_runs_the_embedded_default_and_sigterm_stops_its_cluster() {
+    let root = std::env::temp_dir().join(format!("loyalty-user-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&root).unwrap();
+    if is_root() {
+        let status = Command::new("chown")
+            .args(["postgres:", root.to_str().unwrap()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+    let data = root.join("data");
+    let (port, pg_port) = (free_port(), free_port());
+    let addr = format!("127.0.0.1:{port}");
+    let log =
+        std::fs::File::create(std::env::temp_dir().join(format!("{}.log", uuid::Uuid::new_v4())))
+            .unwrap();
+    let mut server = as_ordinary_user(
+        &root,
+        &[
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--addr",
+            &addr,
+            "--pg-port",
+            &pg_port.to_string(),
+        ],
+    )
+    .stdout(Stdio::piped())
+    .stderr(log)
+    .spawn()
+    .unwrap();
+
+    // Bounded wait for the server to answer.
+    let health = format!("http://{addr}/healthz");
+    let mut up = false;
+    for _ in 0..300 {
+        if let Ok(response) = reqwest::get(&health).await
+            && response.status() == 200
+        {
+            up = true;
+            break;
+        }
+        if server.try_wait().unwrap().is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(up, "the server did not come up as an ordinary user");
+    let pid_file = data.join("pgdata/postmaster.pid");
+    assert!(pid_file.exists(), "the cluster runs from the data folder");
+
+    // SIGTERM to the server itself (under runuser, its child), as a service manager sends it.
+    let pid = if is_root() {
+        let children = Command::new("pgrep")
+            .args(["-P", &server.id().to_string()])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&children.stdout).trim().to_owned()
+    } else {
+        server.id().to_string()
+    };
+    let status = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    assert!(status.success());
+    let output = tokio::task::spawn_blocking(move || server.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("Seeded the demo program"), "{stdout}");
+    assert!(
+        stdout.contains("sign in as clerk with clerk@demo.test"),
+        "{stdout}"
+    );
+    assert!(!pid_file.exists(), "SIGTERM must stop the cluster too");
+    std::fs::remove_dir_all(&root).unwrap();
+}
+
+#[tokio::test]
+async fn create_manager_makes_the_program_and_a_manager_who_can_sign_in() {
+    let db = TestDb::new().await;
+    let run = |email: &str| {
+        Command::new(env!("CARGO_BIN_EXE_server"))
+            .args([
+                "create-manager",
+                "--program",
+                "Corner Coffee",
+                "--email",
+                email,
+                "--name",
+                "Ada Owner",
+            ])
+            .env("DATABASE_URL", db.owner_url())
+            .env("LOYALTY_MANAGER_PASSWORD", "a long enough password")
+            .output()
+            .unwrap()
+    };
+    let first = run("Owner@Corner.example");
+    assert!(first.status.success(), "{first:?}");
+    let session = app::auth::db::sign_in(
+        &db.app,
+        "owner@corner.example",
+        "a long enough password",
+        "test",
+    )
+    .await
+    .unwrap();
+    assert_eq!(session.staff.role, Role::Manager);
+    assert_eq!(session.staff.program_name, "Corner Coffee");
+
+    let again = run("owner@corner.example");
+    assert!(!again.status.success());
+    assert!(
+        String::from_utf8_lossy(&again.stderr).contains("already has an account in this program"),
+        "{again:?}"
+    );
+    // A second manager joins the same program rather than making another.
+    assert!(run("second@corner.example").status.success());
+    let programs: i64 =
+        sqlx::query_scalar("select count(*) from programs where name = 'Corner Coffee'")
+            .fetch_one(&db.owner)
+            .await
+            .unwrap();
+    assert_eq!(programs, 1);
+}
