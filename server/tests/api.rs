@@ -4,25 +4,7 @@ use loyalty_core::LoyaltyError;
 use loyalty_core::wire::{MemberDetail, PointsReceipt, ScanOutcome, StaffSession};
 use reqwest::StatusCode;
 use reqwest::header::{COOKIE, ORIGIN, SET_COOKIE};
-use server::testkit::{Credentials, TestServer};
-
-/// A signed-in API client: the session cookie and the CSRF token its state-changing requests carry.
-struct Client {
-    http: reqwest::Client,
-    url: String,
-    cookie: String,
-    csrf: String,
-}
-
-fn session_cookie(response: &reqwest::Response) -> Option<String> {
-    response
-        .headers()
-        .get_all(SET_COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find(|v| v.starts_with("loyalty_session="))
-        .map(|v| v.split(';').next().unwrap_or_default().to_owned())
-}
+use server::testkit::{ApiClient, Credentials, TestServer, refused, session_cookie};
 
 async fn sign_in_with(
     server: &TestServer,
@@ -41,45 +23,6 @@ async fn sign_in_with(
     request.send().await.unwrap()
 }
 
-async fn sign_in(server: &TestServer, who: &Credentials) -> Client {
-    let response = sign_in_with(server, who, None).await;
-    assert_eq!(response.status(), StatusCode::OK);
-    let cookie = session_cookie(&response).expect("a session cookie");
-    let session: StaffSession = response.json().await.unwrap();
-    Client {
-        http: reqwest::Client::new(),
-        url: server.url.clone(),
-        cookie,
-        csrf: session.csrf_token,
-    }
-}
-
-impl Client {
-    async fn post(&self, endpoint: &str, fields: &[(&str, &str)]) -> reqwest::Response {
-        self.http
-            .post(format!("{}/api/{endpoint}", self.url))
-            .header(COOKIE, &self.cookie)
-            .form(fields)
-            .send()
-            .await
-            .unwrap()
-    }
-
-    /// A state-changing call, with this session's CSRF token.
-    async fn change(&self, endpoint: &str, fields: &[(&str, &str)]) -> reqwest::Response {
-        let mut all = vec![("csrf", self.csrf.as_str())];
-        all.extend_from_slice(fields);
-        self.post(endpoint, &all).await
-    }
-}
-
-async fn refused(response: reqwest::Response) -> (StatusCode, LoyaltyError) {
-    let status = response.status();
-    let body = response.text().await.unwrap();
-    let err = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{status} {body}: {e}"));
-    (status, err)
-}
-
 #[tokio::test]
 async fn sign_in_sets_a_strict_http_only_cookie_and_me_tells_who() {
     let server = TestServer::start().await;
@@ -94,7 +37,7 @@ async fn sign_in_sets_a_strict_http_only_cookie_and_me_tells_who() {
         header.contains("HttpOnly") && header.contains("SameSite=Strict"),
         "{header}"
     );
-    let client = sign_in(&server, &server.clerk).await;
+    let client = ApiClient::sign_in(&server, &server.clerk).await;
     let me: StaffSession = client.post("me", &[]).await.json().await.unwrap();
     assert_eq!(me.email, server.clerk.email);
     assert_eq!(me.program_name, "Test program");
@@ -126,7 +69,7 @@ async fn wrong_passwords_are_refused_then_throttled_even_with_the_right_one() {
 #[tokio::test]
 async fn sign_in_issues_a_new_session_and_ends_the_one_the_browser_had() {
     let server = TestServer::start().await;
-    let first = sign_in(&server, &server.clerk).await;
+    let first = ApiClient::sign_in(&server, &server.clerk).await;
     // A fixed cookie planted by someone else is never adopted: sign-in always issues its own.
     let planted = format!(
         "loyalty_session={}.{}",
@@ -149,7 +92,7 @@ async fn sign_in_issues_a_new_session_and_ends_the_one_the_browser_had() {
 #[tokio::test]
 async fn a_session_copied_before_sign_out_is_dead_after_it() {
     let server = TestServer::start().await;
-    let client = sign_in(&server, &server.clerk).await;
+    let client = ApiClient::sign_in(&server, &server.clerk).await;
     let member = server.db.member(10).await;
     assert_eq!(
         client.change("sign_out", &[]).await.status(),
@@ -180,7 +123,7 @@ async fn a_session_copied_before_sign_out_is_dead_after_it() {
 #[tokio::test]
 async fn an_idle_session_expires() {
     let server = TestServer::start().await;
-    let client = sign_in(&server, &server.clerk).await;
+    let client = ApiClient::sign_in(&server, &server.clerk).await;
     sqlx::query("update staff_sessions set last_seen_at = now() - interval '31 minutes'")
         .execute(&server.db.owner)
         .await
@@ -210,7 +153,7 @@ async fn pages_lead_to_sign_in_when_signed_out() {
 #[tokio::test]
 async fn a_change_without_the_sessions_csrf_token_is_refused_and_writes_nothing() {
     let server = TestServer::start().await;
-    let client = sign_in(&server, &server.clerk).await;
+    let client = ApiClient::sign_in(&server, &server.clerk).await;
     let member = server.db.member(100).await;
     let code = server.db.postcard().await;
     for csrf in ["", "0123456789abcdef0123456789abcdef"] {
@@ -281,7 +224,7 @@ async fn a_cross_site_sign_in_is_refused() {
 #[tokio::test]
 async fn a_clerk_is_refused_every_manager_endpoint() {
     let server = TestServer::start().await;
-    let clerk = sign_in(&server, &server.clerk).await;
+    let clerk = ApiClient::sign_in(&server, &server.clerk).await;
     for (endpoint, fields) in [
         ("staff", vec![]),
         (
@@ -321,7 +264,7 @@ async fn a_clerk_is_refused_every_manager_endpoint() {
 #[tokio::test]
 async fn a_manager_adds_a_clerk_who_can_then_sign_in() {
     let server = TestServer::start().await;
-    let manager = sign_in(&server, &server.manager).await;
+    let manager = ApiClient::sign_in(&server, &server.manager).await;
     let response = manager
         .change(
             "add_staff",
@@ -338,7 +281,7 @@ async fn a_manager_adds_a_clerk_who_can_then_sign_in() {
         email: "new.clerk@test.example".into(),
         password: "a-long-password".into(),
     };
-    let clerk = sign_in(&server, &new).await;
+    let clerk = ApiClient::sign_in(&server, &new).await;
     let me: StaffSession = clerk.post("me", &[]).await.json().await.unwrap();
     assert_eq!(me.role, loyalty_core::wire::Role::Clerk);
 }
@@ -346,7 +289,7 @@ async fn a_manager_adds_a_clerk_who_can_then_sign_in() {
 #[tokio::test]
 async fn another_programs_members_and_postcards_are_not_found_over_the_api() {
     let server = TestServer::start().await;
-    let client = sign_in(&server, &server.clerk).await;
+    let client = ApiClient::sign_in(&server, &server.clerk).await;
     let other = server::testkit::new_program(&server.db.owner, "Rival").await;
     let theirs = server::testkit::member_of(&server.db.owner, other, 60).await;
     let their_code = server::testkit::postcard_of(&server.db.owner, other).await;
@@ -380,7 +323,7 @@ async fn another_programs_members_and_postcards_are_not_found_over_the_api() {
 #[tokio::test]
 async fn the_api_takes_json_as_well_as_forms() {
     let server = TestServer::start().await;
-    let client = sign_in(&server, &server.clerk).await;
+    let client = ApiClient::sign_in(&server, &server.clerk).await;
     let member = server.db.member(0).await;
     let body = serde_json::json!({
         "csrf": client.csrf, "external_id": member, "points": 40, "note": null, "idempotency_key": "json-1"
@@ -419,7 +362,7 @@ async fn the_api_takes_json_as_well_as_forms() {
 #[tokio::test]
 async fn malformed_nested_and_oversized_bodies_are_refused_in_the_domains_words() {
     let server = TestServer::start().await;
-    let client = sign_in(&server, &server.clerk).await;
+    let client = ApiClient::sign_in(&server, &server.clerk).await;
     let member = server.db.member(5).await;
     let send = |body: Vec<u8>| {
         client

@@ -7,8 +7,8 @@ use loyalty_core::LoyaltyError;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use reqwest::StatusCode;
-use reqwest::header::{ACCEPT, CONTENT_TYPE, COOKIE, ORIGIN, SET_COOKIE};
-use server::testkit::{Credentials, TestDb, TestServer};
+use reqwest::header::{ACCEPT, CONTENT_TYPE, COOKIE, ORIGIN};
+use server::testkit::{ApiClient, Credentials, TestDb, TestServer};
 use uuid::Uuid;
 
 /// Who may call an endpoint.
@@ -427,14 +427,6 @@ fn http() -> reqwest::Client {
         .unwrap()
 }
 
-/// A signed-in API client.
-struct Client {
-    http: reqwest::Client,
-    url: String,
-    cookie: String,
-    csrf: String,
-}
-
 /// What a request carries as its CSRF token.
 #[derive(Debug, Clone)]
 enum Csrf {
@@ -445,37 +437,18 @@ enum Csrf {
     Given(String),
 }
 
-async fn sign_in(server: &TestServer, who: &Credentials) -> Client {
-    let response = reqwest::Client::new()
-        .post(format!("{}/api/sign_in", server.url))
-        .form(&[("email", &who.email), ("password", &who.password)])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        response.status(),
-        StatusCode::OK,
-        "signing in {}",
-        who.email
-    );
-    let cookie = response
-        .headers()
-        .get_all(SET_COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find(|v| v.starts_with("loyalty_session="))
-        .map(|v| v.split(';').next().unwrap_or_default().to_owned())
-        .expect("a session cookie");
-    let session: loyalty_core::wire::StaffSession = response.json().await.unwrap();
-    Client {
-        http: http(),
-        url: server.url.clone(),
-        cookie,
-        csrf: session.csrf_token,
-    }
+/// Signs `who` in with a client that shows redirects.
+async fn sign_in(server: &TestServer, who: &Credentials) -> ApiClient {
+    ApiClient::sign_in_using(http(), &server.url, who).await
 }
 
-impl Client {
+/// The table's requests, as a signed-in client (or a stranger) sends them.
+trait Attacker {
+    fn request(&self, case: &Case) -> reqwest::RequestBuilder;
+    async fn send(&self, case: &Case, fields: &Fields, csrf: &Csrf) -> (StatusCode, String);
+}
+
+impl Attacker for ApiClient {
     fn request(&self, case: &Case) -> reqwest::RequestBuilder {
         let url = format!("{}/api/{}", self.url, case.endpoint);
         let request = if case.get {
@@ -569,7 +542,7 @@ struct World {
     /// Text of the rival's that must never appear in an answer to our staff.
     secrets: Vec<String>,
     /// A live session of the rival's clerk.
-    rival_clerk: Client,
+    rival_clerk: ApiClient,
 }
 
 async fn rpc(owner: &sqlx::PgPool, sql: &str, program: Uuid, arg: &str) -> serde_json::Value {
@@ -807,7 +780,7 @@ async fn a_session_cookie_relabelled_with_another_program_signs_nobody_in() {
     let w = world().await;
     let client = sign_in(&w.server, &w.server.manager).await;
     let (_, token) = client.cookie.split_once('.').unwrap();
-    let relabelled = Client {
+    let relabelled = ApiClient {
         cookie: format!("loyalty_session={}.{}", w.rival, token),
         http: http(),
         url: client.url.clone(),
@@ -1293,7 +1266,7 @@ async fn deeply_nested_and_oversized_bodies_are_refused_by_every_endpoint() {
 async fn public_endpoints_answer_a_stranger_as_the_table_says() {
     let w = world().await;
     // A client with no session: its cookie names nobody.
-    let stranger = Client {
+    let stranger = ApiClient {
         http: http(),
         url: w.server.url.clone(),
         cookie: "loyalty_session=none".into(),

@@ -9,10 +9,9 @@ use app::batches::BatchSummary;
 use app::batches::db as batches;
 use app::claim::resolve_scan;
 use loyalty_core::LoyaltyError;
-use loyalty_core::wire::{ScanOutcome, StaffSession};
+use loyalty_core::wire::ScanOutcome;
 use reqwest::StatusCode;
-use reqwest::header::{COOKIE, SET_COOKIE};
-use server::testkit::{Credentials, TestDb, TestServer};
+use server::testkit::{ApiClient, Credentials, TestDb, TestServer, refused};
 use sqlx::PgPool;
 use tokio::sync::Barrier;
 use uuid::Uuid;
@@ -337,77 +336,7 @@ async fn another_programs_manager_cannot_void_list_or_print_a_batch() {
     assert_eq!((still.unclaimed, still.voided_at), (5, None));
 }
 
-/// A signed-in API client: the session cookie and the CSRF token its state-changing requests carry.
-struct Client {
-    http: reqwest::Client,
-    url: String,
-    cookie: String,
-    csrf: String,
-}
-
-async fn sign_in(server: &TestServer, who: &Credentials) -> Client {
-    let response = reqwest::Client::new()
-        .post(format!("{}/api/sign_in", server.url))
-        .form(&[
-            ("email", who.email.as_str()),
-            ("password", who.password.as_str()),
-        ])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
-    let cookie = response
-        .headers()
-        .get_all(SET_COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find(|v| v.starts_with("loyalty_session="))
-        .map(|v| v.split(';').next().unwrap_or_default().to_owned())
-        .expect("a session cookie");
-    let session: StaffSession = response.json().await.unwrap();
-    Client {
-        http: reqwest::Client::new(),
-        url: server.url.clone(),
-        cookie,
-        csrf: session.csrf_token,
-    }
-}
-
-impl Client {
-    async fn post(&self, endpoint: &str, fields: &[(&str, &str)]) -> reqwest::Response {
-        self.http
-            .post(format!("{}/api/{endpoint}", self.url))
-            .header(COOKIE, &self.cookie)
-            .form(fields)
-            .send()
-            .await
-            .unwrap()
-    }
-
-    async fn change(&self, endpoint: &str, fields: &[(&str, &str)]) -> reqwest::Response {
-        let mut all = vec![("csrf", self.csrf.as_str())];
-        all.extend_from_slice(fields);
-        self.post(endpoint, &all).await
-    }
-
-    async fn get(&self, path: &str) -> reqwest::Response {
-        self.http
-            .get(format!("{}{path}", self.url))
-            .header(COOKIE, &self.cookie)
-            .send()
-            .await
-            .unwrap()
-    }
-}
-
-async fn refused(response: reqwest::Response) -> (StatusCode, LoyaltyError) {
-    let status = response.status();
-    let body = response.text().await.unwrap();
-    let err = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{status} {body}: {e}"));
-    (status, err)
-}
-
-async fn made_over_http(manager: &Client, name: &str, size: &str) -> BatchSummary {
+async fn made_over_http(manager: &ApiClient, name: &str, size: &str) -> BatchSummary {
     let response = manager
         .change("create_batch", &[("name", name), ("size", size)])
         .await;
@@ -418,9 +347,9 @@ async fn made_over_http(manager: &Client, name: &str, size: &str) -> BatchSummar
 #[tokio::test]
 async fn clerks_are_refused_every_batch_call_over_http() {
     let server = TestServer::start().await;
-    let manager = sign_in(&server, &server.manager).await;
+    let manager = ApiClient::sign_in(&server, &server.manager).await;
     let batch = made_over_http(&manager, "Spring", "3").await;
-    let clerk = sign_in(&server, &server.clerk).await;
+    let clerk = ApiClient::sign_in(&server, &server.clerk).await;
     let id = batch.id.to_string();
     for response in [
         clerk
@@ -443,7 +372,7 @@ async fn clerks_are_refused_every_batch_call_over_http() {
 #[tokio::test]
 async fn another_programs_manager_is_told_the_batch_is_not_found_over_http() {
     let server = TestServer::start().await;
-    let manager = sign_in(&server, &server.manager).await;
+    let manager = ApiClient::sign_in(&server, &server.manager).await;
     let batch = made_over_http(&manager, "Spring", "3").await;
     let other = server::testkit::new_program(&server.db.owner, "Other program").await;
     let theirs = Credentials {
@@ -460,7 +389,7 @@ async fn another_programs_manager_is_told_the_batch_is_not_found_over_http() {
     )
     .await
     .unwrap();
-    let intruder = sign_in(&server, &theirs).await;
+    let intruder = ApiClient::sign_in(&server, &theirs).await;
     let id = batch.id.to_string();
     let list: Vec<BatchSummary> = intruder.post("batches", &[]).await.json().await.unwrap();
     assert_eq!(list, vec![]);
@@ -487,7 +416,7 @@ async fn another_programs_manager_is_told_the_batch_is_not_found_over_http() {
 #[tokio::test]
 async fn the_csv_lists_every_code_of_the_batch_as_the_database_has_it() {
     let server = TestServer::start().await;
-    let manager = sign_in(&server, &server.manager).await;
+    let manager = ApiClient::sign_in(&server, &server.manager).await;
     // A name a spreadsheet would run as a formula is written inert.
     let batch = made_over_http(&manager, "=Spring, \"north\"", "50").await;
     let codes = codes_of(&server.db, &batch).await;
@@ -578,7 +507,7 @@ async fn the_csv_lists_every_code_of_the_batch_as_the_database_has_it() {
 #[tokio::test]
 async fn the_print_page_has_a_qr_code_for_every_postcard_still_to_claim() {
     let server = TestServer::start().await;
-    let manager = sign_in(&server, &server.manager).await;
+    let manager = ApiClient::sign_in(&server, &server.manager).await;
     let batch = made_over_http(&manager, "Spring", "12").await;
     let codes = codes_of(&server.db, &batch).await;
     resolve_scan(&server.db.app, server.db.program_id, None, &codes[0])
@@ -783,13 +712,13 @@ async fn throttling_in_one_program_does_not_reach_another() {
 #[tokio::test]
 async fn the_scan_api_answers_429_after_the_free_misses_and_withdrawn_codes_count() {
     let server = TestServer::start().await;
-    let manager = sign_in(&server, &server.manager).await;
+    let manager = ApiClient::sign_in(&server, &server.manager).await;
     let batch = made_over_http(&manager, "Spring", "4").await;
     let codes = codes_of(&server.db, &batch).await;
     manager
         .change("void_batch", &[("batch_id", &batch.id.to_string())])
         .await;
-    let clerk = sign_in(&server, &server.clerk).await;
+    let clerk = ApiClient::sign_in(&server, &server.clerk).await;
     for code in &codes {
         let (status, err) = refused(clerk.change("scan", &[("code", code)]).await).await;
         assert_eq!(status, StatusCode::GONE);

@@ -10,9 +10,9 @@ use std::time::Duration;
 use loyalty_core::LoyaltyError;
 use loyalty_core::wire::{PointsReceipt, Role};
 use reqwest::StatusCode;
-use reqwest::header::{COOKIE, SET_COOKIE};
+use reqwest::header::COOKIE;
 use server::embedded::EmbeddedPostgres;
-use server::testkit::{ServerProcess, TestDb, member_of, new_program};
+use server::testkit::{ApiClient, Credentials, ServerProcess, TestDb, member_of, new_program};
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
 use tokio::sync::{Barrier, Mutex, watch};
@@ -23,41 +23,16 @@ const CLERK_PASSWORD: &str = "clerk-password-1";
 
 /// A signed-in clerk's session, usable from many tasks and across server restarts (sessions live in the
 /// database).
-#[derive(Clone)]
-struct Session {
-    http: reqwest::Client,
-    url: String,
-    cookie: String,
-    csrf: String,
-}
-
-async fn sign_in(url: &str) -> Session {
+async fn sign_in(url: &str) -> ApiClient {
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
         .build()
         .unwrap();
-    let response = http
-        .post(format!("{url}/api/sign_in"))
-        .form(&[("email", CLERK_EMAIL), ("password", CLERK_PASSWORD)])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
-    let cookie = response
-        .headers()
-        .get_all(SET_COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find(|v| v.starts_with("loyalty_session="))
-        .map(|v| v.split(';').next().unwrap_or_default().to_owned())
-        .expect("a session cookie");
-    let session: loyalty_core::wire::StaffSession = response.json().await.unwrap();
-    Session {
-        http,
-        url: url.to_owned(),
-        cookie,
-        csrf: session.csrf_token,
-    }
+    let clerk = Credentials {
+        email: CLERK_EMAIL.into(),
+        password: CLERK_PASSWORD.into(),
+    };
+    ApiClient::sign_in_using(http, url, &clerk).await
 }
 
 /// One keyed earn or redeem, as a till sends it.
@@ -82,40 +57,39 @@ enum Outcome {
     NoAnswer,
 }
 
-impl Session {
-    async fn send(&self, op: &Op) -> Outcome {
-        let points = op.points.to_string();
-        let sent = self
-            .http
-            .post(format!("{}/api/{}", self.url, op.endpoint))
-            .header(COOKIE, &self.cookie)
-            .form(&[
-                ("csrf", self.csrf.as_str()),
-                ("external_id", &op.member),
-                ("points", &points),
-                ("idempotency_key", &op.key),
-            ])
-            .send()
-            .await;
-        let Ok(response) = sent else {
-            return Outcome::NoAnswer;
-        };
-        let status = response.status();
-        let Ok(body) = response.text().await else {
-            return Outcome::NoAnswer;
-        };
-        if status.is_success() {
-            Outcome::Acknowledged(
-                serde_json::from_str(&body).unwrap_or_else(|e| panic!("{status} {body}: {e}")),
-            )
-        } else if status.is_client_error() {
-            Outcome::Refused(
-                status,
-                serde_json::from_str(&body).unwrap_or_else(|e| panic!("{status} {body}: {e}")),
-            )
-        } else {
-            Outcome::Failed(status, body)
-        }
+/// Sends `op` over `session`: what came back, or that nothing did.
+async fn send(session: &ApiClient, op: &Op) -> Outcome {
+    let points = op.points.to_string();
+    let sent = session
+        .http
+        .post(format!("{}/api/{}", session.url, op.endpoint))
+        .header(COOKIE, &session.cookie)
+        .form(&[
+            ("csrf", session.csrf.as_str()),
+            ("external_id", &op.member),
+            ("points", &points),
+            ("idempotency_key", &op.key),
+        ])
+        .send()
+        .await;
+    let Ok(response) = sent else {
+        return Outcome::NoAnswer;
+    };
+    let status = response.status();
+    let Ok(body) = response.text().await else {
+        return Outcome::NoAnswer;
+    };
+    if status.is_success() {
+        Outcome::Acknowledged(
+            serde_json::from_str(&body).unwrap_or_else(|e| panic!("{status} {body}: {e}")),
+        )
+    } else if status.is_client_error() {
+        Outcome::Refused(
+            status,
+            serde_json::from_str(&body).unwrap_or_else(|e| panic!("{status} {body}: {e}")),
+        )
+    } else {
+        Outcome::Failed(status, body)
     }
 }
 
@@ -199,7 +173,7 @@ async fn killing_the_server_mid_load_loses_no_acknowledged_change_and_doubles_no
                 let op = op(task, i, &members);
                 i += 1;
                 let before = *generation.borrow_and_update();
-                let outcome = session.send(&op).await;
+                let outcome = send(&session, &op).await;
                 if matches!(outcome, Outcome::Acknowledged(_)) {
                     acknowledged.fetch_add(1, Ordering::SeqCst);
                 }
@@ -258,7 +232,7 @@ async fn killing_the_server_mid_load_loses_no_acknowledged_change_and_doubles_no
                 unanswered += 1;
                 let mut answer = Outcome::NoAnswer;
                 for _ in 0..20 {
-                    answer = session.send(&op).await;
+                    answer = send(&session, &op).await;
                     if !matches!(answer, Outcome::NoAnswer) {
                         break;
                     }
@@ -329,7 +303,7 @@ async fn killing_the_server_mid_load_loses_no_acknowledged_change_and_doubles_no
     let rows_before = db.ledger_rows().await;
     for (op, outcome) in finals.values() {
         if let Outcome::Acknowledged(first) = outcome {
-            let Outcome::Acknowledged(again) = session.send(op).await else {
+            let Outcome::Acknowledged(again) = send(&session, op).await else {
                 panic!("{} was not answered on replay", op.key);
             };
             assert!(again.replayed, "{}", op.key);
@@ -388,7 +362,7 @@ impl Drop for Cluster {
     }
 }
 
-async fn earn(session: &Session, member: &str, key: &str) -> reqwest::Result<reqwest::Response> {
+async fn earn(session: &ApiClient, member: &str, key: &str) -> reqwest::Result<reqwest::Response> {
     session
         .http
         .post(format!("{}/api/earn", session.url))

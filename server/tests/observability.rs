@@ -1,59 +1,8 @@
 //! What an operator sees: /healthz, /metrics by route and outcome, request ids, and the log lines.
 
-use loyalty_core::wire::StaffSession;
 use reqwest::StatusCode;
-use reqwest::header::{ACCEPT, COOKIE, SET_COOKIE};
-use server::testkit::{ServerProcess, TestDb, TestServer};
-
-struct Client {
-    http: reqwest::Client,
-    url: String,
-    cookie: String,
-    csrf: String,
-}
-
-async fn sign_in(url: &str, email: &str, password: &str) -> Client {
-    let http = reqwest::Client::new();
-    let response = http
-        .post(format!("{url}/api/sign_in"))
-        .form(&[("email", email), ("password", password)])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
-    let cookie = response
-        .headers()
-        .get_all(SET_COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find(|v| v.starts_with("loyalty_session="))
-        .map(|v| v.split(';').next().unwrap_or_default().to_owned())
-        .expect("a session cookie");
-    let session: StaffSession = response.json().await.unwrap();
-    Client {
-        http,
-        url: url.to_owned(),
-        cookie,
-        csrf: session.csrf_token,
-    }
-}
-
-impl Client {
-    fn change(&self, endpoint: &str, fields: &[(&str, &str)]) -> reqwest::RequestBuilder {
-        let mut all = vec![("csrf", self.csrf.as_str())];
-        all.extend_from_slice(fields);
-        self.http
-            .post(format!("{}/api/{endpoint}", self.url))
-            .header(COOKIE, &self.cookie)
-            .form(&all)
-    }
-
-    fn get(&self, path: &str) -> reqwest::RequestBuilder {
-        self.http
-            .get(format!("{}{path}", self.url))
-            .header(COOKIE, &self.cookie)
-    }
-}
+use reqwest::header::{ACCEPT, COOKIE};
+use server::testkit::{ApiClient, ServerProcess, TestDb, TestServer};
 
 async fn metrics(url: &str) -> String {
     let response = reqwest::get(format!("{url}/metrics")).await.unwrap();
@@ -86,7 +35,7 @@ async fn healthz_says_ok_while_the_database_answers() {
 #[tokio::test]
 async fn metrics_count_requests_by_route_and_api_outcomes_by_error_code() {
     let server = TestServer::start().await;
-    let clerk = sign_in(&server.url, &server.clerk.email, &server.clerk.password).await;
+    let clerk = ApiClient::sign_in(&server, &server.clerk).await;
     let member = server.db.member(10).await;
 
     let earned = clerk
@@ -98,9 +47,7 @@ async fn metrics_count_requests_by_route_and_api_outcomes_by_error_code() {
                 ("idempotency_key", "obs-earn-1"),
             ],
         )
-        .send()
-        .await
-        .unwrap();
+        .await;
     assert_eq!(earned.status(), StatusCode::OK);
     let refused = clerk
         .change(
@@ -111,9 +58,7 @@ async fn metrics_count_requests_by_route_and_api_outcomes_by_error_code() {
                 ("idempotency_key", "obs-redeem-1"),
             ],
         )
-        .send()
-        .await
-        .unwrap();
+        .await;
     assert_eq!(refused.status(), StatusCode::UNPROCESSABLE_ENTITY);
     // The same refusal as a plain HTML form post: a redirect back to the form, counted by its code all the same.
     let form_post = reqwest::Client::builder()
@@ -138,17 +83,9 @@ async fn metrics_count_requests_by_route_and_api_outcomes_by_error_code() {
         "{}",
         form_post.status()
     );
-    let page = clerk
-        .get(&format!("/member/{member}"))
-        .send()
-        .await
-        .unwrap();
+    let page = clerk.get(&format!("/member/{member}")).await;
     assert_eq!(page.status(), StatusCode::OK);
-    let unknown = clerk
-        .change("no_such_function_9f3a", &[])
-        .send()
-        .await
-        .unwrap();
+    let unknown = clerk.change("no_such_function_9f3a", &[]).await;
     assert!(unknown.status().is_client_error() || unknown.status().is_server_error());
 
     let text = metrics(&server.url).await;

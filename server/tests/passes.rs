@@ -4,8 +4,8 @@ use std::sync::Arc;
 
 use loyalty_core::LoyaltyError;
 use reqwest::StatusCode;
-use reqwest::header::{ACCEPT, COOKIE, LOCATION, REFERER, SET_COOKIE};
-use server::testkit::{TestServer, member_of, new_program};
+use reqwest::header::{ACCEPT, LOCATION, REFERER};
+use server::testkit::{ApiClient, TestServer, member_of, new_program, refused};
 use tokio::sync::Barrier;
 
 /// A browser without a session that does not follow redirects, so a redirect to sign-in would show.
@@ -192,29 +192,10 @@ async fn the_staff_member_page_links_to_the_members_pass_page() {
     let server = TestServer::start().await;
     let member = server.db.member(5).await;
     let token = token_of(&server, &member).await;
-    let response = browser()
-        .post(format!("{}/api/sign_in", server.url))
-        .form(&[
-            ("email", server.clerk.email.as_str()),
-            ("password", server.clerk.password.as_str()),
-        ])
-        .send()
+    let clerk = ApiClient::sign_in_using(browser(), &server.url, &server.clerk).await;
+    let body = clerk
+        .get(&format!("/member/{member}"))
         .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
-    let cookie = response.headers()[SET_COOKIE]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned();
-    let body = browser()
-        .get(format!("{}/member/{member}", server.url))
-        .header(COOKIE, cookie)
-        .send()
-        .await
-        .unwrap()
         .text()
         .await
         .unwrap();
@@ -248,13 +229,6 @@ async fn join_as_api(server: &TestServer, slug: &str) -> reqwest::Response {
         .send()
         .await
         .unwrap()
-}
-
-async fn refused(response: reqwest::Response) -> (StatusCode, LoyaltyError) {
-    let status = response.status();
-    let body = response.text().await.unwrap();
-    let err = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{status} {body}: {e}"));
-    (status, err)
 }
 
 #[tokio::test]

@@ -10,8 +10,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use loyalty_core::LoyaltyError;
-use reqwest::header::{COOKIE, SET_COOKIE};
-use server::testkit::{TestDb, TestServer};
+use server::testkit::{ApiClient, TestDb, TestServer};
 use server::wallet::{Attempt, Backoff, Webhook, WorkerSettings, deliver_next};
 use tokio::sync::Barrier;
 
@@ -308,25 +307,6 @@ async fn the_pass_page_provider_answers_with_the_members_pass_page() {
     );
 }
 
-async fn signed_in(server: &TestServer, who: &server::testkit::Credentials) -> String {
-    let response = reqwest::Client::new()
-        .post(format!("{}/api/sign_in", server.url))
-        .form(&[
-            ("email", who.email.as_str()),
-            ("password", who.password.as_str()),
-        ])
-        .send()
-        .await
-        .unwrap();
-    response.headers()[SET_COOKIE]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned()
-}
-
 #[tokio::test]
 async fn managers_see_delivery_state_and_clerks_do_not() {
     let server = TestServer::start().await;
@@ -344,17 +324,9 @@ async fn managers_see_delivery_state_and_clerks_do_not() {
         Some(Attempt::Failed { .. })
     ));
     claim(&server.db).await;
-    let http = reqwest::Client::new();
-    let manager = signed_in(&server, &server.manager).await;
-    let overview: app::passes::WalletOverview = http
-        .post(format!("{}/api/wallet", server.url))
-        .header(COOKIE, &manager)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let manager = ApiClient::sign_in(&server, &server.manager).await;
+    let overview: app::passes::WalletOverview =
+        manager.post("wallet", &[]).await.json().await.unwrap();
     assert_eq!(
         (overview.pending, overview.retrying, overview.delivered),
         (2, 1, 0)
@@ -372,25 +344,12 @@ async fn managers_see_delivery_state_and_clerks_do_not() {
         .unwrap()
         .is_some()
     {}
-    let page = http
-        .get(format!("{}/wallet", server.url))
-        .header(COOKIE, &manager)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = manager.get("/wallet").await.text().await.unwrap();
     assert!(page.contains(r#"data-delivered="2""#), "{page}");
     assert!(page.contains(&member), "{page}");
 
-    let clerk = signed_in(&server, &server.clerk).await;
-    let response = http
-        .post(format!("{}/api/wallet", server.url))
-        .header(COOKIE, &clerk)
-        .send()
-        .await
-        .unwrap();
+    let clerk = ApiClient::sign_in(&server, &server.clerk).await;
+    let response = clerk.post("wallet", &[]).await;
     assert_eq!(response.status(), reqwest::StatusCode::FORBIDDEN);
     let err: LoyaltyError = response.json().await.unwrap();
     assert_eq!(err, LoyaltyError::ManagersOnly);
