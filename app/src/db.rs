@@ -84,3 +84,92 @@ pub fn db_error(err: sqlx::Error) -> LoyaltyError {
         }
     }
 }
+
+/// Bytes gathered before a chunk of a CSV download goes out: large enough to be cheap, small enough to stream.
+const CSV_CHUNK: usize = 32 * 1024;
+
+/// A CSV download as a response body, streamed as `write` produces it: memory stays at a chunk or two however
+/// large the export. `write` runs in a task of its own (a query borrows its connection, the body must own its
+/// stream), with a small channel for back-pressure from a slow client. An error from `write` ends the stream
+/// with an error, so the download fails rather than looking complete.
+pub fn csv_body<F, Fut>(
+    what: &'static str,
+    write: F,
+) -> impl futures::Stream<Item = std::io::Result<Vec<u8>>> + Send + 'static
+where
+    F: FnOnce(CsvChunks) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = loyalty_core::Result<()>> + Send + 'static,
+{
+    let (chunks, received) = tokio::sync::mpsc::channel::<std::io::Result<Vec<u8>>>(2);
+    let errors = chunks.clone();
+    tokio::spawn(async move {
+        let out = CsvChunks {
+            what,
+            out: CsvChunks::writer(),
+            chunks,
+        };
+        if let Err(err) = write(out).await {
+            let _ = errors
+                .send(Err(std::io::Error::other(err.to_string())))
+                .await;
+        }
+    });
+    futures::stream::unfold(received, |mut received| async move {
+        received.recv().await.map(|chunk| (chunk, received))
+    })
+}
+
+/// The writing end of [`csv_body`]: records in, chunks of the body out.
+pub struct CsvChunks {
+    /// What is being written, for the log line of a failure.
+    what: &'static str,
+    out: csv::Writer<Vec<u8>>,
+    chunks: tokio::sync::mpsc::Sender<std::io::Result<Vec<u8>>>,
+}
+
+impl CsvChunks {
+    fn writer() -> csv::Writer<Vec<u8>> {
+        csv::Writer::from_writer(Vec::with_capacity(CSV_CHUNK * 2))
+    }
+
+    fn error(&self, err: csv::Error) -> LoyaltyError {
+        tracing::error!(error = %err, "writing {}", self.what);
+        LoyaltyError::Internal
+    }
+
+    /// Writes one record, sending a chunk when enough has gathered. `Ok(false)` when the client has gone: the
+    /// writer should stop, without error.
+    pub async fn write<I, T>(&mut self, record: I) -> loyalty_core::Result<bool>
+    where
+        I: IntoIterator<Item = T>,
+        T: AsRef<[u8]>,
+    {
+        if let Err(err) = self.out.write_record(record) {
+            return Err(self.error(err));
+        }
+        if let Err(err) = self.out.flush() {
+            return Err(self.error(err.into()));
+        }
+        if self.out.get_ref().len() < CSV_CHUNK {
+            return Ok(true);
+        }
+        let chunk = match std::mem::replace(&mut self.out, Self::writer()).into_inner() {
+            Ok(chunk) => chunk,
+            Err(err) => return Err(self.error(err.into_error().into())),
+        };
+        Ok(self.chunks.send(Ok(chunk)).await.is_ok())
+    }
+
+    /// Sends what is left.
+    pub async fn finish(self) -> loyalty_core::Result<()> {
+        let rest = match self.out.into_inner() {
+            Ok(rest) => rest,
+            Err(err) => {
+                tracing::error!(error = %err.error(), "writing {}", self.what);
+                return Err(LoyaltyError::Internal);
+            }
+        };
+        let _ = self.chunks.send(Ok(rest)).await;
+        Ok(())
+    }
+}

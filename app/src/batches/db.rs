@@ -6,16 +6,13 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use futures::{Stream, TryStreamExt};
 use loyalty_core::{LoyaltyError, Result};
 use sqlx::{PgExecutor, PgPool};
-use tokio::sync::mpsc;
 use uuid::Uuid;
 
 use super::{BatchSummary, Postcard};
-use crate::db::{RpcAnswer, db_error};
+use crate::db::{RpcAnswer, csv_body, db_error};
 
 /// The CSV export's columns.
 pub const CSV_HEADER: [&str; 4] = ["code", "batch", "claimed_at", "withdrawn_at"];
-/// Bytes gathered before a chunk of the CSV is sent.
-const CSV_CHUNK: usize = 32 * 1024;
 
 #[derive(sqlx::FromRow)]
 struct BatchRow {
@@ -232,60 +229,28 @@ pub fn batch_csv(
     program_id: Uuid,
     batch: BatchSummary,
 ) -> impl Stream<Item = io::Result<Vec<u8>>> + Send + 'static {
-    let (chunks, received) = mpsc::channel::<io::Result<Vec<u8>>>(2);
-    tokio::spawn(async move {
-        if let Err(err) = write_csv(&db, program_id, &batch, &chunks).await {
-            let _ = chunks.send(Err(io::Error::other(err.to_string()))).await;
-        }
-    });
-    futures::stream::unfold(received, |mut received| async move {
-        received.recv().await.map(|chunk| (chunk, received))
-    })
-}
-
-async fn write_csv(
-    db: &PgPool,
-    program_id: Uuid,
-    batch: &BatchSummary,
-    chunks: &mpsc::Sender<io::Result<Vec<u8>>>,
-) -> Result<()> {
-    let csv_error = |err: csv::Error| {
-        tracing::error!(error = %err, "writing a batch CSV");
-        LoyaltyError::Internal
-    };
-    let writer = || csv::Writer::from_writer(Vec::with_capacity(CSV_CHUNK * 2));
-    let name = spreadsheet_safe(&batch.name);
-    let mut out = writer();
-    out.write_record(CSV_HEADER).map_err(csv_error)?;
-    let mut rows = sqlx::query_as::<_, (String, Option<DateTime<Utc>>, Option<DateTime<Utc>>)>(
-        "select c.code, c.claimed_at, c.voided_at from public.claim_codes c
-          where c.program_id = $1 and c.batch_id = $2
-          order by c.code",
-    )
-    .bind(program_id)
-    .bind(batch.id)
-    .fetch(db);
-    while let Some((code, claimed_at, voided_at)) = rows.try_next().await.map_err(db_error)? {
-        out.write_record([
-            code.as_str(),
-            name.as_str(),
-            &timestamp(claimed_at),
-            &timestamp(voided_at),
-        ])
-        .map_err(csv_error)?;
-        out.flush().map_err(|err| csv_error(err.into()))?;
-        if out.get_ref().len() >= CSV_CHUNK {
-            let chunk = std::mem::replace(&mut out, writer())
-                .into_inner()
-                .map_err(|err| csv_error(err.into_error().into()))?;
-            if chunks.send(Ok(chunk)).await.is_err() {
+    csv_body("a batch CSV", move |mut out| async move {
+        let name = spreadsheet_safe(&batch.name);
+        out.write(CSV_HEADER).await?;
+        let mut rows = sqlx::query_as::<_, (String, Option<DateTime<Utc>>, Option<DateTime<Utc>>)>(
+            "select c.code, c.claimed_at, c.voided_at from public.claim_codes c
+                  where c.program_id = $1 and c.batch_id = $2
+                  order by c.code",
+        )
+        .bind(program_id)
+        .bind(batch.id)
+        .fetch(&db);
+        while let Some((code, claimed_at, voided_at)) = rows.try_next().await.map_err(db_error)? {
+            let record = [
+                code.as_str(),
+                name.as_str(),
+                &timestamp(claimed_at),
+                &timestamp(voided_at),
+            ];
+            if !out.write(record).await? {
                 return Ok(());
             }
         }
-    }
-    let rest = out
-        .into_inner()
-        .map_err(|err| csv_error(err.into_error().into()))?;
-    let _ = chunks.send(Ok(rest)).await;
-    Ok(())
+        out.finish().await
+    })
 }

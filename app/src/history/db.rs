@@ -11,10 +11,9 @@ use loyalty_core::wire::{
 };
 use loyalty_core::{LoyaltyError, Result};
 use sqlx::{PgPool, Postgres, QueryBuilder};
-use tokio::sync::mpsc;
 use uuid::Uuid;
 
-use crate::db::{RpcAnswer, db_error};
+use crate::db::{RpcAnswer, csv_body, db_error};
 use crate::members::db::LedgerRow;
 
 /// Where the next (older) page starts: just after the last row of the page before, in (created_at, id) order.
@@ -264,9 +263,6 @@ pub const CSV_HEADER: [&str; 9] = [
     "voids",
 ];
 
-/// Bytes gathered before a chunk goes out: large enough to be cheap, small enough to stream.
-const CSV_CHUNK: usize = 32 * 1024;
-
 /// A cell a spreadsheet would run as a formula (`=`, `+`, `-`, `@`, tab, CR) is written with a leading `'`:
 /// notes are typed by clerks, and the export is opened by managers.
 pub fn spreadsheet_safe(text: &str) -> String {
@@ -302,52 +298,16 @@ pub fn history_csv(
     program_id: Uuid,
     filter: HistoryFilter,
 ) -> impl Stream<Item = io::Result<Vec<u8>>> + Send + 'static {
-    // The query borrows its connection, the body must own its stream: a task between them, with a small
-    // channel for back-pressure from a slow client.
-    let (chunks, received) = mpsc::channel::<io::Result<Vec<u8>>>(2);
-    tokio::spawn(async move {
-        if let Err(err) = write_csv(&db, program_id, &filter, &chunks).await {
-            let _ = chunks.send(Err(io::Error::other(err.to_string()))).await;
-        }
-    });
-    futures::stream::unfold(received, |mut received| async move {
-        received.recv().await.map(|chunk| (chunk, received))
-    })
-}
-
-/// Writes the export into `chunks`; stops early, without error, when the client has gone.
-async fn write_csv(
-    db: &PgPool,
-    program_id: Uuid,
-    filter: &HistoryFilter,
-    chunks: &mpsc::Sender<io::Result<Vec<u8>>>,
-) -> Result<()> {
-    let csv_error = |err: csv::Error| {
-        tracing::error!(error = %err, "writing the history CSV");
-        LoyaltyError::Internal
-    };
-    let writer = || csv::Writer::from_writer(Vec::with_capacity(CSV_CHUNK * 2));
-    let mut out = writer();
-    out.write_record(CSV_HEADER).map_err(csv_error)?;
-    let mut sql = ledger_query(program_id, filter);
-    sql.push(" order by t.created_at desc, t.id desc");
-    let mut rows = sql.build_query_as::<LedgerRow>().fetch(db);
-    while let Some(row) = rows.try_next().await.map_err(db_error)? {
-        out.write_record(csv_record(&LedgerEntry::from(row)))
-            .map_err(csv_error)?;
-        out.flush().map_err(|err| csv_error(err.into()))?;
-        if out.get_ref().len() >= CSV_CHUNK {
-            let chunk = std::mem::replace(&mut out, writer())
-                .into_inner()
-                .map_err(|err| csv_error(err.into_error().into()))?;
-            if chunks.send(Ok(chunk)).await.is_err() {
+    csv_body("the history CSV", move |mut out| async move {
+        out.write(CSV_HEADER).await?;
+        let mut sql = ledger_query(program_id, &filter);
+        sql.push(" order by t.created_at desc, t.id desc");
+        let mut rows = sql.build_query_as::<LedgerRow>().fetch(&db);
+        while let Some(row) = rows.try_next().await.map_err(db_error)? {
+            if !out.write(csv_record(&LedgerEntry::from(row))).await? {
                 return Ok(());
             }
         }
-    }
-    let rest = out
-        .into_inner()
-        .map_err(|err| csv_error(err.into_error().into()))?;
-    let _ = chunks.send(Ok(rest)).await;
-    Ok(())
+        out.finish().await
+    })
 }
