@@ -1,21 +1,15 @@
 import { test, expect } from "@playwright/test";
 import { resolve } from "node:path";
 import { CAMERA_PASS, CAMERA_VIDEO } from "../global-setup";
+import { CHROMIUM_ARGS, CHROMIUM_PATH } from "../chromium";
 import { CLERK, db, demoProgramId, screenshot, signIn } from "./support";
 
 // Chromium's fake camera plays a video of a member pass's QR code.
 test.use({
   launchOptions: {
-    executablePath: "/usr/bin/chromium",
+    executablePath: CHROMIUM_PATH,
     args: [
-      "--headless",
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-quic",
-      "--no-first-run",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
+      ...CHROMIUM_ARGS,
       "--use-fake-device-for-media-stream",
       "--use-fake-ui-for-media-stream",
       `--use-file-for-fake-video-capture=${resolve(CAMERA_VIDEO)}`,
