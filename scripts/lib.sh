@@ -73,12 +73,10 @@ install_test_prerequisites() {
 # Starts the built server on its own fresh embedded database for end-to-end tests; sets BASE_URL,
 # DATABASE_URL and SERVER_PID. Its output goes to target/e2e/server.log.
 start_e2e_server() {
-    local data=$DATA_BASE/e2e/data port=3100 pg_port=54400
+    local data=$DATA_BASE/e2e/data port pg_port
+    port=$(free_port 3100)
+    pg_port=$(free_port 54400)
     stop_e2e_server
-    if curl -s "http://127.0.0.1:$port/" >/dev/null 2>&1; then
-        echo "port $port is taken by another program: stop it first" >&2
-        return 1
-    fi
     rm -rf "$DATA_BASE/e2e" target/e2e && mkdir -p "$DATA_BASE/e2e" target/e2e
     ./target/debug/server --data-dir "$data" --addr "127.0.0.1:$port" --pg-port "$pg_port" \
         >target/e2e/server.log 2>&1 &
@@ -115,6 +113,18 @@ if [ "$(id -u)" = 0 ] && ! runuser -u postgres -- test -x "$PWD" 2>/dev/null; th
     mkdir -p "$DATA_BASE" && chmod 755 "$DATA_BASE"
 fi
 export LOYALTY_TEST_PG_DIR="$DATA_BASE/test-pg"
+
+# The first port from $1 up that nothing on this machine listens on.
+free_port() {
+    local port=$1
+    while (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do
+        port=$((port + 1))
+    done
+    echo "$port"
+}
+
+# The test cluster's port: 54330, or the next free one if another program holds it.
+export TEST_PG_PORT="${TEST_PG_PORT:-$(free_port 54330)}"
 
 stop_test_cluster() {
     local pgdata=$LOYALTY_TEST_PG_DIR/pgdata

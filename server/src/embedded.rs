@@ -90,8 +90,15 @@ impl EmbeddedPostgres {
 
         if cluster.pg_ctl(&["status"]).await?.status.success() {
             if !restart_running {
+                // A running cluster listens where it was started, whatever this call asked for.
+                let pid_file = cluster.pgdata.join("postmaster.pid");
+                let running_port = std::fs::read_to_string(&pid_file)
+                    .ok()
+                    .and_then(|pid| pid.lines().nth(3).and_then(|line| line.trim().parse().ok()))
+                    .unwrap_or(port);
                 return Ok(Self {
                     started_here: false,
+                    port: running_port,
                     ..cluster
                 });
             }
