@@ -131,9 +131,12 @@ pub mod server {
     }
 
     pub fn session_cookie() -> Option<String> {
-        let parts = parts().ok()?;
-        parts
-            .headers
+        session_cookie_in(&parts().ok()?.headers)
+    }
+
+    /// The session cookie's value among a request's headers.
+    pub fn session_cookie_in(headers: &axum::http::HeaderMap) -> Option<String> {
+        headers
             .get_all(header::COOKIE)
             .iter()
             .filter_map(|v| v.to_str().ok())

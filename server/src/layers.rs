@@ -11,9 +11,15 @@ use sqlx::PgPool;
 use crate::MAX_BODY_BYTES;
 
 /// Looks the session up once per request and puts the signed-in staff member into the request for the
-/// server functions and pages. Pages need a session: without one they lead to sign-in.
+/// server functions and pages. Pages need a session: without one they lead to sign-in. The browser code, the
+/// styles and the health and metrics endpoints hold no member's data: they skip the look-up, and the browser
+/// may cache them.
 pub async fn session(State(pool): State<PgPool>, mut req: Request, next: Next) -> Response {
-    let cookie = session_cookie(&req);
+    let path = req.uri().path();
+    if path.starts_with("/pkg/") || matches!(path, "/healthz" | "/metrics" | "/favicon.ico") {
+        return next.run(req).await;
+    }
+    let cookie = app::auth::server::session_cookie_in(req.headers());
     let staff = match cookie {
         Some(cookie) => match app::auth::db::session(&pool, &cookie).await {
             Ok(staff) => Some(staff),
@@ -29,9 +35,6 @@ pub async fn session(State(pool): State<PgPool>, mut req: Request, next: Next) -
     let path = req.uri().path();
     let is_page = req.method() == Method::GET
         && !path.starts_with("/api/")
-        && !path.starts_with("/pkg/")
-        && path != "/healthz"
-        && path != "/favicon.ico"
         // Members' own pass pages and public sign-up pages need no staff session.
         && !(path.starts_with("/pass/") || path.starts_with("/join/"));
     match (&staff, is_page, path == "/login") {
@@ -53,17 +56,6 @@ pub async fn session(State(pool): State<PgPool>, mut req: Request, next: Next) -
 
 fn wants_page(req: &Request) -> bool {
     req.method() == Method::GET && !req.uri().path().starts_with("/api/")
-}
-
-fn session_cookie(req: &Request) -> Option<String> {
-    req.headers()
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == app::auth::SESSION_COOKIE)
-        .map(|(_, value)| value.to_owned())
 }
 
 /// Every API post's body is read here, within [`MAX_BODY_BYTES`], before a server function sees it: a larger

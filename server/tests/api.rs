@@ -409,3 +409,27 @@ async fn malformed_nested_and_oversized_bodies_are_refused_in_the_domains_words(
     );
     assert_eq!(server.db.balance(&member).await, 5);
 }
+
+#[tokio::test]
+async fn the_browser_code_is_cacheable_and_signed_in_pages_are_not() {
+    let server = TestServer::start().await;
+    let client = ApiClient::sign_in(&server, &server.clerk).await;
+    let get = |path: &str| {
+        client
+            .http
+            .get(format!("{}{path}", server.url))
+            .header(COOKIE, &client.cookie)
+            .send()
+    };
+    let page = get("/").await.unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    assert_eq!(page.headers()["cache-control"], "no-store");
+    for asset in ["/pkg/loyalty.css", "/healthz"] {
+        let response = get(asset).await.unwrap();
+        let cache = response
+            .headers()
+            .get("cache-control")
+            .map(|v| v.to_str().unwrap().to_owned());
+        assert_ne!(cache.as_deref(), Some("no-store"), "{asset}");
+    }
+}
