@@ -58,6 +58,9 @@ fn wants_page(req: &Request) -> bool {
     req.method() == Method::GET && !req.uri().path().starts_with("/api/")
 }
 
+/// How far past [`MAX_BODY_BYTES`] a refused body is still read.
+const READ_PAST_LIMIT: usize = 1024 * 1024;
+
 /// Every API post's body is read here, within [`MAX_BODY_BYTES`], before a server function sees it: a larger
 /// one, or one that is not text, is refused in the domain's words (the server functions would answer either
 /// with a 500). A flat JSON object becomes the same form fields as a form post.
@@ -76,9 +79,19 @@ pub async fn api_body(req: Request, next: Next) -> Response {
             message: "The request is too large.".into(),
         })
     };
-    let Ok(bytes) = to_bytes(body, MAX_BODY_BYTES).await else {
-        return too_large();
+    // A body somewhat over the limit is still read to its end, so the refusal reaches a client that is still
+    // sending and the connection can carry its next request; a far larger one is cut off and the connection
+    // closed.
+    let Ok(bytes) = to_bytes(body, MAX_BODY_BYTES + READ_PAST_LIMIT).await else {
+        let mut response = too_large();
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        return response;
     };
+    if bytes.len() > MAX_BODY_BYTES {
+        return too_large();
+    }
     let body = if is_json {
         let form = match json_object_to_form(&bytes) {
             Ok(form) => form,
