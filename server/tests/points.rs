@@ -323,6 +323,62 @@ async fn a_replayed_request_applies_once_and_answers_as_the_first_did() {
 }
 
 #[tokio::test]
+async fn a_retry_is_answered_as_the_first_call_even_when_it_would_now_be_refused() {
+    let db = TestDb::new().await;
+    let member = db.member(100).await;
+    let redeem_all = PointsRequest {
+        idempotency_key: Some("till-1/receipt-7"),
+        ..request(&member, TxType::Redeem, 100)
+    };
+    let first = apply_points(&db.app, db.program_id, &redeem_all)
+        .await
+        .unwrap();
+    // The balance is now 0: the same redeem made afresh would be refused, but its retry is the first answer.
+    let again = apply_points(&db.app, db.program_id, &redeem_all)
+        .await
+        .unwrap();
+    assert!(again.replayed);
+    assert_eq!(
+        (again.transaction_id, again.new_balance),
+        (first.transaction_id, 0)
+    );
+    let afresh = apply_points(
+        &db.app,
+        db.program_id,
+        &request(&member, TxType::Redeem, 100),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(afresh, LoyaltyError::InsufficientFunds { balance: 0 });
+    // A refused call leaves its key unused: once funds arrive, the same key goes through, once.
+    let refused = PointsRequest {
+        idempotency_key: Some("till-1/receipt-8"),
+        ..request(&member, TxType::Redeem, 10)
+    };
+    assert_eq!(
+        apply_points(&db.app, db.program_id, &refused)
+            .await
+            .unwrap_err(),
+        LoyaltyError::InsufficientFunds { balance: 0 }
+    );
+    apply_points(&db.app, db.program_id, &request(&member, TxType::Earn, 25))
+        .await
+        .unwrap();
+    let later = apply_points(&db.app, db.program_id, &refused)
+        .await
+        .unwrap();
+    assert!(!later.replayed);
+    assert!(
+        apply_points(&db.app, db.program_id, &refused)
+            .await
+            .unwrap()
+            .replayed
+    );
+    assert_eq!(db.balance(&member).await, 15);
+    assert!(db.invariant_violations().await.is_empty());
+}
+
+#[tokio::test]
 async fn a_key_reused_for_a_different_request_is_refused() {
     let db = TestDb::new().await;
     let member = db.member(100).await;
