@@ -27,8 +27,34 @@ pub async fn scan(csrf: String, code: String) -> Result<ScanOutcome, loyalty_cor
     use crate::auth::server::*;
     answer(
         async {
-            let staff = staff_for_change(&csrf)?;
-            let outcome = resolve_scan(&pool()?, staff.program_id, Some(staff.id), &code).await?;
+            use loyalty_core::{ScanCode, parse_scan};
+            let pool = pool()?;
+            // A postcard is burned by one statement that also checks the session; a member pass is looked up
+            // as the session's staff member.
+            let parsed = match parse_scan(&code) {
+                Ok(parsed) => parsed,
+                Err(err) => {
+                    // Whoever is not signed in hears that first, whatever they sent.
+                    looked_up_staff_for_change(&csrf).await?;
+                    return Err(err);
+                }
+            };
+            let outcome = match parsed {
+                ScanCode::Claim(code) => {
+                    db::claim_postcard_in_session(&pool, &session_key()?, &csrf, &code).await?
+                }
+                ScanCode::Member(external_id) => {
+                    let staff = looked_up_staff_for_change(&csrf).await?;
+                    ScanOutcome::Member {
+                        member: crate::members::db::find_member(
+                            &pool,
+                            staff.program_id,
+                            &external_id,
+                        )
+                        .await?,
+                    }
+                }
+            };
             let member = &outcome.member().external_id;
             match &outcome {
                 ScanOutcome::Claimed { .. } => {

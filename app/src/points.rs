@@ -18,11 +18,12 @@ async fn apply(
     use crate::auth::server::*;
     answer(
         async {
-            let staff = staff_for_change(&csrf)?;
-            let points: i64 = points
-                .trim()
-                .parse()
-                .map_err(|_| LoyaltyError::InvalidAmount)?;
+            let session = session_key()?;
+            let Ok(points) = points.trim().parse::<i64>() else {
+                // Whoever is not signed in hears that first, whatever they sent.
+                looked_up_staff_for_change(&csrf).await?;
+                return Err(LoyaltyError::InvalidAmount);
+            };
             let note = note.as_deref().map(str::trim).filter(|n| !n.is_empty());
             let key = idempotency_key.trim();
             let request = db::PointsRequest {
@@ -31,9 +32,10 @@ async fn apply(
                 points,
                 note,
                 idempotency_key: (!key.is_empty()).then_some(key),
-                staff_id: Some(staff.id),
+                // The session's staff member, filled in by the statement that checks the session.
+                staff_id: None,
             };
-            let receipt = db::apply_points(&pool()?, staff.program_id, &request).await?;
+            let receipt = db::apply_points_in_session(&pool()?, &session, &csrf, &request).await?;
             redirect_form_post(&format!(
                 "/member/{}?receipt={}",
                 receipt.external_id, receipt.transaction_id

@@ -13,13 +13,17 @@ use crate::MAX_BODY_BYTES;
 /// Looks the session up once per request and puts the signed-in staff member into the request for the
 /// server functions and pages. Pages need a session: without one they lead to sign-in. The browser code, the
 /// styles and the health and metrics endpoints hold no member's data: they skip the look-up, and the browser
-/// may cache them.
+/// may cache them. The posts in [`app::auth::SESSION_CHECKED_IN_STATEMENT`] check the session themselves.
 pub async fn session(State(pool): State<PgPool>, mut req: Request, next: Next) -> Response {
     let path = req.uri().path();
     if path.starts_with("/pkg/") || matches!(path, "/healthz" | "/metrics" | "/favicon.ico") {
         return next.run(req).await;
     }
-    let cookie = app::auth::server::session_cookie_in(req.headers());
+    // The busiest posts check the session in the statement that makes their change.
+    let checked_in_statement =
+        req.method() == Method::POST && app::auth::SESSION_CHECKED_IN_STATEMENT.contains(&path);
+    let cookie =
+        app::auth::server::session_cookie_in(req.headers()).filter(|_| !checked_in_statement);
     let staff = match cookie {
         Some(cookie) => match app::auth::db::session(&pool, &cookie).await {
             Ok(staff) => Some(staff),

@@ -120,16 +120,91 @@ async fn a_session_copied_before_sign_out_is_dead_after_it() {
     assert_eq!(server.db.balance(&member).await, 10);
 }
 
+async fn idle_for(server: &TestServer, minutes: i32) {
+    sqlx::query("update staff_sessions set last_seen_at = now() - make_interval(mins => $1)")
+        .bind(minutes)
+        .execute(&server.db.owner)
+        .await
+        .unwrap();
+}
+
 #[tokio::test]
 async fn an_idle_session_expires() {
     let server = TestServer::start().await;
     let client = ApiClient::sign_in(&server, &server.clerk).await;
-    sqlx::query("update staff_sessions set last_seen_at = now() - interval '31 minutes'")
-        .execute(&server.db.owner)
-        .await
-        .unwrap();
+    let member = server.db.member(10).await;
+    let code = server.db.postcard().await;
+    idle_for(&server, 31).await;
     let (status, _) = refused(client.post("me", &[]).await).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
+    // Earn, redeem and scan check the session in the statement that makes their change: the same refusal.
+    for (endpoint, fields) in [
+        (
+            "earn",
+            vec![
+                ("external_id", member.as_str()),
+                ("points", "5"),
+                ("idempotency_key", "k1"),
+            ],
+        ),
+        (
+            "redeem",
+            vec![
+                ("external_id", member.as_str()),
+                ("points", "5"),
+                ("idempotency_key", "k2"),
+            ],
+        ),
+        ("scan", vec![("code", code.as_str())]),
+    ] {
+        let (status, err) = refused(client.change(endpoint, &fields).await).await;
+        assert_eq!(
+            (status, err),
+            (StatusCode::UNAUTHORIZED, LoyaltyError::NotSignedIn),
+            "{endpoint}"
+        );
+    }
+    assert_eq!(server.db.balance(&member).await, 10);
+    let claimed: bool =
+        sqlx::query_scalar("select claimed_at is not null from claim_codes where code = $1")
+            .bind(&code)
+            .fetch_one(&server.db.owner)
+            .await
+            .unwrap();
+    assert!(!claimed);
+}
+
+#[tokio::test]
+async fn a_session_in_use_stays_open() {
+    let server = TestServer::start().await;
+    let client = ApiClient::sign_in(&server, &server.clerk).await;
+    let member = server.db.member(10).await;
+    let idle_minutes = || async {
+        sqlx::query_scalar::<_, f64>(
+            "select extract(epoch from now() - last_seen_at)::float8 / 60 from staff_sessions",
+        )
+        .fetch_one(&server.db.owner)
+        .await
+        .unwrap()
+    };
+    // An earn 29 minutes after the last request moves the idle clock on, as any request does.
+    idle_for(&server, 29).await;
+    let earned = client
+        .change(
+            "earn",
+            &[
+                ("external_id", &member),
+                ("points", "5"),
+                ("idempotency_key", "k1"),
+            ],
+        )
+        .await;
+    assert_eq!(earned.status(), StatusCode::OK);
+    assert!(idle_minutes().await < 1.0);
+    idle_for(&server, 29).await;
+    assert_eq!(client.post("me", &[]).await.status(), StatusCode::OK);
+    assert!(idle_minutes().await < 1.0);
+    assert_eq!(server.db.balance(&member).await, 15);
 }
 
 #[tokio::test]

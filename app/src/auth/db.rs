@@ -219,37 +219,128 @@ fn parse_cookie(cookie_value: &str) -> Option<(Uuid, &str)> {
     Some((program.parse().ok()?, token))
 }
 
+/// The open session of program `$1` whose token hashes to `$2`: used within `$3` minutes, signed in within `$4`
+/// hours. `s` is the session, `st` its staff member.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! open_session {
+    () => {
+        " from public.staff_sessions s
+           join public.staff st on st.program_id = s.program_id and st.id = s.staff_id
+          where s.program_id = $1 and s.token_hash = $2
+            and s.last_seen_at > now() - make_interval(mins => $3::int)
+            and s.created_at > now() - make_interval(hours => $4::int)"
+    };
+}
+
+/// A change made as the staff member of a session, checked in the same statement: the session must be open and
+/// `$5` must be its CSRF token, or `$call` does not run. `$call` names the staff member `s.staff_id` and takes
+/// its own arguments from `$6`. The columns: the staff member, whether the CSRF token matched, whether the
+/// session's idle clock wants moving on, and the call's answer. One round trip instead of a look-up, then the
+/// call. The tokens are compared by their digests, so the time the comparison takes says nothing of the token.
+#[macro_export]
+macro_rules! in_session {
+    ($call:literal) => {
+        concat!(
+            "select s.staff_id, s.csrf_ok, s.stale, case when s.csrf_ok then ",
+            $call,
+            " end from (select st.id as staff_id,
+                               pg_catalog.sha256(pg_catalog.convert_to(s.csrf_token, 'UTF8'))
+                                 = pg_catalog.sha256(pg_catalog.convert_to($5, 'UTF8')) as csrf_ok,
+                               s.last_seen_at < now() - interval '1 minute' as stale",
+            $crate::open_session!(),
+            ") s"
+        )
+    };
+}
+
+/// A session cookie as a request carries it, not yet checked: for a change that checks it in its own statement
+/// ([`in_session!`]).
+#[derive(Debug, Clone)]
+pub struct SessionKey {
+    pub program_id: Uuid,
+    token_hash: Vec<u8>,
+}
+
+impl SessionKey {
+    pub fn from_cookie(cookie_value: &str) -> Option<Self> {
+        let (program_id, token) = parse_cookie(cookie_value)?;
+        Some(Self {
+            program_id,
+            token_hash: token_hash(token),
+        })
+    }
+
+    /// A query of a statement made by [`in_session!`], with the session's arguments (`$1` to `$5`) bound.
+    pub fn query<'q, O>(
+        &'q self,
+        statement: &'static str,
+        csrf: &'q str,
+    ) -> sqlx::query::QueryAs<'q, sqlx::Postgres, O, sqlx::postgres::PgArguments>
+    where
+        O: for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>,
+    {
+        sqlx::query_as(statement)
+            .bind(self.program_id)
+            .bind(&self.token_hash)
+            .bind(IDLE_MINUTES as i32)
+            .bind(MAX_HOURS as i32)
+            .bind(csrf)
+    }
+
+    /// What an [`in_session!`] statement answered: the staff member and the call's answer, or why the call did
+    /// not run.
+    pub async fn answer<T>(
+        &self,
+        db: &PgPool,
+        row: Option<(Uuid, bool, bool, Option<T>)>,
+    ) -> Result<(Uuid, T)> {
+        let (staff_id, csrf_ok, stale, answer) = row.ok_or(LoyaltyError::NotSignedIn)?;
+        if !csrf_ok {
+            return Err(LoyaltyError::CsrfRejected);
+        }
+        if stale {
+            touch(db, self.program_id, &self.token_hash).await?;
+        }
+        Ok((staff_id, answer.ok_or(LoyaltyError::Internal)?))
+    }
+}
+
+/// Idle time is measured to the minute, so a busy clerk costs one write a minute, not one a request.
+async fn touch(db: &PgPool, program_id: Uuid, token_hash: &[u8]) -> Result<()> {
+    sqlx::query(
+        "update public.staff_sessions set last_seen_at = now() where program_id = $1 and token_hash = $2",
+    )
+    .bind(program_id)
+    .bind(token_hash)
+    .execute(db)
+    .await
+    .map_err(db_error)?;
+    Ok(())
+}
+
 /// The staff member a session cookie belongs to, if the session is open and not idle for too long.
 pub async fn session(db: &PgPool, cookie_value: &str) -> Result<Staff> {
     let (program_id, token) = parse_cookie(cookie_value).ok_or(LoyaltyError::NotSignedIn)?;
     let hash = token_hash(token);
-    let row: Option<(Uuid, String, String, String, String, String, bool)> = sqlx::query_as(
-        "select st.id, st.display_name, st.email, st.role, p.name, s.csrf_token,
-                s.last_seen_at < now() - interval '1 minute'
-           from public.staff_sessions s
-           join public.staff st on st.program_id = s.program_id and st.id = s.staff_id
-           join public.programs p on p.id = s.program_id
-          where s.program_id = $1 and s.token_hash = $2
-            and s.last_seen_at > now() - make_interval(mins => $3::int)
-            and s.created_at > now() - make_interval(hours => $4::int)",
-    )
-    .bind(program_id)
-    .bind(&hash)
-    .bind(IDLE_MINUTES as i32)
-    .bind(MAX_HOURS as i32)
-    .fetch_optional(db)
-    .await
-    .map_err(db_error)?;
+    let row: Option<(Uuid, String, String, String, String, String, bool)> =
+        sqlx::query_as(concat!(
+            "select st.id, st.display_name, st.email, st.role,
+                (select p.name from public.programs p where p.id = s.program_id), s.csrf_token,
+                s.last_seen_at < now() - interval '1 minute'",
+            crate::open_session!()
+        ))
+        .bind(program_id)
+        .bind(&hash)
+        .bind(IDLE_MINUTES as i32)
+        .bind(MAX_HOURS as i32)
+        .fetch_optional(db)
+        .await
+        .map_err(db_error)?;
     let (id, name, email, role, program_name, csrf_token, stale) =
         row.ok_or(LoyaltyError::NotSignedIn)?;
     if stale {
-        // Idle time is measured to the minute, so a busy clerk costs one write a minute, not one a request.
-        sqlx::query("update public.staff_sessions set last_seen_at = now() where program_id = $1 and token_hash = $2")
-            .bind(program_id)
-            .bind(&hash)
-            .execute(db)
-            .await
-            .map_err(db_error)?;
+        touch(db, program_id, &hash).await?;
     }
     Ok(Staff {
         id,

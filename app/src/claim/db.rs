@@ -7,6 +7,7 @@ use serde::Deserialize;
 use sqlx::PgExecutor;
 use uuid::Uuid;
 
+use crate::auth::db::SessionKey;
 use crate::db::{RpcAnswer, db_error};
 
 #[derive(Deserialize)]
@@ -37,7 +38,31 @@ pub async fn claim_postcard(
             .fetch_one(db)
             .await
             .map_err(db_error)?;
-    let claimed: Claimed = answer.0.into_result()?.data()?;
+    claimed(answer.0)
+}
+
+/// [`claim_postcard`] as the staff member of a session, checked in the same statement.
+pub async fn claim_postcard_in_session(
+    db: &sqlx::PgPool,
+    session: &SessionKey,
+    csrf: &str,
+    code: &str,
+) -> Result<ScanOutcome> {
+    let row = session
+        .query(
+            crate::in_session!("public.process_claim_attempt($6, $1, s.staff_id)"),
+            csrf,
+        )
+        .bind(code)
+        .fetch_optional(db)
+        .await
+        .map_err(db_error)?;
+    let (_, answer): (_, sqlx::types::Json<RpcAnswer>) = session.answer(db, row).await?;
+    claimed(answer.0)
+}
+
+fn claimed(answer: RpcAnswer) -> Result<ScanOutcome> {
+    let claimed: Claimed = answer.into_result()?.data()?;
     Ok(ScanOutcome::Claimed {
         code: claimed.code,
         member: Member {

@@ -5,6 +5,7 @@ use loyalty_core::{LoyaltyError, Result};
 use sqlx::PgExecutor;
 use uuid::Uuid;
 
+use crate::auth::db::SessionKey;
 use crate::db::{RpcAnswer, db_error};
 
 /// One earn or redeem, as the point of sale asks for it.
@@ -38,7 +39,37 @@ pub async fn apply_points(
     .fetch_one(db)
     .await
     .map_err(db_error)?;
-    let answer = answer.0.into_result()?;
+    receipt(req, answer.0)
+}
+
+/// [`apply_points`] as the staff member of a session, checked in the same statement (`staff_id` is theirs).
+pub async fn apply_points_in_session(
+    db: &sqlx::PgPool,
+    session: &SessionKey,
+    csrf: &str,
+    req: &PointsRequest<'_>,
+) -> Result<PointsReceipt> {
+    let row = session
+        .query(
+            crate::in_session!(
+                "public.process_membership_transaction($1, $6, $7, $8, $9, $10, s.staff_id)"
+            ),
+            csrf,
+        )
+        .bind(req.external_id)
+        .bind(req.points)
+        .bind(req.tx_type.as_sql())
+        .bind(req.note)
+        .bind(req.idempotency_key)
+        .fetch_optional(db)
+        .await
+        .map_err(db_error)?;
+    let (_, answer): (_, sqlx::types::Json<RpcAnswer>) = session.answer(db, row).await?;
+    receipt(req, answer.0)
+}
+
+fn receipt(req: &PointsRequest<'_>, answer: RpcAnswer) -> Result<PointsReceipt> {
+    let answer = answer.into_result()?;
     match (answer.new_balance, answer.transaction_id, answer.created_at) {
         (Some(new_balance), Some(transaction_id), Some(created_at)) => Ok(PointsReceipt {
             external_id: req.external_id.to_owned(),
