@@ -24,8 +24,12 @@ use crate::seed::Case;
 #[derive(Debug, Parser)]
 struct Cli {
     /// How long each measured run lasts.
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 5)]
     duration_secs: u64,
+    /// Runs of each path per case, alternating server and direct, so a slower or busier stretch of the
+    /// machine weighs on both paths alike; the table sums them and shows the spread of the rounds' ratios.
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
     /// Concurrent clients, one run per count.
     #[arg(long, value_delimiter = ',', default_value = "16,64")]
     clients: Vec<usize>,
@@ -97,7 +101,7 @@ async fn run(
         return Ok(());
     }
     let max_clients = cli.clients.iter().copied().max().unwrap_or(1);
-    let claim_runs = 2 * cli.clients.len();
+    let claim_runs = 2 * cli.clients.len() * cli.rounds.max(1);
     let setup = seed::seed(
         &server.owner,
         cli.members,
@@ -112,64 +116,71 @@ async fn run(
     let meter = server.meter();
     let mut rows = Vec::new();
     let mut claim_run = 0;
+    let mut next_postcards = |case: Case| {
+        (case == Case::Claim).then(|| {
+            let slice = setup.postcard_slice(claim_run);
+            claim_run += 1;
+            slice
+        })
+    };
     for case in cases {
         for &clients in &cli.clients {
-            let postcards = (*case == Case::Claim).then(|| {
-                let slice = setup.postcard_slice(claim_run);
-                claim_run += 1;
-                slice
-            });
             let load = Load {
                 case: *case,
                 clients,
                 duration,
                 members: cli.members,
             };
-            let before = seed::ledger_mark(&server.owner, setup.program_id).await?;
-            let cpu = meter.sample();
-            let mut via_server = http::run(
-                &server.url,
-                &sessions[..clients],
-                &load,
-                postcards.as_ref(),
-                &server.owner,
-            )
-            .await?;
-            via_server.cpu = meter.sample().per_request(&cpu, via_server.ok);
-            seed::check_applied(&server.owner, &setup, *case, before, via_server.ok).await?;
-
-            let postcards = (*case == Case::Claim).then(|| {
-                let slice = setup.postcard_slice(claim_run);
-                claim_run += 1;
-                slice
-            });
-            let before = seed::ledger_mark(&server.owner, setup.program_id).await?;
-            let cpu = meter.sample();
-            let mut direct = pgbench
-                .run(&db_url, &setup, &load, postcards.as_ref())
-                .await?;
-            // pgbench's backends have just exited: their time counts once the postmaster has reaped them.
-            tokio::time::sleep(Duration::from_millis(500)).await;
-            direct.cpu = meter.sample().per_request(&cpu, direct.ok);
-            seed::check_applied(&server.owner, &setup, *case, before, direct.ok).await?;
-            let row = report::Row {
+            let mut row = report::Row {
                 case: case.name(),
                 clients,
-                server: via_server,
-                direct,
+                server: report::Measured::new(),
+                direct: report::Measured::new(),
+                round_ratios: Vec::new(),
             };
+            for _ in 0..cli.rounds.max(1) {
+                let postcards = next_postcards(*case);
+                let before = seed::ledger_mark(&server.owner, setup.program_id).await?;
+                let cpu = meter.sample();
+                let mut via_server = http::run(
+                    &server.url,
+                    &sessions[..clients],
+                    &load,
+                    postcards.as_ref(),
+                    &server.owner,
+                )
+                .await?;
+                via_server.cpu = meter.sample().per_request(&cpu, via_server.ok);
+                seed::check_applied(&server.owner, &setup, *case, before, via_server.ok).await?;
+
+                let postcards = next_postcards(*case);
+                let before = seed::ledger_mark(&server.owner, setup.program_id).await?;
+                let cpu = meter.sample();
+                let mut direct = pgbench
+                    .run(&db_url, &setup, &load, postcards.as_ref())
+                    .await?;
+                // pgbench's backends have just exited: their time counts once the postmaster has reaped them.
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                direct.cpu = meter.sample().per_request(&cpu, direct.ok);
+                seed::check_applied(&server.owner, &setup, *case, before, direct.ok).await?;
+                row.round_ratios
+                    .push(via_server.per_second() / direct.per_second().max(1e-9));
+                row.server.absorb(via_server);
+                row.direct.absorb(direct);
+            }
             println!("{}", row.line());
             rows.push(row);
         }
     }
     println!();
     println!(
-        "HTTP: {} s per run, keep-alive, one signed-in clerk session per client (cookie + CSRF field); server pool {} connections.",
+        "HTTP: {} rounds of {} s per case, alternating with the direct runs, keep-alive, one signed-in clerk session per client (cookie + CSRF field); server pool {} connections.",
+        cli.rounds.max(1),
         duration.as_secs(),
         cli.db_pool
     );
     println!(
-        "Direct: pgbench -M prepared -j 2 -T {} as the server's database role; p50/p99 from its per-transaction log (-l).",
+        "Direct: pgbench -M prepared -j 2 -T {} per round as the server's database role; p50/p99 from its per-transaction log (-l).",
         duration.as_secs()
     );
     println!("{}", report::table(&rows));

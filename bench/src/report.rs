@@ -54,6 +54,20 @@ impl Measured {
         }
     }
 
+    /// Adds a later round of the same run: its requests, its time and its processor time per request.
+    pub fn absorb(&mut self, round: Measured) {
+        let (before, added) = (self.ok as f64, round.ok as f64);
+        let total = (before + added).max(1.0);
+        let mean = |a: f64, b: f64| (a * before + b * added) / total;
+        self.cpu = crate::cpu::PerRequest {
+            server: mean(self.cpu.server, round.cpu.server),
+            postgres: mean(self.cpu.postgres, round.cpu.postgres),
+            client: mean(self.cpu.client, round.cpu.client),
+        };
+        self.elapsed += round.elapsed;
+        self.merge(round);
+    }
+
     pub fn per_second(&self) -> f64 {
         self.ok as f64 / self.elapsed.as_secs_f64().max(1e-9)
     }
@@ -68,6 +82,8 @@ pub struct Row {
     pub clients: usize,
     pub server: Measured,
     pub direct: Measured,
+    /// server/direct of each round on its own: how far the machine's noise moves the ratio.
+    pub round_ratios: Vec<f64>,
 }
 
 impl Row {
@@ -105,16 +121,20 @@ pub fn table(rows: &[Row]) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "| case        | clients | server req/s | p50 ms | p99 ms | direct tx/s | p50 ms | p99 ms | server/direct |"
+        "| case        | clients | server req/s | p50 ms | p99 ms | direct tx/s | p50 ms | p99 ms | server/direct | rounds      |"
     );
     let _ = writeln!(
         out,
-        "|-------------|--------:|-------------:|-------:|-------:|------------:|-------:|-------:|--------------:|"
+        "|-------------|--------:|-------------:|-------:|-------:|------------:|-------:|-------:|--------------:|-------------|"
     );
     for row in rows {
+        let percent = |r: f64| format!("{:.0}", r * 100.0);
+        let low = row.round_ratios.iter().copied().fold(f64::INFINITY, f64::min);
+        let high = row.round_ratios.iter().copied().fold(0.0, f64::max);
+        let rounds = format!("{}-{}%", percent(low), percent(high));
         let _ = writeln!(
             out,
-            "| {:<11} | {:>7} | {:>12.0} | {:>6.2} | {:>6.2} | {:>11.0} | {:>6.2} | {:>6.2} | {:>12.0}% |",
+            "| {:<11} | {:>7} | {:>12.0} | {:>6.2} | {:>6.2} | {:>11.0} | {:>6.2} | {:>6.2} | {:>12.0}% | {:<11} |",
             row.case,
             row.clients,
             row.server.per_second(),
@@ -124,6 +144,7 @@ pub fn table(rows: &[Row]) -> String {
             row.direct.millis(0.5),
             row.direct.millis(0.99),
             row.ratio() * 100.0,
+            rounds,
         );
     }
     out
