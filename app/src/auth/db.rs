@@ -219,35 +219,35 @@ fn parse_cookie(cookie_value: &str) -> Option<(Uuid, &str)> {
     Some((program.parse().ok()?, token))
 }
 
-/// The open session of program `$1` whose token hashes to `$2`: used within `$3` minutes, signed in within `$4`
-/// hours. `s` is the session, `st` its staff member.
+/// Whether session `s` is open: program `$1`, token hashing to `$2`, used within `$3` minutes and signed in
+/// within `$4` hours.
 #[doc(hidden)]
 #[macro_export]
 macro_rules! open_session {
     () => {
-        " from public.staff_sessions s
-           join public.staff st on st.program_id = s.program_id and st.id = s.staff_id
-          where s.program_id = $1 and s.token_hash = $2
-            and s.last_seen_at > now() - make_interval(mins => $3::int)
-            and s.created_at > now() - make_interval(hours => $4::int)"
+        " s.program_id = $1 and s.token_hash = $2
+          and s.last_seen_at > now() - make_interval(mins => $3::int)
+          and s.created_at > now() - make_interval(hours => $4::int)"
     };
 }
 
 /// A change made as the staff member of a session, checked in the same statement: the session must be open and
-/// `$5` must be its CSRF token, or `$call` does not run. `$call` names the staff member `s.staff_id` and takes
-/// its own arguments from `$6`. The columns: the staff member, whether the CSRF token matched, whether the
-/// session's idle clock wants moving on, and the call's answer. One round trip instead of a look-up, then the
-/// call. The tokens are compared by their digests, so the time the comparison takes says nothing of the token.
+/// `$5` must be its CSRF token, or `$call` does not run. `$call` names the staff member `s.staff_id` (a session
+/// ends with its staff member: the foreign key cascades) and takes its own arguments from `$6`. The columns:
+/// the staff member, whether the CSRF token matched, whether the session's idle clock wants moving on, and the
+/// call's answer. One round trip instead of a look-up, then the call. The tokens are compared by their digests, so the time the comparison takes says nothing of the token.
 #[macro_export]
 macro_rules! in_session {
     ($call:literal) => {
         concat!(
             "select s.staff_id, s.csrf_ok, s.stale, case when s.csrf_ok then ",
             $call,
-            " end from (select st.id as staff_id,
+            " end from (select s.staff_id,
                                pg_catalog.sha256(pg_catalog.convert_to(s.csrf_token, 'UTF8'))
                                  = pg_catalog.sha256(pg_catalog.convert_to($5, 'UTF8')) as csrf_ok,
-                               s.last_seen_at < now() - interval '1 minute' as stale",
+                               s.last_seen_at < now() - interval '1 minute' as stale
+                          from public.staff_sessions s
+                         where",
             $crate::open_session!(),
             ") s"
         )
@@ -327,7 +327,10 @@ pub async fn session(db: &PgPool, cookie_value: &str) -> Result<Staff> {
         sqlx::query_as(concat!(
             "select st.id, st.display_name, st.email, st.role,
                 (select p.name from public.programs p where p.id = s.program_id), s.csrf_token,
-                s.last_seen_at < now() - interval '1 minute'",
+                s.last_seen_at < now() - interval '1 minute'
+               from public.staff_sessions s
+               join public.staff st on st.program_id = s.program_id and st.id = s.staff_id
+              where",
             crate::open_session!()
         ))
         .bind(program_id)
