@@ -212,10 +212,11 @@ pub async fn sign_in(email: String, password: String) -> Result<StaffSession, Lo
         async {
             same_origin()?;
             let pool = pool()?;
+            let session = db::sign_in(&pool, &email, &password, &client_address()).await?;
+            // The browser's previous session ends with a sign-in that succeeds, not with a mistyped password.
             if let Some(old) = session_cookie() {
                 db::sign_out(&pool, &old).await?;
             }
-            let session = db::sign_in(&pool, &email, &password, &client_address()).await?;
             set_session_cookie(Some(&session.cookie_value));
             redirect_form_post("/");
             Ok(StaffSession::from(&session.staff))

@@ -79,6 +79,14 @@ async fn sign_in_issues_a_new_session_and_ends_the_one_the_browser_had() {
     let response = sign_in_with(&server, &server.clerk, Some(&planted)).await;
     let issued = session_cookie(&response).unwrap();
     assert_ne!(issued, planted);
+    // A mistyped password in the same browser leaves its session as it was.
+    let mistyped = Credentials {
+        password: "not-the-password".into(),
+        ..server.clerk.clone()
+    };
+    let response = sign_in_with(&server, &mistyped, Some(&first.cookie)).await;
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(first.post("me", &[]).await.status(), StatusCode::OK);
     // Signing in again in the same browser ends its previous session.
     let response = sign_in_with(&server, &server.clerk, Some(&first.cookie)).await;
     assert_ne!(session_cookie(&response).unwrap(), first.cookie);
