@@ -58,6 +58,10 @@ impl Pgbench {
         let logs = self
             .logs
             .join(format!("{}-{}", load.case.name(), load.clients));
+        // Each round reads its own transactions only.
+        if logs.exists() {
+            std::fs::remove_dir_all(&logs)?;
+        }
         std::fs::create_dir_all(&logs)?;
         let (first, last) = load.case.member_range(load.members);
         let mut defines = vec![

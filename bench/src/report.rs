@@ -129,7 +129,11 @@ pub fn table(rows: &[Row]) -> String {
     );
     for row in rows {
         let percent = |r: f64| format!("{:.0}", r * 100.0);
-        let low = row.round_ratios.iter().copied().fold(f64::INFINITY, f64::min);
+        let low = row
+            .round_ratios
+            .iter()
+            .copied()
+            .fold(f64::INFINITY, f64::min);
         let high = row.round_ratios.iter().copied().fold(0.0, f64::max);
         let rounds = format!("{}-{}%", percent(low), percent(high));
         let _ = writeln!(
