@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use hdrhistogram::Histogram;
-use reqwest::header::{COOKIE, SET_COOKIE};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use reqwest::header::{CONTENT_TYPE, COOKIE, HOST, SET_COOKIE};
 use sqlx::PgPool;
 
 use crate::report::Measured;
@@ -125,74 +127,68 @@ pub async fn run(
         None => Vec::new(),
     });
     let next_code = Arc::new(AtomicUsize::new(0));
-    let endpoint = match load.case {
-        Case::Claim => format!("{url}/api/scan"),
-        case => format!("{url}/api/{}", case.endpoint()),
+    let endpoint_path = match load.case {
+        Case::Claim => "/api/scan".to_owned(),
+        case => format!("/api/{}", case.endpoint()),
     };
     let range = load.case.member_range(load.members);
     let started = Instant::now();
     let deadline = started + load.duration;
 
+    let address = url
+        .strip_prefix("http://")
+        .context("the server's URL is http://host:port")?
+        .to_owned();
     let mut tasks = tokio::task::JoinSet::new();
     for (index, session) in sessions.iter().enumerate().take(load.clients) {
-        let session = Session {
-            http: session.http.clone(),
-            cookie: session.cookie.clone(),
-            csrf: session.csrf.clone(),
-        };
-        let endpoint = endpoint.clone();
+        let (cookie, csrf) = (session.cookie.clone(), session.csrf.clone());
+        let (address, path) = (address.clone(), endpoint_path.clone());
         let codes = codes.clone();
         let next_code = next_code.clone();
         let case = load.case;
         tasks.spawn(async move {
             let mut measured = Measured::new();
+            let mut line = match Line::open(&address).await {
+                Ok(line) => line,
+                Err(err) => {
+                    measured.error(format!("connecting: {err}"));
+                    return measured;
+                }
+            };
             let mut random = SplitMix(index as u64 + 1);
             while Instant::now() < deadline {
-                let sent = Instant::now();
-                let response = match case {
+                // Every field is made of letters, digits and dashes: nothing to percent-encode.
+                let body = match case {
                     Case::Claim => {
                         let Some(code) = codes.get(next_code.fetch_add(1, Ordering::Relaxed))
                         else {
                             measured.note("the run's postcards ran out");
                             break;
                         };
-                        session
-                            .post(
-                                &endpoint,
-                                &[("csrf", session.csrf.as_str()), ("code", code)],
-                            )
-                            .await
+                        format!("csrf={csrf}&code={code}")
                     }
-                    _ => {
-                        let member = member_external_id(random.below(range));
-                        let key = uuid::Uuid::new_v4().to_string();
-                        session
-                            .post(
-                                &endpoint,
-                                &[
-                                    ("csrf", session.csrf.as_str()),
-                                    ("external_id", &member),
-                                    ("points", "1"),
-                                    ("idempotency_key", &key),
-                                ],
-                            )
-                            .await
-                    }
+                    _ => format!(
+                        "csrf={csrf}&external_id={}&points=1&idempotency_key={}",
+                        member_external_id(random.below(range)),
+                        uuid::Uuid::new_v4()
+                    ),
                 };
-                let outcome = match response {
-                    Ok(response) => {
-                        let status = response.status();
-                        match response.bytes().await {
-                            Ok(_) if status.is_success() => Ok(()),
-                            Ok(body) => Err(format!("{status} {}", String::from_utf8_lossy(&body))),
-                            Err(err) => Err(err.to_string()),
+                let sent = Instant::now();
+                match line.post(&address, &path, &cookie, body).await {
+                    Ok(()) => measured.record(sent.elapsed()),
+                    Err(err) => {
+                        measured.error(err);
+                        // A refused request leaves the connection usable; a broken one is opened again.
+                        if line.is_closed() {
+                            match Line::open(&address).await {
+                                Ok(fresh) => line = fresh,
+                                Err(err) => {
+                                    measured.error(format!("reconnecting: {err}"));
+                                    break;
+                                }
+                            }
                         }
                     }
-                    Err(err) => Err(err.to_string()),
-                };
-                match outcome {
-                    Ok(()) => measured.record(sent.elapsed()),
-                    Err(err) => measured.error(err),
                 }
             }
             measured
@@ -204,6 +200,60 @@ pub async fn run(
     }
     total.elapsed = started.elapsed();
     Ok(total)
+}
+
+/// One client's keep-alive HTTP/1.1 connection to the server.
+struct Line {
+    sender: hyper::client::conn::http1::SendRequest<Full<Bytes>>,
+}
+
+impl Line {
+    async fn open(address: &str) -> anyhow::Result<Self> {
+        let stream = tokio::net::TcpStream::connect(address).await?;
+        stream.set_nodelay(true)?;
+        let (sender, connection) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
+        tokio::spawn(connection);
+        Ok(Self { sender })
+    }
+
+    fn is_closed(&self) -> bool {
+        self.sender.is_closed()
+    }
+
+    /// Posts a form and reads the whole answer: `Err` with the status and body for anything but a success.
+    async fn post(
+        &mut self,
+        host: &str,
+        path: &str,
+        cookie: &str,
+        form: String,
+    ) -> Result<(), String> {
+        let request = hyper::Request::post(path)
+            .header(HOST, host)
+            .header(COOKIE, cookie)
+            .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(Full::new(Bytes::from(form)))
+            .map_err(|e| e.to_string())?;
+        self.sender.ready().await.map_err(|e| e.to_string())?;
+        let response = self
+            .sender
+            .send_request(request)
+            .await
+            .map_err(|e| e.to_string())?;
+        let status = response.status();
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| e.to_string())?
+            .to_bytes();
+        if status.is_success() {
+            Ok(())
+        } else {
+            Err(format!("{status} {}", String::from_utf8_lossy(&body)))
+        }
+    }
 }
 
 /// Latencies of a handful of identical requests, for the history timings.
