@@ -128,6 +128,40 @@ async fn a_session_copied_before_sign_out_is_dead_after_it() {
     assert_eq!(server.db.balance(&member).await, 10);
 }
 
+/// Earn 5, redeem 5 and a postcard scan: the changes a counter makes.
+fn counter_changes<'a>(
+    member: &'a str,
+    code: &'a str,
+) -> Vec<(&'static str, Vec<(&'static str, &'a str)>)> {
+    vec![
+        (
+            "earn",
+            vec![
+                ("external_id", member),
+                ("points", "5"),
+                ("idempotency_key", "k1"),
+            ],
+        ),
+        (
+            "redeem",
+            vec![
+                ("external_id", member),
+                ("points", "5"),
+                ("idempotency_key", "k2"),
+            ],
+        ),
+        ("scan", vec![("code", code)]),
+    ]
+}
+
+async fn claimed(server: &TestServer, code: &str) -> bool {
+    sqlx::query_scalar("select claimed_at is not null from claim_codes where code = $1")
+        .bind(code)
+        .fetch_one(&server.db.owner)
+        .await
+        .unwrap()
+}
+
 async fn idle_for(server: &TestServer, minutes: i32) {
     sqlx::query("update staff_sessions set last_seen_at = now() - make_interval(mins => $1)")
         .bind(minutes)
@@ -146,25 +180,7 @@ async fn an_idle_session_expires() {
     let (status, _) = refused(client.post("me", &[]).await).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     // Earn, redeem and scan check the session in the statement that makes their change: the same refusal.
-    for (endpoint, fields) in [
-        (
-            "earn",
-            vec![
-                ("external_id", member.as_str()),
-                ("points", "5"),
-                ("idempotency_key", "k1"),
-            ],
-        ),
-        (
-            "redeem",
-            vec![
-                ("external_id", member.as_str()),
-                ("points", "5"),
-                ("idempotency_key", "k2"),
-            ],
-        ),
-        ("scan", vec![("code", code.as_str())]),
-    ] {
+    for (endpoint, fields) in counter_changes(&member, &code) {
         let (status, err) = refused(client.change(endpoint, &fields).await).await;
         assert_eq!(
             (status, err),
@@ -173,13 +189,7 @@ async fn an_idle_session_expires() {
         );
     }
     assert_eq!(server.db.balance(&member).await, 10);
-    let claimed: bool =
-        sqlx::query_scalar("select claimed_at is not null from claim_codes where code = $1")
-            .bind(&code)
-            .fetch_one(&server.db.owner)
-            .await
-            .unwrap();
-    assert!(!claimed);
+    assert!(!claimed(&server, &code).await);
 }
 
 #[tokio::test]
@@ -240,27 +250,8 @@ async fn a_change_without_the_sessions_csrf_token_is_refused_and_writes_nothing(
     let member = server.db.member(100).await;
     let code = server.db.postcard().await;
     for csrf in ["", "0123456789abcdef0123456789abcdef"] {
-        for (endpoint, fields) in [
-            (
-                "earn",
-                vec![
-                    ("external_id", member.as_str()),
-                    ("points", "5"),
-                    ("idempotency_key", "k1"),
-                ],
-            ),
-            (
-                "redeem",
-                vec![
-                    ("external_id", member.as_str()),
-                    ("points", "5"),
-                    ("idempotency_key", "k2"),
-                ],
-            ),
-            ("scan", vec![("code", code.as_str())]),
-            ("enrol", vec![]),
-            ("sign_out", vec![]),
-        ] {
+        let others = [("enrol", vec![]), ("sign_out", vec![])];
+        for (endpoint, fields) in counter_changes(&member, &code).into_iter().chain(others) {
             let mut all = vec![("csrf", csrf)];
             all.extend(fields);
             let (status, err) = refused(client.post(endpoint, &all).await).await;
@@ -272,13 +263,7 @@ async fn a_change_without_the_sessions_csrf_token_is_refused_and_writes_nothing(
         }
     }
     assert_eq!(server.db.balance(&member).await, 100);
-    let claimed: bool =
-        sqlx::query_scalar("select claimed_at is not null from claim_codes where code = $1")
-            .bind(&code)
-            .fetch_one(&server.db.owner)
-            .await
-            .unwrap();
-    assert!(!claimed);
+    assert!(!claimed(&server, &code).await);
     // And the session still works: the refused calls did not sign it out.
     assert_eq!(client.post("me", &[]).await.status(), StatusCode::OK);
 }
