@@ -182,6 +182,14 @@ async fn json_log_lines_carry_the_request_id_method_route_status_and_latency() {
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    // An answer that went through, quickly, is counted by the metrics and logged at debug only.
+    let fine = reqwest::Client::new()
+        .get(format!("{}/healthz", server.url))
+        .header("x-request-id", "log-test-quiet")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(fine.status(), StatusCode::OK);
     // The line is written when the answer is; the process is ended so that everything is on disk.
     server.kill();
     let logs = server.logs();
@@ -196,4 +204,5 @@ async fn json_log_lines_carry_the_request_id_method_route_status_and_latency() {
     assert_eq!(span["status"], 401, "{line}");
     assert!(span["latency_ms"].is_u64(), "{line}");
     assert_eq!(line["level"], "INFO", "{line}");
+    assert!(!logs.contains("log-test-quiet"), "{logs}");
 }
