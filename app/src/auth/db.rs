@@ -234,13 +234,14 @@ macro_rules! open_session {
 /// A change made as the staff member of a session, checked in the same statement: the session must be open and
 /// `$5` must be its CSRF token, or `$call` does not run. `$call` names the staff member `s.staff_id` (a session
 /// ends with its staff member: the foreign key cascades) and takes its own arguments from `$6`. The columns:
-/// the staff member, whether the CSRF token matched, whether the session's idle clock wants moving on, and the
-/// call's answer. One round trip instead of a look-up, then the call. The tokens are compared by their digests, so the time the comparison takes says nothing of the token.
+/// whether the CSRF token matched, whether the session's idle clock wants moving on, and the call's answer. One
+/// round trip instead of a look-up, then the call. The tokens are compared by their digests, so the time the
+/// comparison takes says nothing of the token.
 #[macro_export]
 macro_rules! in_session {
     ($call:literal) => {
         concat!(
-            "select s.staff_id, s.csrf_ok, s.stale, case when s.csrf_ok then ",
+            "select s.csrf_ok, s.stale, case when s.csrf_ok then ",
             $call,
             " end from (select s.staff_id,
                                pg_catalog.sha256(pg_catalog.convert_to(s.csrf_token, 'UTF8'))
@@ -288,21 +289,16 @@ impl SessionKey {
             .bind(csrf)
     }
 
-    /// What an [`in_session!`] statement answered: the staff member and the call's answer, or why the call did
-    /// not run.
-    pub async fn answer<T>(
-        &self,
-        db: &PgPool,
-        row: Option<(Uuid, bool, bool, Option<T>)>,
-    ) -> Result<(Uuid, T)> {
-        let (staff_id, csrf_ok, stale, answer) = row.ok_or(LoyaltyError::NotSignedIn)?;
+    /// What an [`in_session!`] statement answered: the call's answer, or why the call did not run.
+    pub async fn answer<T>(&self, db: &PgPool, row: Option<(bool, bool, Option<T>)>) -> Result<T> {
+        let (csrf_ok, stale, answer) = row.ok_or(LoyaltyError::NotSignedIn)?;
         if !csrf_ok {
             return Err(LoyaltyError::CsrfRejected);
         }
         if stale {
             touch(db, self.program_id, &self.token_hash).await?;
         }
-        Ok((staff_id, answer.ok_or(LoyaltyError::Internal)?))
+        answer.ok_or(LoyaltyError::Internal)
     }
 }
 

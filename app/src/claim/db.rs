@@ -57,7 +57,7 @@ pub async fn claim_postcard_in_session(
         .fetch_optional(db)
         .await
         .map_err(db_error)?;
-    let (_, answer): (_, sqlx::types::Json<RpcAnswer>) = session.answer(db, row).await?;
+    let answer: sqlx::types::Json<RpcAnswer> = session.answer(db, row).await?;
     claimed(answer.0)
 }
 

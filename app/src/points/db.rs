@@ -64,7 +64,7 @@ pub async fn apply_points_in_session(
         .fetch_optional(db)
         .await
         .map_err(db_error)?;
-    let (_, answer): (_, sqlx::types::Json<RpcAnswer>) = session.answer(db, row).await?;
+    let answer: sqlx::types::Json<RpcAnswer> = session.answer(db, row).await?;
     receipt(req, answer.0)
 }
 
