@@ -33,6 +33,11 @@ pub mod server {
         use_context::<PgPool>().ok_or(LoyaltyError::Internal)
     }
 
+    /// The connections the counter's changes run on, which the server provides to every request.
+    pub fn counter_pool() -> Result<crate::db::CounterPool> {
+        use_context::<crate::db::CounterPool>().ok_or(LoyaltyError::Internal)
+    }
+
     fn parts() -> Result<Parts> {
         use_context::<Parts>().ok_or(LoyaltyError::Internal)
     }

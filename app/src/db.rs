@@ -51,22 +51,23 @@ impl RpcAnswer {
     }
 }
 
+/// Whether a failure means the database cannot be reached (gone, restarting, shutting down), rather than a
+/// statement that failed on a connection that still works.
+fn is_unavailable(err: &sqlx::Error) -> bool {
+    match err {
+        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) | sqlx::Error::Tls(_) => true,
+        sqlx::Error::Database(db) => db
+            .code()
+            .is_some_and(|c| c.starts_with("08") || c.starts_with("57P")),
+        _ => false,
+    }
+}
+
 /// A database failure as the domain sees it: unreachable means unavailable; anything else is ours to fix and
 /// is logged, never shown.
 pub fn db_error(err: sqlx::Error) -> LoyaltyError {
     match &err {
-        sqlx::Error::PoolTimedOut
-        | sqlx::Error::PoolClosed
-        | sqlx::Error::Io(_)
-        | sqlx::Error::Tls(_) => {
-            tracing::warn!(error = %err, "database unavailable");
-            LoyaltyError::Unavailable
-        }
-        sqlx::Error::Database(db)
-            if db
-                .code()
-                .is_some_and(|c| c.starts_with("08") || c.starts_with("57P")) =>
-        {
+        _ if is_unavailable(&err) => {
             tracing::warn!(error = %err, "database unavailable");
             LoyaltyError::Unavailable
         }
@@ -82,6 +83,92 @@ pub fn db_error(err: sqlx::Error) -> LoyaltyError {
             tracing::error!(error = %err, "database error");
             LoyaltyError::Internal
         }
+    }
+}
+
+/// The connections the counter's changes run on: earn, redeem and a postcard scan, one statement each.
+///
+/// sqlx's pool tests every connection on its way back with a round trip of its own, which doubled the round
+/// trips of these calls and held the connection for the second one. These connections go back as they are: a
+/// connection that a cancelled request left mid-answer finishes reading it before its next statement (sqlx
+/// does that itself), one that failed because the database went away is closed rather than handed out again,
+/// and one that sat idle for more than a second is pinged before it is used, so a restarted database is
+/// noticed before a clerk's request meets it.
+#[derive(Clone)]
+pub struct CounterPool(deadpool::managed::Pool<Connector>);
+
+pub struct Connector(sqlx::postgres::PgConnectOptions);
+
+impl deadpool::managed::Manager for Connector {
+    type Type = sqlx::PgConnection;
+    type Error = sqlx::Error;
+
+    async fn create(&self) -> Result<sqlx::PgConnection, sqlx::Error> {
+        <sqlx::PgConnection as sqlx::Connection>::connect_with(&self.0).await
+    }
+
+    async fn recycle(
+        &self,
+        conn: &mut sqlx::PgConnection,
+        metrics: &deadpool::managed::Metrics,
+    ) -> deadpool::managed::RecycleResult<sqlx::Error> {
+        if metrics.last_used() > std::time::Duration::from_secs(1) {
+            sqlx::Connection::ping(conn).await?;
+        }
+        Ok(())
+    }
+}
+
+/// How long a request waits for one of the counter's connections, or for a new one, before it is told the
+/// service is unavailable: as long as the main pool's wait.
+const COUNTER_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
+
+impl CounterPool {
+    /// As many connections as `pool` may open, to the same database as the same role. None is opened until a
+    /// request needs it.
+    pub fn like(pool: &PgPool) -> Self {
+        let manager = Connector((*pool.connect_options()).clone());
+        let pool = deadpool::managed::Pool::builder(manager)
+            .max_size(pool.options().get_max_connections() as usize)
+            .wait_timeout(Some(COUNTER_WAIT))
+            .create_timeout(Some(COUNTER_WAIT))
+            .recycle_timeout(Some(COUNTER_WAIT))
+            .runtime(deadpool::Runtime::Tokio1)
+            .build()
+            .expect("a pool with a runtime and a size");
+        Self(pool)
+    }
+
+    pub async fn get(&self) -> Result<CounterConnection, LoyaltyError> {
+        use deadpool::managed::PoolError;
+        match self.0.get().await {
+            Ok(conn) => Ok(CounterConnection(conn)),
+            Err(PoolError::Backend(err)) => Err(db_error(err)),
+            Err(err) => {
+                tracing::warn!(error = %err, "database unavailable");
+                Err(LoyaltyError::Unavailable)
+            }
+        }
+    }
+}
+
+/// One of the counter's connections, for one statement.
+pub struct CounterConnection(deadpool::managed::Object<Connector>);
+
+impl CounterConnection {
+    pub fn conn(&mut self) -> &mut sqlx::PgConnection {
+        &mut self.0
+    }
+
+    /// The statement's outcome as the domain's: a connection the database went away from is closed, not
+    /// handed out again.
+    pub fn outcome<T>(self, result: Result<T, sqlx::Error>) -> Result<T, LoyaltyError> {
+        result.map_err(|err| {
+            if is_unavailable(&err) {
+                drop(deadpool::managed::Object::take(self.0));
+            }
+            db_error(err)
+        })
     }
 }
 

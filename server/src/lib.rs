@@ -58,7 +58,11 @@ pub fn router(state: AppState) -> Router {
     let metrics = std::sync::Arc::new(observe::Metrics::new());
     let recorder = metrics.clone();
     let pool = state.pool.clone();
-    let context = move || provide_context(pool.clone());
+    let counter = app::db::CounterPool::like(&pool);
+    let context = move || {
+        provide_context(pool.clone());
+        provide_context(counter.clone());
+    };
     let options = state.leptos_options.clone();
     let server_fns = {
         let context = context.clone();

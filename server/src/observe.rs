@@ -58,6 +58,7 @@ pub struct Metrics {
     requests: Family<RequestLabels, Counter>,
     latency: LatencyFamily,
     outcomes: Family<OutcomeLabels, Counter>,
+    abandoned: Family<RouteLabels, Counter>,
     server_fns: HashSet<&'static str>,
 }
 
@@ -72,6 +73,7 @@ impl Metrics {
         let requests = Family::<RequestLabels, Counter>::default();
         let latency = LatencyFamily::new_with_constructor(latency_histogram as fn() -> Histogram);
         let outcomes = Family::<OutcomeLabels, Counter>::default();
+        let abandoned = Family::<RouteLabels, Counter>::default();
         registry.register(
             "http_requests",
             "HTTP requests answered, by method, route and status class",
@@ -87,6 +89,11 @@ impl Metrics {
             "API calls by endpoint and outcome: ok, or the error code of the refusal",
             outcomes.clone(),
         );
+        registry.register(
+            "http_requests_abandoned",
+            "HTTP requests whose client went away before the answer, by method and route",
+            abandoned.clone(),
+        );
         let server_fns = leptos::server_fn::axum::server_fn_paths()
             .map(|(path, _)| path)
             .collect();
@@ -95,6 +102,7 @@ impl Metrics {
             requests,
             latency,
             outcomes,
+            abandoned,
             server_fns,
         }
     }
@@ -151,7 +159,9 @@ pub async fn record(State(metrics): State<Arc<Metrics>>, mut req: Request, next:
     let method = method_label(req.method());
     let route = metrics.route_of(&req);
     req.extensions_mut().insert(Route(route.clone()));
+    let mut abandoned = Abandoned(Some((metrics.clone(), method, route.clone())));
     let response = next.run(req).await;
+    abandoned.0 = None;
     let (response, outcome) = if route.starts_with("/api/") {
         outcome_of(response).await
     } else {
@@ -182,6 +192,21 @@ pub async fn record(State(metrics): State<Arc<Metrics>>, mut req: Request, next:
             .inc();
     }
     response
+}
+
+/// Counts a request as abandoned if it is dropped before its answer: the client closed the connection, and
+/// the server stopped working on the request.
+struct Abandoned(Option<(Arc<Metrics>, &'static str, Arc<str>)>);
+
+impl Drop for Abandoned {
+    fn drop(&mut self) {
+        if let Some((metrics, method, route)) = self.0.take() {
+            metrics
+                .abandoned
+                .get_or_create(&RouteLabels { method, route })
+                .inc();
+        }
+    }
 }
 
 fn method_label(method: &Method) -> &'static str {

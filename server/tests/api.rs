@@ -501,3 +501,98 @@ async fn the_browser_code_is_cacheable_and_signed_in_pages_are_not() {
         assert_ne!(cache.as_deref(), Some("no-store"), "{asset}");
     }
 }
+
+/// `loyalty_http_requests_abandoned_total` for a route, as /metrics says it.
+async fn abandoned(server: &TestServer, route: &str) -> u64 {
+    let text = reqwest::get(format!("{}/metrics", server.url))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find(|line| {
+            line.starts_with("loyalty_http_requests_abandoned_total")
+                && line.contains(&format!("route=\"{route}\""))
+        })
+        .and_then(|line| line.rsplit(' ').next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+#[tokio::test]
+async fn an_earn_whose_client_went_away_is_made_once_and_its_connection_answers_the_next_earn_rightly() {
+    // One connection for the counter's changes, so the next earn runs on the one the abandoned earn left.
+    let server = TestServer::on(server::testkit::TestDb::with_pool_size(1).await).await;
+    let clerk = ApiClient::sign_in(&server, &server.clerk).await;
+    let (held, next) = (server.db.member(100).await, server.db.member(100).await);
+    let earn = |member: String, key: &'static str| {
+        let clerk = clerk.clone();
+        async move {
+            clerk
+                .change(
+                    "earn",
+                    &[
+                        ("external_id", member.as_str()),
+                        ("points", "5"),
+                        ("idempotency_key", key),
+                    ],
+                )
+                .await
+        }
+    };
+
+    // The first earn waits on its member's row lock, held here, when its client goes away.
+    let mut lock = server.db.owner.begin().await.unwrap();
+    sqlx::query("select 1 from public.passes_master where external_id = $1 for update")
+        .bind(&held)
+        .execute(&mut *lock)
+        .await
+        .unwrap();
+    let first = tokio::spawn(earn(held.clone(), "abandoned-1"));
+    let blocked = async {
+        loop {
+            let waiting: i64 = sqlx::query_scalar(
+                "select count(*) from pg_stat_activity where usename = 'loyalty_app' and wait_event_type = 'Lock'",
+            )
+            .fetch_one(&server.db.owner)
+            .await
+            .unwrap();
+            if waiting == 1 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(30), blocked)
+        .await
+        .expect("the first earn reached the row lock");
+    first.abort();
+    let gone = async {
+        while abandoned(&server, "/api/earn").await == 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(30), gone)
+        .await
+        .expect("the server counted the earn as abandoned");
+
+    // Its statement goes on in the database; the next earn gets the connection, and its own answer.
+    let second = tokio::spawn(earn(next.clone(), "after-abandoned-1"));
+    lock.commit().await.unwrap();
+    let response = second.await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let receipt: PointsReceipt = response.json().await.unwrap();
+    assert_eq!(
+        (receipt.external_id.as_str(), receipt.new_balance, receipt.replayed),
+        (next.as_str(), 105, false)
+    );
+
+    // The abandoned earn was made, once: its retry says so, with the first call's answer.
+    let retried: PointsReceipt = earn(held.clone(), "abandoned-1").await.json().await.unwrap();
+    assert_eq!(
+        (retried.external_id.as_str(), retried.new_balance, retried.replayed),
+        (held.as_str(), 105, true)
+    );
+    assert_eq!(server.db.balance(&held).await, 105);
+    assert_eq!(server.db.invariant_violations().await, Vec::<String>::new());
+}

@@ -9,7 +9,7 @@ use sha2::{Digest, Sha256};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::db::db_error;
+use crate::db::{CounterConnection, db_error};
 
 /// A session ends after this long without a request.
 pub const IDLE_MINUTES: i64 = 30;
@@ -289,29 +289,42 @@ impl SessionKey {
             .bind(csrf)
     }
 
-    /// What an [`in_session!`] statement answered: the call's answer, or why the call did not run.
-    pub async fn answer<T>(&self, db: &PgPool, row: Option<(bool, bool, Option<T>)>) -> Result<T> {
+    /// What an [`in_session!`] statement run on `conn` answered: the call's answer, or why the call did not
+    /// run.
+    pub async fn answer<T>(
+        &self,
+        mut conn: CounterConnection,
+        row: std::result::Result<Option<(bool, bool, Option<T>)>, sqlx::Error>,
+    ) -> Result<T> {
+        let row = match row {
+            Ok(row) => row,
+            Err(err) => return conn.outcome(Err(err)),
+        };
         let (csrf_ok, stale, answer) = row.ok_or(LoyaltyError::NotSignedIn)?;
         if !csrf_ok {
             return Err(LoyaltyError::CsrfRejected);
         }
         if stale {
-            touch(db, self.program_id, &self.token_hash).await?;
+            let touched = touch(conn.conn(), self.program_id, &self.token_hash).await;
+            conn.outcome(touched)?;
         }
         answer.ok_or(LoyaltyError::Internal)
     }
 }
 
 /// Idle time is measured to the minute, so a busy clerk costs one write a minute, not one a request.
-async fn touch(db: &PgPool, program_id: Uuid, token_hash: &[u8]) -> Result<()> {
+async fn touch(
+    db: impl sqlx::PgExecutor<'_>,
+    program_id: Uuid,
+    token_hash: &[u8],
+) -> std::result::Result<(), sqlx::Error> {
     sqlx::query(
         "update public.staff_sessions set last_seen_at = now() where program_id = $1 and token_hash = $2",
     )
     .bind(program_id)
     .bind(token_hash)
     .execute(db)
-    .await
-    .map_err(db_error)?;
+    .await?;
     Ok(())
 }
 
@@ -339,7 +352,7 @@ pub async fn session(db: &PgPool, cookie_value: &str) -> Result<Staff> {
     let (id, name, email, role, program_name, csrf_token, stale) =
         row.ok_or(LoyaltyError::NotSignedIn)?;
     if stale {
-        touch(db, program_id, &hash).await?;
+        touch(db, program_id, &hash).await.map_err(db_error)?;
     }
     Ok(Staff {
         id,

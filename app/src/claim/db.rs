@@ -8,7 +8,7 @@ use sqlx::PgExecutor;
 use uuid::Uuid;
 
 use crate::auth::db::SessionKey;
-use crate::db::{RpcAnswer, db_error};
+use crate::db::{CounterPool, RpcAnswer, db_error};
 
 #[derive(Deserialize)]
 struct Claimed {
@@ -43,21 +43,21 @@ pub async fn claim_postcard(
 
 /// [`claim_postcard`] as the staff member of a session, checked in the same statement.
 pub async fn claim_postcard_in_session(
-    db: &sqlx::PgPool,
+    db: &CounterPool,
     session: &SessionKey,
     csrf: &str,
     code: &str,
 ) -> Result<ScanOutcome> {
+    let mut conn = db.get().await?;
     let row = session
         .query(
             crate::in_session!("public.process_claim_attempt($6, $1, s.staff_id)"),
             csrf,
         )
         .bind(code)
-        .fetch_optional(db)
-        .await
-        .map_err(db_error)?;
-    let answer: sqlx::types::Json<RpcAnswer> = session.answer(db, row).await?;
+        .fetch_optional(conn.conn())
+        .await;
+    let answer: sqlx::types::Json<RpcAnswer> = session.answer(conn, row).await?;
     claimed(answer.0)
 }
 

@@ -6,7 +6,7 @@ use sqlx::PgExecutor;
 use uuid::Uuid;
 
 use crate::auth::db::SessionKey;
-use crate::db::{RpcAnswer, db_error};
+use crate::db::{CounterPool, RpcAnswer, db_error};
 
 /// One earn or redeem, as the point of sale asks for it.
 #[derive(Debug, Clone)]
@@ -44,11 +44,12 @@ pub async fn apply_points(
 
 /// [`apply_points`] as the staff member of a session, checked in the same statement (`staff_id` is theirs).
 pub async fn apply_points_in_session(
-    db: &sqlx::PgPool,
+    db: &CounterPool,
     session: &SessionKey,
     csrf: &str,
     req: &PointsRequest<'_>,
 ) -> Result<PointsReceipt> {
+    let mut conn = db.get().await?;
     let row = session
         .query(
             crate::in_session!(
@@ -61,10 +62,9 @@ pub async fn apply_points_in_session(
         .bind(req.tx_type.as_sql())
         .bind(req.note)
         .bind(req.idempotency_key)
-        .fetch_optional(db)
-        .await
-        .map_err(db_error)?;
-    let answer: sqlx::types::Json<RpcAnswer> = session.answer(db, row).await?;
+        .fetch_optional(conn.conn())
+        .await;
+    let answer: sqlx::types::Json<RpcAnswer> = session.answer(conn, row).await?;
     receipt(req, answer.0)
 }
 
