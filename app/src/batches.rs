@@ -60,12 +60,14 @@ fn parse_batch_id(batch_id: &str) -> Result<Uuid, LoyaltyError> {
         .map_err(|_| LoyaltyError::BatchNotFound)
 }
 
-/// Makes a batch of postcard codes in the signed-in manager's program.
+/// Makes a batch of postcard codes in the signed-in manager's program. With a `request_key` (the form's
+/// [`BatchesPageData::form_key`]), a repeat of the call answers with the batch the first call made.
 #[server(endpoint = "create_batch")]
 pub async fn create_batch(
     csrf: String,
     name: String,
     size: String,
+    #[server(default)] request_key: Option<String>,
 ) -> Result<BatchSummary, LoyaltyError> {
     use crate::auth::server::*;
     answer(
@@ -76,12 +78,31 @@ pub async fn create_batch(
                     message: "A batch holds from 1 to 100,000 postcards.".into(),
                 }
             })?;
-            let batch = db::create_batch(&pool()?, staff.program_id, staff.id, &name, size).await?;
+            let request_key = request_key.as_deref().map(str::trim).filter(|k| !k.is_empty());
+            let batch =
+                db::create_batch(&pool()?, staff.program_id, staff.id, &name, size, request_key)
+                    .await?;
             redirect_form_post("/batches");
             Ok(batch)
         }
         .await,
     )
+}
+
+/// The batches page: the list, and a fresh key for its order form, so a form sent twice orders one batch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BatchesPageData {
+    pub batches: Vec<BatchSummary>,
+    pub form_key: String,
+}
+
+/// The batches page's data, with a new key for each rendering of its order form.
+#[server(endpoint = "batches_page")]
+pub async fn load_batches_page() -> Result<BatchesPageData, LoyaltyError> {
+    Ok(BatchesPageData {
+        batches: list_batches().await?,
+        form_key: Uuid::new_v4().to_string(),
+    })
 }
 
 /// The signed-in manager's batches, newest first, with their counts.
@@ -200,32 +221,21 @@ fn day(at: &DateTime<Utc>) -> String {
 pub fn BatchesPage() -> impl IntoView {
     let create = ServerAction::<CreateBatch>::new();
     let void = ServerAction::<VoidBatch>::new();
-    let batches = Resource::new(
-        move || (create.version().get(), void.version().get()),
-        |_| list_batches(),
+    // A batch made means a new list and a new key for the next order; a refused order keeps the form as it
+    // was typed, and its key, which no batch has used.
+    let made = RwSignal::new(0_u32);
+    Effect::new(move |_| {
+        if let Some(Ok(_)) = create.value().get() {
+            made.update(|n| *n += 1);
+        }
+    });
+    let page = Resource::new(
+        move || (made.get(), void.version().get()),
+        |_| load_batches_page(),
     );
     view! {
         <section class="batches">
             <h1>"Postcard batches"</h1>
-            <h2>"Order a batch"</h2>
-            <ActionForm action=create attr:class="card batch-form">
-                <crate::auth::CsrfField />
-                <label for="batch-name">"Name (for you and the mailing house)"</label>
-                <input id="batch-name" name="name" required maxlength="100" placeholder="Spring mailing" />
-                <label for="batch-size">"Postcards (1 to 100,000)"</label>
-                <input
-                    id="batch-size"
-                    name="size"
-                    type="number"
-                    min="1"
-                    max=MAX_BATCH_SIZE
-                    required
-                    inputmode="numeric"
-                />
-                <button type="submit" disabled=move || create.pending().get()>
-                    "Make the codes"
-                </button>
-            </ActionForm>
             <div class="result" role="status" aria-live="polite">
                 {move || {
                     create
@@ -267,45 +277,82 @@ pub fn BatchesPage() -> impl IntoView {
                         })
                 }}
             </div>
-            <h2>"Batches"</h2>
-            <Suspense fallback=|| view! { <p class="loading">"Loading…"</p> }>
+            <Transition fallback=|| view! { <p class="loading">"Loading…"</p> }>
                 {move || Suspend::new(async move {
-                    match batches.await {
-                        Ok(list) if list.is_empty() => {
-                            view! { <p class="empty">"No batches yet."</p> }.into_any()
-                        }
-                        Ok(list) => {
+                    match page.await {
+                        Ok(BatchesPageData { batches, form_key }) => {
                             view! {
-                                <div class="batch-table-frame">
-                                    <table class="batch-list">
-                                        <thead>
-                                            <tr>
-                                                <th scope="col">"Batch"</th>
-                                                <th scope="col">"Made"</th>
-                                                <th scope="col" class="num">"Codes"</th>
-                                                <th scope="col" class="num">"Claimed"</th>
-                                                <th scope="col" class="num">"Unclaimed"</th>
-                                                <th scope="col">"Withdrawn"</th>
-                                                <th scope="col">"Export"</th>
-                                            </tr>
-                                        </thead>
-                                        <tbody>
-                                            {list
-                                                .into_iter()
-                                                .map(|batch| view! { <BatchRow batch void /> })
-                                                .collect_view()}
-                                        </tbody>
-                                    </table>
-                                </div>
+                                <OrderForm create form_key />
+                                <h2>"Batches"</h2>
+                                <BatchList batches void />
                             }
                                 .into_any()
                         }
                         Err(error) => view! { <crate::layout::ErrorNotice error /> }.into_any(),
                     }
                 })}
-            </Suspense>
+            </Transition>
         </section>
     }
+}
+
+/// The order form. Its key makes the batch once, however often the form is sent: a double click, or the
+/// same form sent again after an answer that never came.
+#[component]
+fn OrderForm(create: ServerAction<CreateBatch>, form_key: String) -> impl IntoView {
+    view! {
+        <h2>"Order a batch"</h2>
+        <ActionForm action=create attr:class="card batch-form">
+            <crate::auth::CsrfField />
+            <input type="hidden" name="request_key" value=form_key />
+            <label for="batch-name">"Name (for you and the mailing house)"</label>
+            <input id="batch-name" name="name" required maxlength="100" placeholder="Spring mailing" />
+            <label for="batch-size">"Postcards (1 to 100,000)"</label>
+            <input
+                id="batch-size"
+                name="size"
+                type="number"
+                min="1"
+                max=MAX_BATCH_SIZE
+                required
+                inputmode="numeric"
+            />
+            <button type="submit" disabled=move || create.pending().get()>
+                "Make the codes"
+            </button>
+        </ActionForm>
+    }
+}
+
+#[component]
+fn BatchList(batches: Vec<BatchSummary>, void: ServerAction<VoidBatch>) -> impl IntoView {
+    if batches.is_empty() {
+        return view! { <p class="empty">"No batches yet."</p> }.into_any();
+    }
+    view! {
+        <div class="batch-table-frame">
+            <table class="batch-list">
+                <thead>
+                    <tr>
+                        <th scope="col">"Batch"</th>
+                        <th scope="col">"Made"</th>
+                        <th scope="col" class="num">"Codes"</th>
+                        <th scope="col" class="num">"Claimed"</th>
+                        <th scope="col" class="num">"Unclaimed"</th>
+                        <th scope="col">"Withdrawn"</th>
+                        <th scope="col">"Export"</th>
+                    </tr>
+                </thead>
+                <tbody>
+                    {batches
+                        .into_iter()
+                        .map(|batch| view! { <BatchRow batch void /> })
+                        .collect_view()}
+                </tbody>
+            </table>
+        </div>
+    }
+        .into_any()
 }
 
 #[component]

@@ -141,6 +141,9 @@ impl LoyaltyError {
             ("INVALID_BATCH_SIZE", _) => Self::InvalidInput {
                 message: "A batch holds from 1 to 100,000 postcards.".into(),
             },
+            ("INVALID_REQUEST_KEY", _) => Self::InvalidInput {
+                message: "This form is out of date: reload the page and try again.".into(),
+            },
             ("MEMBER_NOT_FOUND", _) => Self::MemberNotFound,
             ("INSUFFICIENT_FUNDS", _) => Self::InsufficientFunds {
                 balance: balance.unwrap_or(0),

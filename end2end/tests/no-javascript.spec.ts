@@ -1,5 +1,5 @@
 import { test, expect } from "@playwright/test";
-import { CLERK, balance, db, newMember, newPostcard, screenshot } from "./support";
+import { CLERK, MANAGER, balance, db, newMember, newPostcard, screenshot } from "./support";
 
 // Sign-in, scan and point of sale work as plain form posts.
 test.use({ javaScriptEnabled: false });
@@ -38,5 +38,35 @@ test("without JavaScript: sign in, claim a postcard, earn and redeem", async ({ 
   await page.getByRole("button", { name: "Redeem" }).click();
   await expect(page.getByRole("status")).toContainText("Not enough points: the balance is 50 points.");
   expect(await balance(client, member)).toBe(50);
+  await client.end();
+});
+
+test("without JavaScript: a batch order sent twice from the same form makes one batch", async ({ page }) => {
+  const name = `Plain mailing ${Date.now()}`;
+  await page.goto("/login");
+  await page.getByLabel("Email").fill(MANAGER.email);
+  await page.getByLabel("Password").fill(MANAGER.password);
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await page.goto("/batches");
+  const form = {
+    csrf: await page.locator('form.batch-form input[name="csrf"]').inputValue(),
+    request_key: await page.locator('input[name="request_key"]').inputValue(),
+    name,
+    size: "4",
+  };
+  await page.getByLabel("Name (for you and the mailing house)").fill(name);
+  await page.getByLabel("Postcards (1 to 100,000)").fill("4");
+  await page.getByRole("button", { name: "Make the codes" }).click();
+  await expect(page).toHaveURL(/\/batches$/);
+  await expect(page.locator("tr", { hasText: name })).toHaveCount(1);
+
+  // The same form again, as a browser resending it would: the answer is the batch already made.
+  const again = await page.request.post("/api/create_batch", { form, headers: { Accept: "application/json" } });
+  expect(again.status()).toBe(200);
+  await page.reload();
+  await expect(page.locator("tr", { hasText: name })).toHaveCount(1);
+  const client = await db();
+  const { rows } = await client.query("select count(*)::int as n from claim_code_batches where name = $1", [name]);
+  expect(rows[0].n).toBe(1);
   await client.end();
 });

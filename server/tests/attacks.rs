@@ -315,11 +315,25 @@ fn cases() -> Vec<Case> {
             theirs: OwnProgramOnly,
         },
         Case {
+            endpoint: "batches_page",
+            get: false,
+            access: Manager,
+            changes: false,
+            fields: none,
+            theirs: OwnProgramOnly,
+        },
+        Case {
             endpoint: "create_batch",
             get: false,
             access: Manager,
             changes: true,
-            fields: |_| vec![("name", "Attack mailing".into()), ("size", "3".into())],
+            fields: |_| {
+                vec![
+                    ("name", "Attack mailing".into()),
+                    ("size", "3".into()),
+                    ("request_key", uuid::Uuid::new_v4().to_string()),
+                ]
+            },
             theirs: OwnProgramOnly,
         },
         Case {

@@ -32,7 +32,7 @@ async fn staff_of(owner: &PgPool, program_id: Uuid, role: &str) -> Uuid {
 }
 
 async fn batch_of(db: &TestDb, program_id: Uuid, manager: Uuid, size: i64) -> BatchSummary {
-    batches::create_batch(&db.app, program_id, manager, "Test mailing", size)
+    batches::create_batch(&db.app, program_id, manager, "Test mailing", size, None)
         .await
         .unwrap()
 }
@@ -106,7 +106,7 @@ async fn sizes_and_names_are_checked_and_clerks_are_refused_by_the_database() {
         ("  ", 10),
         (&"x".repeat(101)[..], 10),
     ] {
-        let err = batches::create_batch(&db.app, db.program_id, manager, name, size)
+        let err = batches::create_batch(&db.app, db.program_id, manager, name, size, None)
             .await
             .unwrap_err();
         assert!(
@@ -115,7 +115,7 @@ async fn sizes_and_names_are_checked_and_clerks_are_refused_by_the_database() {
         );
     }
     assert_eq!(
-        batches::create_batch(&db.app, db.program_id, clerk, "Mine", 10).await,
+        batches::create_batch(&db.app, db.program_id, clerk, "Mine", 10, None).await,
         Err(LoyaltyError::ManagersOnly)
     );
     let codes: i64 = sqlx::query_scalar("select count(*) from claim_codes")
@@ -748,4 +748,122 @@ async fn the_scan_api_answers_429_after_the_free_misses_and_withdrawn_codes_coun
         .await
         .unwrap();
     assert_eq!(misses, 5);
+}
+
+/// Batches and codes in the program, and the codes whose batch holds fewer or more than its size.
+async fn batches_and_codes(db: &TestDb, program_id: Uuid) -> (i64, i64, i64) {
+    sqlx::query_as(
+        "select (select count(*) from claim_code_batches where program_id = $1),
+                (select count(*) from claim_codes where program_id = $1),
+                (select count(*) from claim_code_batches b
+                  where b.program_id = $1
+                    and b.size <> (select count(*) from claim_codes c
+                                    where c.program_id = b.program_id and c.batch_id = b.id))",
+    )
+    .bind(program_id)
+    .fetch_one(&db.owner)
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn an_order_sent_many_times_at_once_with_one_key_makes_one_batch() {
+    const TASKS: usize = 12;
+    let db = TestDb::with_pool_size(TASKS as u32).await;
+    let manager = staff_of(&db.owner, db.program_id, "manager").await;
+    let barrier = Arc::new(Barrier::new(TASKS));
+    let mut tasks = Vec::new();
+    for _ in 0..TASKS {
+        let (app, program_id, barrier) = (db.app.clone(), db.program_id, barrier.clone());
+        tasks.push(tokio::spawn(async move {
+            barrier.wait().await;
+            batches::create_batch(&app, program_id, manager, "Autumn", 500, Some("form-1")).await
+        }));
+    }
+    let mut made = HashSet::new();
+    for task in tasks {
+        made.insert(task.await.unwrap().unwrap().id);
+    }
+    assert_eq!(made.len(), 1, "every call answered with the same batch");
+    assert_eq!(batches_and_codes(&db, db.program_id).await, (1, 500, 0));
+
+    // The same key later, for the same order: the same batch again. For another order: refused.
+    let again = batches::create_batch(&db.app, db.program_id, manager, " Autumn ", 500, Some("form-1"))
+        .await
+        .unwrap();
+    assert!(made.contains(&again.id));
+    for (name, size) in [("Winter", 500), ("Autumn", 499)] {
+        assert_eq!(
+            batches::create_batch(&db.app, db.program_id, manager, name, size, Some("form-1")).await,
+            Err(LoyaltyError::IdempotencyMismatch)
+        );
+    }
+    assert_eq!(batches_and_codes(&db, db.program_id).await, (1, 500, 0));
+
+    // A key is the program's own; no key orders a batch every time.
+    let other = server::testkit::new_program(&db.owner, "Other program").await;
+    let theirs = staff_of(&db.owner, other, "manager").await;
+    let their_batch = batches::create_batch(&db.app, other, theirs, "Autumn", 5, Some("form-1"))
+        .await
+        .unwrap();
+    assert!(!made.contains(&their_batch.id));
+    for _ in 0..2 {
+        batches::create_batch(&db.app, db.program_id, manager, "Autumn", 5, None)
+            .await
+            .unwrap();
+    }
+    assert_eq!(batches_and_codes(&db, db.program_id).await, (3, 510, 0));
+    assert_eq!(batches_and_codes(&db, other).await, (1, 5, 0));
+    assert!(matches!(
+        batches::create_batch(&db.app, db.program_id, manager, "Autumn", 5, Some(&"k".repeat(201))).await,
+        Err(LoyaltyError::InvalidInput { .. })
+    ));
+}
+
+#[tokio::test]
+async fn the_batches_page_gives_each_order_form_its_own_key_and_a_form_sent_twice_makes_one_batch() {
+    use app::batches::BatchesPageData;
+    let server = TestServer::start().await;
+    let manager = ApiClient::sign_in(&server, &server.manager).await;
+    let page: BatchesPageData = manager.post("batches_page", &[]).await.json().await.unwrap();
+    let next: BatchesPageData = manager.post("batches_page", &[]).await.json().await.unwrap();
+    assert_ne!(page.form_key, next.form_key);
+    assert_eq!(page.batches, vec![]);
+
+    let order = [
+        ("name", "Spring"),
+        ("size", "4"),
+        ("request_key", page.form_key.as_str()),
+    ];
+    let first: BatchSummary = manager.change("create_batch", &order).await.json().await.unwrap();
+    let second: BatchSummary = manager.change("create_batch", &order).await.json().await.unwrap();
+    assert_eq!(first, second);
+    let page: BatchesPageData = manager.post("batches_page", &[]).await.json().await.unwrap();
+    assert_eq!(page.batches, vec![first.clone()]);
+
+    // The same form changed and sent again is refused; the next form orders the next batch.
+    assert_eq!(
+        refused(
+            manager
+                .change(
+                    "create_batch",
+                    &[("name", "Spring"), ("size", "5"), ("request_key", order[2].1)],
+                )
+                .await
+        )
+        .await,
+        (StatusCode::CONFLICT, LoyaltyError::IdempotencyMismatch)
+    );
+    let later: BatchSummary = manager
+        .change(
+            "create_batch",
+            &[("name", "Spring"), ("size", "5"), ("request_key", next.form_key.as_str())],
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_ne!(later.id, first.id);
+    let page: BatchesPageData = manager.post("batches_page", &[]).await.json().await.unwrap();
+    assert_eq!(page.batches, vec![later, first]);
 }

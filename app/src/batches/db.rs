@@ -68,15 +68,17 @@ pub async fn create_batch(
     staff_id: Uuid,
     name: &str,
     size: i64,
+    request_key: Option<&str>,
 ) -> Result<BatchSummary> {
     // Out of range for the database's integer is out of range for a batch too.
     let size = i32::try_from(size).unwrap_or(i32::MAX);
     let answer: sqlx::types::Json<RpcAnswer> =
-        sqlx::query_scalar("select public.create_claim_code_batch($1, $2, $3, $4)")
+        sqlx::query_scalar("select public.create_claim_code_batch($1, $2, $3, $4, $5)")
             .bind(program_id)
             .bind(name)
             .bind(size)
             .bind(staff_id)
+            .bind(request_key)
             .fetch_one(db)
             .await
             .map_err(db_error)?;
