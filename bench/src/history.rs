@@ -73,6 +73,32 @@ async fn time(cli: &Cli, server: &Server) -> anyhow::Result<()> {
         ("from", from.as_str()),
         ("to", today.as_str()),
     ];
+    // The unfiltered summary both ways in this run: row by row, then from the summed days.
+    let program_id: uuid::Uuid =
+        sqlx::query_scalar("select id from public.programs where name = $1")
+            .bind(crate::server::PROGRAM)
+            .fetch_one(&server.owner)
+            .await?;
+    sqlx::query("delete from public.ledger_days_through where program_id = $1")
+        .bind(program_id)
+        .execute(&server.owner)
+        .await?;
+    sqlx::query("delete from public.ledger_days where program_id = $1")
+        .bind(program_id)
+        .execute(&server.owner)
+        .await?;
+    println!(
+        "{}",
+        time_page(&manager, &summary_url, &[])
+            .await?
+            .line("summary (sums, per-day chart), no filter, row by row")
+    );
+    let started = Instant::now();
+    sqlx::query("select public.roll_up_ledger_days($1)")
+        .bind(program_id)
+        .execute(&server.owner)
+        .await?;
+    let rolled_up = started.elapsed();
     for (what, url, fields) in [
         ("first page, no filter", &page_url, &[][..]),
         (
@@ -81,7 +107,7 @@ async fn time(cli: &Cli, server: &Server) -> anyhow::Result<()> {
             &filtered[..],
         ),
         (
-            "summary (sums, per-day chart), no filter",
+            "summary (sums, per-day chart), no filter, summed days",
             &summary_url,
             &[][..],
         ),
@@ -93,6 +119,11 @@ async fn time(cli: &Cli, server: &Server) -> anyhow::Result<()> {
     ] {
         println!("{}", time_page(&manager, url, fields).await?.line(what));
     }
+
+    println!(
+        "Summing the days before yesterday into ledger_days (roll_up_ledger_days) took {:.1} s.",
+        rolled_up.as_secs_f64()
+    );
 
     let month_ago = shift_days(&server.owner, &today, -30).await?;
     let csv_url = format!(

@@ -109,13 +109,27 @@ async fn main() -> anyhow::Result<()> {
                 )),
                 None => None,
             };
+            let days = tokio::spawn(roll_up_ledger_days(db.pool.clone()));
             let served = serve(&db, cli.addr, &cli.site_root).await;
             wallet.inspect(JoinHandle::abort);
+            days.abort();
             served
         }
     };
     db.close().await?;
     result
+}
+
+/// Keeps the history's day sums up to date: at start, then every hour. A failure (the database away, say) is
+/// logged and tried again at the next hour; until then the history sums those days row by row.
+async fn roll_up_ledger_days(pool: sqlx::PgPool) {
+    let mut hourly = tokio::time::interval(std::time::Duration::from_secs(3600));
+    loop {
+        hourly.tick().await;
+        if let Err(err) = app::history::db::roll_up_ledger_days(&pool).await {
+            tracing::warn!(error = %err, "summing the ledger's days failed");
+        }
+    }
 }
 
 async fn serve(db: &Database, addr: SocketAddr, site_root: &str) -> anyhow::Result<()> {

@@ -1647,3 +1647,114 @@ async fn the_history_page_works_without_javascript() {
     assert!(html.contains("This page is for managers."));
     assert!(!html.contains("<tr id=\"tx-"));
 }
+
+/// An earn now, through the function, as the counter makes it.
+async fn earn_now(db: &TestDb, member: &str, points: i64) {
+    apply_points(
+        &db.app,
+        db.program_id,
+        &PointsRequest {
+            external_id: member,
+            tx_type: TxType::Earn,
+            points,
+            note: None,
+            idempotency_key: None,
+            staff_id: None,
+        },
+    )
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn summed_days_give_the_sums_the_rows_give_and_are_summed_once() {
+    const TASKS: usize = 8;
+    let db = TestDb::with_pool_size(TASKS as u32).await;
+    let seeded = seeded_history(&db).await;
+    let member = &seeded.members[0];
+    for points in [5, 6, 7] {
+        earn_now(&db, member, points).await;
+    }
+    let filters = [
+        HistoryFilter::default(),
+        HistoryFilter {
+            from: Some(day(3)),
+            ..Default::default()
+        },
+        HistoryFilter {
+            from: Some(day(2)),
+            to: Some(day(4)),
+            ..Default::default()
+        },
+        HistoryFilter {
+            tx_type: Some(TxType::Redeem),
+            ..Default::default()
+        },
+        HistoryFilter {
+            from: Some(day(4)),
+            tx_type: Some(TxType::Earn),
+            ..Default::default()
+        },
+        HistoryFilter {
+            member: Some(member.clone()),
+            ..Default::default()
+        },
+    ];
+    let mut row_by_row = Vec::new();
+    for filter in &filters {
+        row_by_row.push(history_summary(&db.app, db.program_id, filter).await.unwrap());
+    }
+
+    // Many servers summing at once sum each day once.
+    let barrier = Arc::new(Barrier::new(TASKS));
+    let mut tasks = Vec::new();
+    for _ in 0..TASKS {
+        let (app, barrier) = (db.app.clone(), barrier.clone());
+        tasks.push(tokio::spawn(async move {
+            barrier.wait().await;
+            app::history::db::roll_up_ledger_days(&app).await
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap().unwrap();
+    }
+    let (summed, rows_before_yesterday, next_day): (i64, i64, NaiveDate) = sqlx::query_as(
+        "select (select sum(tx_count)::bigint from ledger_days where program_id = $1),
+                (select count(*) from transactions
+                  where program_id = $1 and created_at < (current_date - 1)::timestamp at time zone 'UTC'),
+                (select next_day from ledger_days_through where program_id = $1)",
+    )
+    .bind(db.program_id)
+    .fetch_one(&db.owner)
+    .await
+    .unwrap();
+    assert_eq!(summed, seeded.rows.len() as i64);
+    assert_eq!(summed, rows_before_yesterday);
+    assert_eq!(next_day, Utc::now().date_naive().pred_opt().unwrap());
+
+    for (filter, expected) in filters.iter().zip(&row_by_row) {
+        let summary = history_summary(&db.app, db.program_id, filter).await.unwrap();
+        assert_eq!(&summary, expected, "{filter:?}");
+    }
+
+    // Today's changes, not summed yet, count as they come; summing again changes nothing.
+    earn_now(&db, member, 11).await;
+    app::history::db::roll_up_ledger_days(&db.app).await.unwrap();
+    let summary = history_summary(&db.app, db.program_id, &HistoryFilter::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        (summary.totals.transactions, summary.totals.earned),
+        (
+            row_by_row[0].totals.transactions + 1,
+            row_by_row[0].totals.earned + 11
+        )
+    );
+    let summed_again: i64 =
+        sqlx::query_scalar("select sum(tx_count)::bigint from ledger_days where program_id = $1")
+            .bind(db.program_id)
+            .fetch_one(&db.owner)
+            .await
+            .unwrap();
+    assert_eq!(summed_again, summed);
+}

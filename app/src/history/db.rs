@@ -171,14 +171,45 @@ pub async fn history_page(
     })
 }
 
-/// The sums over everything the filter matches: per UTC day, oldest first, and in all. This reads every
-/// matching row, so it is asked for apart from the page, and the page never waits for it.
+/// The sums over everything the filter matches: per UTC day, oldest first, and in all. Without a member or a
+/// staff filter, the days already summed in `ledger_days` ([`roll_up_ledger_days`]) are read from there and
+/// only the newer ones row by row; with one, every matching row is read (an index finds them). It is asked for
+/// apart from the page, so the page never waits for it.
 pub async fn history_summary(
     db: &PgPool,
     program_id: Uuid,
     filter: &HistoryFilter,
 ) -> Result<HistorySummary> {
+    let summed = filter.member.is_none() && filter.staff.is_none();
     let mut sums = QueryBuilder::new(
+        "select day, sum(transactions)::bigint as transactions, sum(earned)::bigint as earned,
+                sum(redeemed)::bigint as redeemed
+           from (",
+    );
+    if summed {
+        sums.push(
+            "select d.day, d.tx_count as transactions,
+                    case when d.type = 'EARN' then d.points else 0 end as earned,
+                    case when d.type = 'REDEEM' then d.points else 0 end as redeemed
+               from public.ledger_days d
+              where d.program_id = ",
+        )
+        .push_bind(program_id)
+        .push(" and d.day < (select x.next_day from public.ledger_days_through x where x.program_id = ")
+        .push_bind(program_id)
+        .push(")");
+        if let Some(from) = filter.from {
+            sums.push(" and d.day >= ").push_bind(from);
+        }
+        if let Some(to) = filter.to {
+            sums.push(" and d.day <= ").push_bind(to);
+        }
+        if let Some(tx_type) = filter.tx_type {
+            sums.push(" and d.type = ").push_bind(tx_type.as_sql());
+        }
+        sums.push(" union all ");
+    }
+    sums.push(
         "select (t.created_at at time zone 'UTC')::date as day,
                 count(*) as transactions,
                 coalesce(sum(t.points) filter (where t.type = 'EARN'), 0)::bigint as earned,
@@ -186,7 +217,15 @@ pub async fn history_summary(
            from public.transactions t",
     );
     push_filter(&mut sums, program_id, filter);
-    sums.push(" group by 1 order by 1");
+    if summed {
+        sums.push(
+            " and t.created_at >= coalesce((select x.next_day from public.ledger_days_through x
+                                              where x.program_id = ",
+        )
+        .push_bind(program_id)
+        .push(")::timestamp at time zone 'UTC', '-infinity')");
+    }
+    sums.push(" group by 1) s group by day order by day");
     let days = sums
         .build_query_as::<DayRow>()
         .fetch_all(db)
@@ -211,6 +250,24 @@ pub async fn history_summary(
             })
             .collect(),
     })
+}
+
+/// Sums the days of every program that are over into `ledger_days`, for [`history_summary`]. Cheap when
+/// there is nothing new: the server calls it at start and every hour.
+pub async fn roll_up_ledger_days(db: &PgPool) -> Result<()> {
+    let programs: Vec<Uuid> = sqlx::query_scalar("select p.id from public.programs p")
+        .fetch_all(db)
+        .await
+        .map_err(db_error)?;
+    // One program at a time: each is its own short transaction.
+    for program_id in programs {
+        sqlx::query("select public.roll_up_ledger_days($1)")
+            .bind(program_id)
+            .execute(db)
+            .await
+            .map_err(db_error)?;
+    }
+    Ok(())
 }
 
 /// One ledger entry of the program, as the history shows it.
