@@ -1758,3 +1758,32 @@ async fn summed_days_give_the_sums_the_rows_give_and_are_summed_once() {
             .unwrap();
     assert_eq!(summed_again, summed);
 }
+
+#[tokio::test]
+async fn the_server_sums_the_days_when_it_starts() {
+    let db = TestDb::new().await;
+    let seeded = seeded_history(&db).await;
+    let server = server::testkit::ServerProcess::start(env!("CARGO_BIN_EXE_server"), &db.owner_url(), &[])
+        .await;
+    let summed = async {
+        loop {
+            let summed: Option<i64> = sqlx::query_scalar(
+                "select sum(d.tx_count)::bigint from ledger_days d
+                  where d.program_id = $1
+                    and exists (select 1 from ledger_days_through x where x.program_id = d.program_id)",
+            )
+            .bind(db.program_id)
+            .fetch_one(&db.owner)
+            .await
+            .unwrap();
+            if let Some(summed) = summed {
+                return summed;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    };
+    let summed = tokio::time::timeout(std::time::Duration::from_secs(30), summed)
+        .await
+        .unwrap_or_else(|_| panic!("the server did not sum the days:\n{}", server.logs()));
+    assert_eq!(summed, seeded.rows.len() as i64);
+}

@@ -180,13 +180,26 @@ pub async fn history_summary(
     program_id: Uuid,
     filter: &HistoryFilter,
 ) -> Result<HistorySummary> {
-    let summed = filter.member.is_none() && filter.staff.is_none();
+    // Read first, so the row-by-row part is planned for its real start (an index range over the newest
+    // days), not for an unknown one.
+    let summed_until: Option<NaiveDate> = if filter.member.is_none() && filter.staff.is_none() {
+        sqlx::query_scalar(
+            "select x.next_day from public.ledger_days_through x
+              where x.program_id = $1 and x.next_day > '-infinity'",
+        )
+        .bind(program_id)
+        .fetch_optional(db)
+        .await
+        .map_err(db_error)?
+    } else {
+        None
+    };
     let mut sums = QueryBuilder::new(
         "select day, sum(transactions)::bigint as transactions, sum(earned)::bigint as earned,
                 sum(redeemed)::bigint as redeemed
            from (",
     );
-    if summed {
+    if let Some(until) = summed_until {
         sums.push(
             "select d.day, d.tx_count as transactions,
                     case when d.type = 'EARN' then d.points else 0 end as earned,
@@ -195,9 +208,8 @@ pub async fn history_summary(
               where d.program_id = ",
         )
         .push_bind(program_id)
-        .push(" and d.day < (select x.next_day from public.ledger_days_through x where x.program_id = ")
-        .push_bind(program_id)
-        .push(")");
+        .push(" and d.day < ")
+        .push_bind(until);
         if let Some(from) = filter.from {
             sums.push(" and d.day >= ").push_bind(from);
         }
@@ -217,13 +229,8 @@ pub async fn history_summary(
            from public.transactions t",
     );
     push_filter(&mut sums, program_id, filter);
-    if summed {
-        sums.push(
-            " and t.created_at >= coalesce((select x.next_day from public.ledger_days_through x
-                                              where x.program_id = ",
-        )
-        .push_bind(program_id)
-        .push(")::timestamp at time zone 'UTC', '-infinity')");
+    if let Some(until) = summed_until {
+        sums.push(" and t.created_at >= ").push_bind(start_of(until));
     }
     sums.push(" group by 1) s group by day order by day");
     let days = sums
