@@ -78,10 +78,19 @@ pub async fn create_batch(
                     message: "A batch holds from 1 to 100,000 postcards.".into(),
                 }
             })?;
-            let request_key = request_key.as_deref().map(str::trim).filter(|k| !k.is_empty());
-            let batch =
-                db::create_batch(&pool()?, staff.program_id, staff.id, &name, size, request_key)
-                    .await?;
+            let request_key = request_key
+                .as_deref()
+                .map(str::trim)
+                .filter(|k| !k.is_empty());
+            let batch = db::create_batch(
+                &pool()?,
+                staff.program_id,
+                staff.id,
+                &name,
+                size,
+                request_key,
+            )
+            .await?;
             redirect_form_post("/batches");
             Ok(batch)
         }
@@ -352,7 +361,7 @@ fn BatchList(batches: Vec<BatchSummary>, void: ServerAction<VoidBatch>) -> impl 
             </table>
         </div>
     }
-        .into_any()
+    .into_any()
 }
 
 #[component]

@@ -41,7 +41,8 @@ pub async fn scan(csrf: String, code: String) -> Result<ScanOutcome, loyalty_cor
             };
             let outcome = match parsed {
                 ScanCode::Claim(code) => {
-                    db::claim_postcard_in_session(&counter_pool()?, &session_key()?, &csrf, &code).await?
+                    db::claim_postcard_in_session(&counter_pool()?, &session_key()?, &csrf, &code)
+                        .await?
                 }
                 ScanCode::Member(external_id) => {
                     let staff = looked_up_staff_for_change(&csrf).await?;

@@ -35,7 +35,8 @@ async fn apply(
                 // The session's staff member, filled in by the statement that checks the session.
                 staff_id: None,
             };
-            let receipt = db::apply_points_in_session(&counter_pool()?, &session, &csrf, &request).await?;
+            let receipt =
+                db::apply_points_in_session(&counter_pool()?, &session, &csrf, &request).await?;
             redirect_form_post(&format!(
                 "/member/{}?receipt={}",
                 receipt.external_id, receipt.transaction_id

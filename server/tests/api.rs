@@ -520,7 +520,8 @@ async fn abandoned(server: &TestServer, route: &str) -> u64 {
 }
 
 #[tokio::test]
-async fn an_earn_whose_client_went_away_is_made_once_and_its_connection_answers_the_next_earn_rightly() {
+async fn an_earn_whose_client_went_away_is_made_once_and_its_connection_answers_the_next_earn_rightly()
+ {
     // One connection for the counter's changes, so the next earn runs on the one the abandoned earn left.
     let server = TestServer::on(server::testkit::TestDb::with_pool_size(1).await).await;
     let clerk = ApiClient::sign_in(&server, &server.clerk).await;
@@ -583,14 +584,26 @@ async fn an_earn_whose_client_went_away_is_made_once_and_its_connection_answers_
     assert_eq!(response.status(), StatusCode::OK);
     let receipt: PointsReceipt = response.json().await.unwrap();
     assert_eq!(
-        (receipt.external_id.as_str(), receipt.new_balance, receipt.replayed),
+        (
+            receipt.external_id.as_str(),
+            receipt.new_balance,
+            receipt.replayed
+        ),
         (next.as_str(), 105, false)
     );
 
     // The abandoned earn was made, once: its retry says so, with the first call's answer.
-    let retried: PointsReceipt = earn(held.clone(), "abandoned-1").await.json().await.unwrap();
+    let retried: PointsReceipt = earn(held.clone(), "abandoned-1")
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(
-        (retried.external_id.as_str(), retried.new_balance, retried.replayed),
+        (
+            retried.external_id.as_str(),
+            retried.new_balance,
+            retried.replayed
+        ),
         (held.as_str(), 105, true)
     );
     assert_eq!(server.db.balance(&held).await, 105);

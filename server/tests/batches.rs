@@ -788,13 +788,21 @@ async fn an_order_sent_many_times_at_once_with_one_key_makes_one_batch() {
     assert_eq!(batches_and_codes(&db, db.program_id).await, (1, 500, 0));
 
     // The same key later, for the same order: the same batch again. For another order: refused.
-    let again = batches::create_batch(&db.app, db.program_id, manager, " Autumn ", 500, Some("form-1"))
-        .await
-        .unwrap();
+    let again = batches::create_batch(
+        &db.app,
+        db.program_id,
+        manager,
+        " Autumn ",
+        500,
+        Some("form-1"),
+    )
+    .await
+    .unwrap();
     assert!(made.contains(&again.id));
     for (name, size) in [("Winter", 500), ("Autumn", 499)] {
         assert_eq!(
-            batches::create_batch(&db.app, db.program_id, manager, name, size, Some("form-1")).await,
+            batches::create_batch(&db.app, db.program_id, manager, name, size, Some("form-1"))
+                .await,
             Err(LoyaltyError::IdempotencyMismatch)
         );
     }
@@ -815,18 +823,37 @@ async fn an_order_sent_many_times_at_once_with_one_key_makes_one_batch() {
     assert_eq!(batches_and_codes(&db, db.program_id).await, (3, 510, 0));
     assert_eq!(batches_and_codes(&db, other).await, (1, 5, 0));
     assert!(matches!(
-        batches::create_batch(&db.app, db.program_id, manager, "Autumn", 5, Some(&"k".repeat(201))).await,
+        batches::create_batch(
+            &db.app,
+            db.program_id,
+            manager,
+            "Autumn",
+            5,
+            Some(&"k".repeat(201))
+        )
+        .await,
         Err(LoyaltyError::InvalidInput { .. })
     ));
 }
 
 #[tokio::test]
-async fn the_batches_page_gives_each_order_form_its_own_key_and_a_form_sent_twice_makes_one_batch() {
+async fn the_batches_page_gives_each_order_form_its_own_key_and_a_form_sent_twice_makes_one_batch()
+{
     use app::batches::BatchesPageData;
     let server = TestServer::start().await;
     let manager = ApiClient::sign_in(&server, &server.manager).await;
-    let page: BatchesPageData = manager.post("batches_page", &[]).await.json().await.unwrap();
-    let next: BatchesPageData = manager.post("batches_page", &[]).await.json().await.unwrap();
+    let page: BatchesPageData = manager
+        .post("batches_page", &[])
+        .await
+        .json()
+        .await
+        .unwrap();
+    let next: BatchesPageData = manager
+        .post("batches_page", &[])
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_ne!(page.form_key, next.form_key);
     assert_eq!(page.batches, vec![]);
 
@@ -835,10 +862,25 @@ async fn the_batches_page_gives_each_order_form_its_own_key_and_a_form_sent_twic
         ("size", "4"),
         ("request_key", page.form_key.as_str()),
     ];
-    let first: BatchSummary = manager.change("create_batch", &order).await.json().await.unwrap();
-    let second: BatchSummary = manager.change("create_batch", &order).await.json().await.unwrap();
+    let first: BatchSummary = manager
+        .change("create_batch", &order)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let second: BatchSummary = manager
+        .change("create_batch", &order)
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(first, second);
-    let page: BatchesPageData = manager.post("batches_page", &[]).await.json().await.unwrap();
+    let page: BatchesPageData = manager
+        .post("batches_page", &[])
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(page.batches, vec![first.clone()]);
 
     // The same form changed and sent again is refused; the next form orders the next batch.
@@ -847,7 +889,11 @@ async fn the_batches_page_gives_each_order_form_its_own_key_and_a_form_sent_twic
             manager
                 .change(
                     "create_batch",
-                    &[("name", "Spring"), ("size", "5"), ("request_key", order[2].1)],
+                    &[
+                        ("name", "Spring"),
+                        ("size", "5"),
+                        ("request_key", order[2].1)
+                    ],
                 )
                 .await
         )
@@ -857,13 +903,22 @@ async fn the_batches_page_gives_each_order_form_its_own_key_and_a_form_sent_twic
     let later: BatchSummary = manager
         .change(
             "create_batch",
-            &[("name", "Spring"), ("size", "5"), ("request_key", next.form_key.as_str())],
+            &[
+                ("name", "Spring"),
+                ("size", "5"),
+                ("request_key", next.form_key.as_str()),
+            ],
         )
         .await
         .json()
         .await
         .unwrap();
     assert_ne!(later.id, first.id);
-    let page: BatchesPageData = manager.post("batches_page", &[]).await.json().await.unwrap();
+    let page: BatchesPageData = manager
+        .post("batches_page", &[])
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(page.batches, vec![later, first]);
 }

@@ -1702,7 +1702,11 @@ async fn summed_days_give_the_sums_the_rows_give_and_are_summed_once() {
     ];
     let mut row_by_row = Vec::new();
     for filter in &filters {
-        row_by_row.push(history_summary(&db.app, db.program_id, filter).await.unwrap());
+        row_by_row.push(
+            history_summary(&db.app, db.program_id, filter)
+                .await
+                .unwrap(),
+        );
     }
 
     // Many servers summing at once sum each day once.
@@ -1733,13 +1737,17 @@ async fn summed_days_give_the_sums_the_rows_give_and_are_summed_once() {
     assert_eq!(next_day, Utc::now().date_naive().pred_opt().unwrap());
 
     for (filter, expected) in filters.iter().zip(&row_by_row) {
-        let summary = history_summary(&db.app, db.program_id, filter).await.unwrap();
+        let summary = history_summary(&db.app, db.program_id, filter)
+            .await
+            .unwrap();
         assert_eq!(&summary, expected, "{filter:?}");
     }
 
     // Today's changes, not summed yet, count as they come; summing again changes nothing.
     earn_now(&db, member, 11).await;
-    app::history::db::roll_up_ledger_days(&db.app).await.unwrap();
+    app::history::db::roll_up_ledger_days(&db.app)
+        .await
+        .unwrap();
     let summary = history_summary(&db.app, db.program_id, &HistoryFilter::default())
         .await
         .unwrap();
@@ -1763,8 +1771,9 @@ async fn summed_days_give_the_sums_the_rows_give_and_are_summed_once() {
 async fn the_server_sums_the_days_when_it_starts() {
     let db = TestDb::new().await;
     let seeded = seeded_history(&db).await;
-    let server = server::testkit::ServerProcess::start(env!("CARGO_BIN_EXE_server"), &db.owner_url(), &[])
-        .await;
+    let server =
+        server::testkit::ServerProcess::start(env!("CARGO_BIN_EXE_server"), &db.owner_url(), &[])
+            .await;
     let summed = async {
         loop {
             let summed: Option<i64> = sqlx::query_scalar(

@@ -230,7 +230,8 @@ pub async fn history_summary(
     );
     push_filter(&mut sums, program_id, filter);
     if let Some(until) = summed_until {
-        sums.push(" and t.created_at >= ").push_bind(start_of(until));
+        sums.push(" and t.created_at >= ")
+            .push_bind(start_of(until));
     }
     sums.push(" group by 1) s group by day order by day");
     let days = sums
