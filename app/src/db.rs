@@ -122,20 +122,17 @@ impl deadpool::managed::Manager for Connector {
     }
 }
 
-/// How long a request waits for one of the counter's connections, or for a new one, before it is told the
-/// service is unavailable: as long as the main pool's wait.
-const COUNTER_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
-
 impl CounterPool {
-    /// As many connections as `pool` may open, to the same database as the same role. None is opened until a
-    /// request needs it.
+    /// As many connections as `pool` may open, to the same database as the same role, and the same wait for
+    /// one before a request is told the service is unavailable. None is opened until a request needs it.
     pub fn like(pool: &PgPool) -> Self {
         let manager = Connector((*pool.connect_options()).clone());
+        let wait = Some(pool.options().get_acquire_timeout());
         let pool = deadpool::managed::Pool::builder(manager)
             .max_size(pool.options().get_max_connections() as usize)
-            .wait_timeout(Some(COUNTER_WAIT))
-            .create_timeout(Some(COUNTER_WAIT))
-            .recycle_timeout(Some(COUNTER_WAIT))
+            .wait_timeout(wait)
+            .create_timeout(wait)
+            .recycle_timeout(wait)
             .runtime(deadpool::Runtime::Tokio1)
             .build()
             .expect("a pool with a runtime and a size");

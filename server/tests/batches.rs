@@ -822,18 +822,35 @@ async fn an_order_sent_many_times_at_once_with_one_key_makes_one_batch() {
     }
     assert_eq!(batches_and_codes(&db, db.program_id).await, (3, 510, 0));
     assert_eq!(batches_and_codes(&db, other).await, (1, 5, 0));
-    assert!(matches!(
-        batches::create_batch(
-            &db.app,
-            db.program_id,
-            manager,
-            "Autumn",
-            5,
-            Some(&"k".repeat(201))
-        )
-        .await,
-        Err(LoyaltyError::InvalidInput { .. })
-    ));
+    let too_long = batches::create_batch(
+        &db.app,
+        db.program_id,
+        manager,
+        "Autumn",
+        5,
+        Some(&"k".repeat(201)),
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(too_long, LoyaltyError::InvalidInput { .. }));
+    assert_eq!(
+        too_long.to_string(),
+        "This form is out of date: reload the page and try again."
+    );
+    let reused = batches::create_batch(
+        &db.app,
+        db.program_id,
+        manager,
+        "Winter",
+        500,
+        Some("form-1"),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(
+        reused.to_string(),
+        "This request was already used for a different transaction. Start it again."
+    );
 }
 
 #[tokio::test]
