@@ -175,19 +175,27 @@ pub mod server {
             .map(|(_, value)| value.to_owned())
     }
 
-    /// Sets (or, with `None`, clears) the session cookie: HttpOnly, SameSite=Strict.
+    /// Whether the session cookie is marked `Secure`, sent by the browser over HTTPS only: so when the server
+    /// serves HTTPS itself or is told it stands behind an HTTPS proxy. Provided by the server to every request.
+    #[derive(Debug, Clone, Copy, Default)]
+    pub struct SecureCookies(pub bool);
+
+    /// Sets (or, with `None`, clears) the session cookie: HttpOnly, SameSite=Strict, and Secure where
+    /// [`SecureCookies`] says so.
     pub fn set_session_cookie(value: Option<&str>) {
-        let cookie = match value {
-            Some(value) => format!(
-                "{}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}",
-                super::SESSION_COOKIE,
-                super::db::MAX_HOURS * 3600
-            ),
-            None => format!(
-                "{}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0",
-                super::SESSION_COOKIE
-            ),
+        let (value, max_age) = match value {
+            Some(value) => (value, super::db::MAX_HOURS * 3600),
+            None => ("", 0),
         };
+        let secure = if use_context::<SecureCookies>().unwrap_or_default().0 {
+            "; Secure"
+        } else {
+            ""
+        };
+        let cookie = format!(
+            "{}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}",
+            super::SESSION_COOKIE,
+        );
         if let (Some(options), Ok(value)) = (
             use_context::<leptos_axum::ResponseOptions>(),
             HeaderValue::from_str(&cookie),

@@ -7,6 +7,7 @@ pub mod observe;
 pub mod seed;
 #[cfg(feature = "testkit")]
 pub mod testkit;
+pub mod tls;
 pub mod wallet;
 
 use axum::Router;
@@ -25,6 +26,8 @@ use tower_http::trace::TraceLayer;
 pub struct AppState {
     pub pool: PgPool,
     pub leptos_options: LeptosOptions,
+    /// Mark the session cookie `Secure`: the server is reached over HTTPS only.
+    pub secure_cookies: bool,
 }
 
 impl FromRef<AppState> for LeptosOptions {
@@ -59,9 +62,11 @@ pub fn router(state: AppState) -> Router {
     let recorder = metrics.clone();
     let pool = state.pool.clone();
     let counter = app::db::CounterPool::like(&pool);
+    let cookies = app::auth::server::SecureCookies(state.secure_cookies);
     let context = move || {
         provide_context(pool.clone());
         provide_context(counter.clone());
+        provide_context(cookies);
     };
     let options = state.leptos_options.clone();
     let server_fns = {

@@ -2,6 +2,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use anyhow::Context;
+use axum::serve::ListenerExt;
 use clap::{Parser, Subcommand};
 use loyalty_core::wire::Role;
 use server::database::{Database, DatabaseConfig};
@@ -25,15 +26,32 @@ struct Cli {
     /// Where the dashboard and API listen.
     #[arg(long, env = "LOYALTY_ADDR", default_value = "127.0.0.1:3000")]
     addr: SocketAddr,
+    /// Serve HTTPS with this PEM certificate chain (the server's certificate first); needs --tls-key.
+    #[arg(long, env = "LOYALTY_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, env = "LOYALTY_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Mark the session cookie Secure when an HTTPS proxy in front serves the dashboard (implied by --tls-cert).
+    #[arg(long, env = "LOYALTY_SECURE_COOKIES")]
+    secure_cookies: bool,
     /// The folder holding the dashboard's compiled browser code (pkg/) as the build script makes it.
     #[arg(long, env = "LOYALTY_SITE_ROOT", default_value = "target/site")]
     site_root: String,
     /// Database connections the server keeps open.
     #[arg(long, env = "LOYALTY_DB_POOL", default_value_t = 16)]
     db_pool: u32,
-    /// An external wallet service (http://) told of every claimed pass; unset, passes live on their pass page.
+    /// An external wallet service (https://, or http:// for a relay on the same host) told of every claimed
+    /// pass; unset, passes live on their pass page.
     #[arg(long, env = "LOYALTY_WALLET_WEBHOOK_URL")]
     wallet_webhook_url: Option<String>,
+    /// PEM certificates the webhook's server certificate may also chain to (a private CA), beside the system's.
+    #[arg(
+        long,
+        env = "LOYALTY_WALLET_WEBHOOK_CA",
+        requires = "wallet_webhook_url"
+    )]
+    wallet_webhook_ca: Option<PathBuf>,
     /// How log lines are written: text for people, json (one object a line) for log collectors.
     #[arg(long, env = "LOYALTY_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
     log_format: LogFormat,
@@ -104,13 +122,21 @@ async fn main() -> anyhow::Result<()> {
             let wallet = match &cli.wallet_webhook_url {
                 Some(url) => Some(server::wallet::spawn(
                     db.pool.clone(),
-                    server::wallet::Webhook::new(url, std::time::Duration::from_secs(10))?,
+                    server::wallet::Webhook::new(
+                        url,
+                        std::time::Duration::from_secs(10),
+                        cli.wallet_webhook_ca.as_deref(),
+                    )?,
                     Default::default(),
                 )),
                 None => None,
             };
             let days = tokio::spawn(roll_up_ledger_days(db.pool.clone()));
-            let served = serve(&db, cli.addr, &cli.site_root).await;
+            let tls = match (&cli.tls_cert, &cli.tls_key) {
+                (Some(cert), Some(key)) => Some(server::tls::server_config(cert, key)?),
+                _ => None,
+            };
+            let served = serve(&db, &cli, tls).await;
             wallet.inspect(JoinHandle::abort);
             days.abort();
             served
@@ -132,7 +158,12 @@ async fn roll_up_ledger_days(pool: sqlx::PgPool) {
     }
 }
 
-async fn serve(db: &Database, addr: SocketAddr, site_root: &str) -> anyhow::Result<()> {
+async fn serve(
+    db: &Database,
+    cli: &Cli,
+    tls: Option<std::sync::Arc<rustls::ServerConfig>>,
+) -> anyhow::Result<()> {
+    let (addr, site_root) = (cli.addr, cli.site_root.as_str());
     if let Some(demo) = &db.demo {
         println!("Seeded the demo program {:?}.", server::seed::DEMO_PROGRAM);
         println!("  members:    {}", demo.members.join(", "));
@@ -146,7 +177,8 @@ async fn serve(db: &Database, addr: SocketAddr, site_root: &str) -> anyhow::Resu
             "{site_root}/pkg is missing: pages will work without their browser code (build it with scripts/run.sh)"
         );
     }
-    println!("Loyalty dashboard: http://{addr}/");
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    println!("Loyalty dashboard: {scheme}://{addr}/");
     if server::seed::demo_staff_exists(&db.owner).await? {
         for (email, _, password, role) in server::seed::DEMO_STAFF {
             println!("  sign in as {} with {email} / {password}", role.as_sql());
@@ -155,13 +187,23 @@ async fn serve(db: &Database, addr: SocketAddr, site_root: &str) -> anyhow::Resu
     let app = router(AppState {
         pool: db.pool.clone(),
         leptos_options: leptos_options(site_root, addr),
-    });
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown_signal())
-    .await
+        secure_cookies: tls.is_some() || cli.secure_cookies,
+    })
+    .into_make_service_with_connect_info::<SocketAddr>();
+    match tls {
+        // Tapped, so that the client's address reaches the handlers as over plain TCP.
+        Some(tls) => {
+            let listener = server::tls::TlsListener::new(listener, tls)?.tap_io(|_| {});
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown_signal())
+                .await
+        }
+        None => {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown_signal())
+                .await
+        }
+    }
     .context("serving")?;
     tracing::info!("shut down");
     Ok(())

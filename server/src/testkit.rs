@@ -322,7 +322,7 @@ impl Drop for TestDb {
 /// The real HTTP application on 127.0.0.1 over a fresh database, with a clerk and a manager of its program.
 pub struct TestServer {
     pub db: TestDb,
-    /// `http://127.0.0.1:<port>`
+    /// `http://127.0.0.1:<port>`, or `https://` for [`TestServer::start_tls`]
     pub url: String,
     pub clerk: Credentials,
     pub manager: Credentials,
@@ -342,6 +342,15 @@ impl TestServer {
 
     /// Serves the app over `db`, adding a clerk and a manager to its program.
     pub async fn on(db: TestDb) -> Self {
+        Self::serve(db, None).await
+    }
+
+    /// As [`TestServer::start`], over HTTPS with `tls`'s certificate; its session cookies are `Secure`.
+    pub async fn start_tls(tls: &TestTls) -> Self {
+        Self::serve(TestDb::with_pool_size(16).await, Some(tls.server_config())).await
+    }
+
+    async fn serve(db: TestDb, tls: Option<std::sync::Arc<rustls::ServerConfig>>) -> Self {
         use loyalty_core::wire::Role;
         let clerk = Credentials {
             email: "clerk@test.example".into(),
@@ -371,18 +380,28 @@ impl TestServer {
         let app = crate::router(crate::AppState {
             pool: db.app.clone(),
             leptos_options: crate::leptos_options("target/site", addr),
-        });
-        let task = tokio::spawn(async move {
-            axum::serve(
-                listener,
-                app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-            )
-            .await
-            .unwrap();
-        });
+            secure_cookies: tls.is_some(),
+        })
+        .into_make_service_with_connect_info::<std::net::SocketAddr>();
+        let (scheme, task) = match tls {
+            None => (
+                "http",
+                tokio::spawn(async move { axum::serve(listener, app).await.unwrap() }),
+            ),
+            Some(tls) => {
+                use axum::serve::ListenerExt;
+                let listener = crate::tls::TlsListener::new(listener, tls)
+                    .unwrap()
+                    .tap_io(|_| {});
+                (
+                    "https",
+                    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() }),
+                )
+            }
+        };
         Self {
             db,
-            url: format!("http://{addr}"),
+            url: format!("{scheme}://{addr}"),
             clerk,
             manager,
             task,
@@ -402,7 +421,7 @@ pub struct ServerProcess {
     bin: std::path::PathBuf,
     env: Vec<(String, String)>,
     pub addr: std::net::SocketAddr,
-    /// `http://127.0.0.1:<port>`
+    /// `http://127.0.0.1:<port>`, or `https://` for [`TestServer::start_tls`]
     pub url: String,
     pub log: std::path::PathBuf,
     child: Option<std::process::Child>,
@@ -421,11 +440,16 @@ impl ServerProcess {
             ("LOYALTY_ADDR".to_owned(), addr.to_string()),
         ];
         all.extend(env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
+        let scheme = if env.iter().any(|(k, _)| *k == "LOYALTY_TLS_CERT") {
+            "https"
+        } else {
+            "http"
+        };
         let mut server = Self {
             bin: bin.into(),
             env: all,
             addr,
-            url: format!("http://{addr}"),
+            url: format!("{scheme}://{addr}"),
             log: std::env::temp_dir()
                 .join(format!("loyalty-server-{}.log", Uuid::new_v4().simple())),
             child: None,
@@ -585,4 +609,66 @@ pub async fn refused(
     let body = response.text().await.unwrap();
     let err = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{status} {body}: {e}"));
     (status, err)
+}
+
+/// A private certificate authority of its own and a server certificate it signed for 127.0.0.1 and
+/// localhost, as PEM files in a folder removed on drop: for tests of HTTPS, where a client trusts this CA only
+/// because it is told to.
+pub struct TestTls {
+    dir: std::path::PathBuf,
+    /// The CA's certificate, for a client's extra roots.
+    pub ca_pem: std::path::PathBuf,
+    /// The server's certificate followed by the CA's: the chain a server presents.
+    pub chain_pem: std::path::PathBuf,
+    pub key_pem: std::path::PathBuf,
+}
+
+impl TestTls {
+    pub fn generate() -> Self {
+        use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+        let mut ca = CertificateParams::new(Vec::<String>::new()).expect("CA parameters");
+        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca.distinguished_name
+            .push(rcgen::DnType::CommonName, "Loyalty test CA");
+        let ca = CertifiedIssuer::self_signed(ca, KeyPair::generate().expect("a CA key"))
+            .expect("the CA certificate");
+        let key = KeyPair::generate().expect("a server key");
+        let server = CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])
+            .expect("server parameters")
+            .signed_by(&key, &ca)
+            .expect("the server certificate");
+        let dir = std::env::temp_dir().join(format!("loyalty-tls-{}", Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).expect("a folder for the test certificates");
+        let write = |name: &str, pem: String| {
+            let path = dir.join(name);
+            std::fs::write(&path, pem).expect("writing a test certificate");
+            path
+        };
+        Self {
+            ca_pem: write("ca.pem", ca.pem()),
+            chain_pem: write("chain.pem", format!("{}{}", server.pem(), ca.pem())),
+            key_pem: write("key.pem", key.serialize_pem()),
+            dir,
+        }
+    }
+
+    /// The server side, as the server binary builds it from the same files.
+    pub fn server_config(&self) -> std::sync::Arc<rustls::ServerConfig> {
+        crate::tls::server_config(&self.chain_pem, &self.key_pem).expect("the test TLS identity")
+    }
+
+    /// A client that trusts this CA (beside the system's roots) and keeps cookies out of it.
+    pub fn client(&self) -> reqwest::Client {
+        let pem = std::fs::read(&self.ca_pem).expect("the test CA file");
+        reqwest::Client::builder()
+            .tls_certs_merge(reqwest::Certificate::from_pem_bundle(&pem).expect("the test CA"))
+            .build()
+            .expect("an HTTPS client")
+    }
+}
+
+impl Drop for TestTls {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
 }

@@ -9,8 +9,10 @@
 //! so the receiver can drop the one resend that a crash between its 2xx and our commit would cause.
 
 use std::future::Future;
+use std::path::Path;
 use std::time::Duration;
 
+use anyhow::Context;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::PgPool;
@@ -63,21 +65,64 @@ pub struct Webhook {
 }
 
 impl Webhook {
-    /// A webhook at `url`, giving up on an attempt after `timeout`. The client is built without TLS (one
-    /// HTTP client for the whole workspace), so the URL must be plain http://, e.g. a relay on the same host;
-    /// anything else is refused here rather than failing every delivery later.
-    pub fn new(url: &str, timeout: Duration) -> anyhow::Result<Self> {
+    /// A webhook at `url` (https://, or http:// for a relay on the same host), giving up on an attempt after
+    /// `timeout`. Its server certificate is checked against the system's roots and, if given, the PEM
+    /// certificates in `extra_roots` (a private CA). A URL of any other kind is refused here rather than
+    /// failing every delivery later.
+    pub fn new(url: &str, timeout: Duration, extra_roots: Option<&Path>) -> anyhow::Result<Self> {
         let parsed = reqwest::Url::parse(url)
             .map_err(|err| anyhow::anyhow!("the wallet webhook URL {url:?}: {err}"))?;
         anyhow::ensure!(
-            parsed.scheme() == "http" && parsed.has_host(),
-            "the wallet webhook URL must be http://host/...: this build has no TLS"
+            matches!(parsed.scheme(), "https" | "http") && parsed.has_host(),
+            "the wallet webhook URL must be https://host/... (or http:// for a relay on the same host)"
         );
+        let mut client = reqwest::Client::builder().timeout(timeout);
+        if let Some(path) = extra_roots {
+            let pem = std::fs::read(path).with_context(|| {
+                format!("reading the webhook's CA certificates {}", path.display())
+            })?;
+            let roots = reqwest::Certificate::from_pem_bundle(&pem)
+                .with_context(|| format!("{} is not a PEM certificate bundle", path.display()))?;
+            anyhow::ensure!(!roots.is_empty(), "{} holds no certificate", path.display());
+            client = client.tls_certs_merge(roots);
+        }
         Ok(Self {
-            client: reqwest::Client::builder().timeout(timeout).build()?,
+            client: client.build()?,
             url: parsed.into(),
         })
     }
+}
+
+/// Why a delivery got no answer, in a few words for the managers' wallet page.
+fn failure_reason(err: &reqwest::Error) -> String {
+    if let Some(tls) = tls_error(err) {
+        return format!("TLS failed: {tls}");
+    }
+    if err.is_timeout() {
+        "no answer in time".to_owned()
+    } else if err.is_connect() {
+        "could not connect".to_owned()
+    } else {
+        "request failed".to_owned()
+    }
+}
+
+/// The TLS failure behind a request's error, if that is what it was: rustls's error sits inside nested
+/// io::Errors, whose `source` skips what they wrap.
+fn tls_error(err: &reqwest::Error) -> Option<&rustls::Error> {
+    let mut next: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(err);
+    while let Some(cause) = next {
+        if let Some(tls) = cause.downcast_ref::<rustls::Error>() {
+            return Some(tls);
+        }
+        next = match cause.downcast_ref::<std::io::Error>() {
+            Some(io) => io
+                .get_ref()
+                .map(|inner| inner as &(dyn std::error::Error + 'static)),
+            None => cause.source(),
+        };
+    }
+    None
 }
 
 impl WalletProvider for Webhook {
@@ -89,15 +134,7 @@ impl WalletProvider for Webhook {
             .json(pass)
             .send()
             .await
-            .map_err(|err| {
-                if err.is_timeout() {
-                    "no answer in time".to_owned()
-                } else if err.is_connect() {
-                    "could not connect".to_owned()
-                } else {
-                    "request failed".to_owned()
-                }
-            })?;
+            .map_err(|err| failure_reason(&err))?;
         let status = response.status();
         if status.is_success() {
             Ok(self.url.clone())
@@ -246,17 +283,35 @@ mod tests {
     use super::*;
 
     #[test]
-    fn only_plain_http_webhook_urls_are_taken() {
+    fn only_http_and_https_webhook_urls_are_taken() {
         let timeout = Duration::from_secs(1);
-        assert!(Webhook::new("http://127.0.0.1:9000/passes", timeout).is_ok());
         for url in [
+            "http://127.0.0.1:9000/passes",
             "https://wallet.example/passes",
-            "ftp://wallet.example/",
-            "not a url",
-            "",
         ] {
-            assert!(Webhook::new(url, timeout).is_err(), "{url}");
+            assert!(Webhook::new(url, timeout, None).is_ok(), "{url}");
         }
+        for url in ["ftp://wallet.example/", "https://", "not a url", ""] {
+            assert!(Webhook::new(url, timeout, None).is_err(), "{url}");
+        }
+    }
+
+    #[test]
+    fn a_webhook_ca_file_must_hold_certificates() {
+        let timeout = Duration::from_secs(1);
+        let dir = std::env::temp_dir().join(format!("webhook-ca-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let empty = dir.join("empty.pem");
+        std::fs::write(&empty, "no certificate here\n").unwrap();
+        let url = "https://wallet.example/passes";
+        let missing = Webhook::new(url, timeout, Some(&dir.join("missing.pem"))).unwrap_err();
+        assert!(
+            format!("{missing:#}").contains("missing.pem"),
+            "{missing:#}"
+        );
+        let err = Webhook::new(url, timeout, Some(&empty)).unwrap_err();
+        assert!(format!("{err:#}").contains("empty.pem"), "{err:#}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

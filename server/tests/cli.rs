@@ -5,7 +5,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use loyalty_core::wire::Role;
-use server::testkit::TestDb;
+use server::testkit::{ApiClient, Credentials, ServerProcess, TestDb, TestTls};
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -162,4 +162,82 @@ async fn create_manager_makes_the_program_and_a_manager_who_can_sign_in() {
             .await
             .unwrap();
     assert_eq!(programs, 1);
+}
+
+#[tokio::test]
+async fn given_a_certificate_the_server_serves_https_only_and_its_session_cookie_is_secure() {
+    let db = TestDb::new().await;
+    let clerk = Credentials {
+        email: "clerk@tls.example".into(),
+        password: "clerk-password-1".into(),
+    };
+    app::auth::db::create_staff(
+        &db.owner,
+        db.program_id,
+        &clerk.email,
+        "TLS Clerk",
+        Role::Clerk,
+        &clerk.password,
+    )
+    .await
+    .unwrap();
+    let tls = TestTls::generate();
+    let server = ServerProcess::start(
+        env!("CARGO_BIN_EXE_server"),
+        &db.owner_url(),
+        &[
+            ("LOYALTY_TLS_CERT", tls.chain_pem.to_str().unwrap()),
+            ("LOYALTY_TLS_KEY", tls.key_pem.to_str().unwrap()),
+        ],
+    )
+    .await;
+    assert!(server.url.starts_with("https://"), "{}", server.url);
+
+    let signed_in = tls
+        .client()
+        .post(format!("{}/api/sign_in", server.url))
+        .form(&[("email", &clerk.email), ("password", &clerk.password)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(signed_in.status(), reqwest::StatusCode::OK);
+    let cookie = signed_in
+        .headers()
+        .get(reqwest::header::SET_COOKIE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap()
+        .to_owned();
+    assert!(
+        cookie.contains("; Secure") && cookie.contains("HttpOnly"),
+        "{cookie}"
+    );
+
+    // A signed-in earn over HTTPS, carried out.
+    let member = db.member(10).await;
+    let session = ApiClient::sign_in_using(tls.client(), &server.url, &clerk).await;
+    let earned = session
+        .change(
+            "earn",
+            &[
+                ("external_id", &member),
+                ("points", "5"),
+                ("idempotency_key", "tls-earn-1"),
+            ],
+        )
+        .await;
+    assert_eq!(earned.status(), reqwest::StatusCode::OK);
+    assert_eq!(db.balance(&member).await, 15);
+
+    // Plain HTTP on the same port gets no answer, and a client that does not trust the CA gets no session.
+    let plain = reqwest::get(format!("http://{}/healthz", server.addr)).await;
+    assert!(plain.is_err(), "{plain:?}");
+    let untrusting = reqwest::get(format!("{}/healthz", server.url)).await;
+    assert!(untrusting.is_err(), "{untrusting:?}");
+    let trusted = tls
+        .client()
+        .get(format!("{}/healthz", server.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(trusted.status(), reqwest::StatusCode::OK);
 }

@@ -10,7 +10,8 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use loyalty_core::LoyaltyError;
-use server::testkit::{ApiClient, TestDb, TestServer};
+use server::testkit::{ApiClient, TestDb, TestServer, TestTls};
+use server::tls::TlsListener;
 use server::wallet::{Attempt, Backoff, Webhook, WorkerSettings, deliver_next};
 use tokio::sync::Barrier;
 
@@ -58,8 +59,12 @@ async fn receive(
     status
 }
 
-/// Serves the wallet service on 127.0.0.1 and gives its webhook URL.
-async fn wallet_service(fail_first: usize) -> (Arc<WalletService>, String) {
+/// Serves the wallet service on 127.0.0.1 (over HTTPS with `tls`'s certificate, if given) and gives its webhook
+/// URL.
+async fn serve_wallet_service(
+    fail_first: usize,
+    tls: Option<&TestTls>,
+) -> (Arc<WalletService>, String) {
     let service = Arc::new(WalletService {
         fail_first,
         ..Default::default()
@@ -68,13 +73,27 @@ async fn wallet_service(fail_first: usize) -> (Arc<WalletService>, String) {
         .route("/passes", axum::routing::post(receive))
         .with_state(service.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/passes", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let addr = listener.local_addr().unwrap();
+    let url = match tls {
+        None => {
+            tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+            format!("http://{addr}/passes")
+        }
+        Some(tls) => {
+            let listener = TlsListener::new(listener, tls.server_config()).unwrap();
+            tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+            format!("https://{addr}/passes")
+        }
+    };
     (service, url)
 }
 
+async fn wallet_service(fail_first: usize) -> (Arc<WalletService>, String) {
+    serve_wallet_service(fail_first, None).await
+}
+
 fn webhook(url: &str) -> Webhook {
-    Webhook::new(url, Duration::from_secs(10)).unwrap()
+    Webhook::new(url, Duration::from_secs(10), None).unwrap()
 }
 
 /// Quick retries, so a test's outage passes in moments.
@@ -214,6 +233,49 @@ async fn a_failed_delivery_is_recorded_and_put_off_exponentially() {
     assert_eq!(last_error.as_deref(), Some("could not connect"));
     assert!((59.0..=61.0).contains(&wait), "{wait}");
     assert_eq!(undelivered(&db).await, 1);
+}
+
+#[tokio::test]
+async fn an_https_wallet_service_is_delivered_to_when_its_ca_is_trusted_and_refused_in_words_when_not()
+ {
+    let db = TestDb::new().await;
+    let tls = TestTls::generate();
+    let (service, url) = serve_wallet_service(0, Some(&tls)).await;
+    assert!(url.starts_with("https://"));
+    let external_id = claim(&db).await;
+    let backoff = Backoff {
+        first: Duration::from_millis(1),
+        max: Duration::from_millis(1),
+    };
+
+    // The system's roots alone do not vouch for a private CA: nothing is sent, and the reason is kept.
+    let untrusting = webhook(&url);
+    let attempt = deliver_next(&db.app, &untrusting, &backoff).await.unwrap();
+    let Some(Attempt::Failed { error, .. }) = &attempt else {
+        panic!("{attempt:?}");
+    };
+    assert!(error.starts_with("TLS failed: "), "{error}");
+    assert!(error.contains("UnknownIssuer"), "{error}");
+    assert_eq!(service.requests.load(Ordering::SeqCst), 0);
+
+    // Told of the CA, the webhook delivers the announcement over HTTPS, once.
+    let trusting = Webhook::new(&url, Duration::from_secs(10), Some(&tls.ca_pem)).unwrap();
+    let mut attempt = None;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while attempt.is_none() {
+        assert!(Instant::now() < deadline, "the row did not come due");
+        attempt = deliver_next(&db.app, &trusting, &backoff).await.unwrap();
+    }
+    assert!(
+        matches!(attempt, Some(Attempt::Delivered { .. })),
+        "{attempt:?}"
+    );
+    assert_eq!(undelivered(&db).await, 0);
+    let taken = service.taken.lock().unwrap();
+    assert_eq!(taken.len(), 1);
+    let (times, body) = taken.values().next().unwrap();
+    assert_eq!(*times, 1);
+    assert_eq!(body["external_id"], external_id.as_str());
 }
 
 #[tokio::test]

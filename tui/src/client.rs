@@ -61,11 +61,22 @@ impl Client {
     }
 
     pub fn with_timeout(base_url: &str, timeout: Duration) -> Result<Self, LoyaltyError> {
+        Self::with_roots(base_url, timeout, Vec::new())
+    }
+
+    /// A client that, over https://, also trusts the certificates in `extra_roots` (a store's private CA)
+    /// beside the system's roots.
+    pub fn with_roots(
+        base_url: &str,
+        timeout: Duration,
+        extra_roots: Vec<reqwest::Certificate>,
+    ) -> Result<Self, LoyaltyError> {
         let http = reqwest::Client::builder()
             .timeout(timeout)
             .connect_timeout(timeout)
             // An answer is JSON or an error: a redirect means this is not the API it should be.
             .redirect(reqwest::redirect::Policy::none())
+            .tls_certs_merge(extra_roots)
             .build()
             .map_err(|e| network(e, timeout))?;
         Ok(Self {
@@ -244,6 +255,11 @@ impl Client {
 
 /// A request that got no usable answer, in words a clerk can act on.
 fn network(e: reqwest::Error, timeout: Duration) -> LoyaltyError {
+    if let Some(tls) = tls_error(&e) {
+        return LoyaltyError::Network {
+            detail: format!("the server's certificate was refused ({tls})"),
+        };
+    }
     let detail = if e.is_timeout() {
         format!("no answer within {} seconds", timeout.as_secs_f32())
     } else if e.is_connect() {
@@ -252,6 +268,24 @@ fn network(e: reqwest::Error, timeout: Duration) -> LoyaltyError {
         "the connection was lost before the answer came".to_owned()
     };
     LoyaltyError::Network { detail }
+}
+
+/// The TLS failure behind a request's error, if that is what it was: rustls's error sits inside nested
+/// io::Errors, whose `source` skips what they wrap.
+fn tls_error(err: &reqwest::Error) -> Option<&rustls::Error> {
+    let mut next: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(err);
+    while let Some(cause) = next {
+        if let Some(tls) = cause.downcast_ref::<rustls::Error>() {
+            return Some(tls);
+        }
+        next = match cause.downcast_ref::<std::io::Error>() {
+            Some(io) => io
+                .get_ref()
+                .map(|inner| inner as &(dyn std::error::Error + 'static)),
+            None => cause.source(),
+        };
+    }
+    None
 }
 
 #[cfg(test)]

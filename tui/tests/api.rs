@@ -10,11 +10,11 @@ use std::time::Duration;
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use loyalty_core::LoyaltyError;
 use loyalty_core::wire::{ScanOutcome, TxType};
-use server::testkit::TestServer;
+use server::testkit::{TestServer, TestTls};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tui::app::{App, Command};
-use tui::client::{Client, PointsRequest};
+use tui::client::{Client, PointsRequest, REQUEST_TIMEOUT};
 use tui::event::{ApiEvent, Attempt, Event};
 
 async fn signed_in(server: &TestServer) -> Client {
@@ -203,6 +203,46 @@ async fn unknown_codes_and_passes_are_refused() {
         client.points(&earn).await.unwrap_err(),
         LoyaltyError::MemberNotFound
     );
+}
+
+#[tokio::test]
+async fn over_https_the_terminal_works_when_it_trusts_the_stores_ca_and_says_why_it_cannot_when_not()
+ {
+    let tls = TestTls::generate();
+    let server = TestServer::start_tls(&tls).await;
+    assert!(server.url.starts_with("https://"), "{}", server.url);
+
+    // Not told of the store's CA: refused at the handshake, before a password leaves the terminal.
+    let untrusting = Client::new(&server.url).unwrap();
+    let refused = untrusting
+        .sign_in(&server.clerk.email, &server.clerk.password)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&refused, LoyaltyError::Network { detail }
+            if detail.starts_with("the server's certificate was refused") && detail.contains("UnknownIssuer")),
+        "{refused:?}"
+    );
+    let sessions: i64 = sqlx::query_scalar("select count(*) from staff_sessions")
+        .fetch_one(&server.db.owner)
+        .await
+        .unwrap();
+    assert_eq!(sessions, 0);
+
+    let pem = std::fs::read(&tls.ca_pem).unwrap();
+    let roots = reqwest::Certificate::from_pem_bundle(&pem).unwrap();
+    let client = Client::with_roots(&server.url, REQUEST_TIMEOUT, roots).unwrap();
+    client
+        .sign_in(&server.clerk.email, &server.clerk.password)
+        .await
+        .unwrap();
+    let member = server.db.member(5).await;
+    let earned = client
+        .points(&PointsRequest::new(TxType::Earn, &member, 20))
+        .await
+        .unwrap();
+    assert_eq!((earned.new_balance, earned.replayed), (25, false));
+    assert_eq!(server.db.balance(&member).await, 25);
 }
 
 #[tokio::test]
