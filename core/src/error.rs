@@ -56,6 +56,10 @@ pub enum LoyaltyError {
     BadCredentials,
     #[error("This page is for managers.")]
     ManagersOnly,
+    #[error("This account has been switched off. Ask a manager to switch it back on.")]
+    AccountSwitchedOff,
+    #[error("No such staff member in this program.")]
+    StaffNotFound,
     #[error("Too many attempts: wait {retry_after_secs} seconds and try again.")]
     Throttled { retry_after_secs: u64 },
     #[error("This form has expired: reload the page and try again.")]
@@ -95,6 +99,8 @@ impl LoyaltyError {
             Self::NotSignedIn => "NOT_SIGNED_IN",
             Self::BadCredentials => "BAD_CREDENTIALS",
             Self::ManagersOnly => "MANAGERS_ONLY",
+            Self::AccountSwitchedOff => "ACCOUNT_SWITCHED_OFF",
+            Self::StaffNotFound => "STAFF_NOT_FOUND",
             Self::Throttled { .. } => "THROTTLED",
             Self::CsrfRejected => "CSRF_REJECTED",
             Self::InvalidInput { .. } => "INVALID_INPUT",
@@ -108,8 +114,9 @@ impl LoyaltyError {
     pub fn http_status(&self) -> u16 {
         match self {
             Self::NotSignedIn | Self::BadCredentials => 401,
-            Self::ManagersOnly | Self::CsrfRejected => 403,
+            Self::ManagersOnly | Self::CsrfRejected | Self::AccountSwitchedOff => 403,
             Self::MemberNotFound
+            | Self::StaffNotFound
             | Self::ProgramNotFound
             | Self::TransactionNotFound
             | Self::BatchNotFound => 404,
@@ -212,6 +219,8 @@ mod tests {
             LoyaltyError::InsufficientFunds { balance: 7 },
             LoyaltyError::AlreadyClaimed { claimed_at: at },
             LoyaltyError::MemberNotFound,
+            LoyaltyError::AccountSwitchedOff,
+            LoyaltyError::StaffNotFound,
             LoyaltyError::Throttled {
                 retry_after_secs: 4,
             },

@@ -41,6 +41,8 @@ struct Targets {
     transaction_id: i64,
     /// A manager's email.
     staff_email: String,
+    /// The same manager's id.
+    staff_id: Uuid,
     /// A batch of postcards.
     batch_id: Uuid,
     /// The member's pass token, the key of their public pass page.
@@ -200,6 +202,33 @@ fn cases() -> Vec<Case> {
                 ]
             },
             theirs: OwnProgramOnly,
+        },
+        // Aimed at the caller's own id, these are refused too: a manager does not change their own access.
+        Case {
+            endpoint: "set_staff_active",
+            get: false,
+            access: Manager,
+            changes: true,
+            fields: |t| {
+                vec![
+                    ("staff_id", t.staff_id.to_string()),
+                    ("active", "false".into()),
+                ]
+            },
+            theirs: Refused("STAFF_NOT_FOUND"),
+        },
+        Case {
+            endpoint: "set_staff_password",
+            get: false,
+            access: Manager,
+            changes: true,
+            fields: |t| {
+                vec![
+                    ("staff_id", t.staff_id.to_string()),
+                    ("password", "attacker-password-1".into()),
+                ]
+            },
+            theirs: Refused("STAFF_NOT_FOUND"),
         },
         Case {
             endpoint: "history",
@@ -626,6 +655,7 @@ async fn targets(
         claimed_postcard,
         transaction_id: earn["transaction_id"].as_i64().unwrap(),
         staff_email: staff_email.to_owned(),
+        staff_id: manager,
     }
 }
 
@@ -950,6 +980,8 @@ const FIELD_NAMES: &[&str] = &[
     "tx_type",
     "member",
     "staff",
+    "staff_id",
+    "active",
     "cursor",
     "transaction_id",
     "reason",

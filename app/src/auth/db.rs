@@ -87,11 +87,7 @@ pub async fn create_staff(
             message: "Enter a name of up to 100 characters.".into(),
         });
     }
-    if password.chars().count() < 10 {
-        return Err(LoyaltyError::InvalidInput {
-            message: "Choose a password of at least 10 characters.".into(),
-        });
-    }
+    check_password(password)?;
     let password = password.to_owned();
     let hash = blocking(move || hash_password(&password)).await?;
     sqlx::query_scalar(
@@ -113,6 +109,68 @@ pub async fn create_staff(
     })
 }
 
+/// What a manager changes of another staff member's access.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccessChange<'a> {
+    /// Switch the account on or off; off ends every session it has.
+    Active(bool),
+    /// A new password; it ends every session the account has.
+    Password(&'a str),
+}
+
+/// Changes the access of staff member `staff_id` as manager `actor_id`, both of `program_id`, in one database
+/// call that serialises with sign-ins and with other managers' changes (see `set_staff_access`). Answers
+/// whether the account is now active.
+pub async fn set_staff_access(
+    db: &PgPool,
+    program_id: Uuid,
+    actor_id: Uuid,
+    staff_id: Uuid,
+    change: AccessChange<'_>,
+) -> Result<bool> {
+    let (active, hash) = match change {
+        AccessChange::Active(active) => (Some(active), None),
+        AccessChange::Password(password) => {
+            check_password(password)?;
+            let password = password.to_owned();
+            (
+                None,
+                Some(blocking(move || hash_password(&password)).await?),
+            )
+        }
+    };
+    let answer: serde_json::Value =
+        sqlx::query_scalar("select public.set_staff_access($1, $2, $3, $4, $5)")
+            .bind(program_id)
+            .bind(actor_id)
+            .bind(staff_id)
+            .bind(active)
+            .bind(hash)
+            .fetch_one(db)
+            .await
+            .map_err(db_error)?;
+    if answer["success"] == true {
+        return Ok(answer["active"] == true);
+    }
+    Err(match answer["error"].as_str() {
+        Some("STAFF_NOT_FOUND") => LoyaltyError::StaffNotFound,
+        Some("NOT_SIGNED_IN") => LoyaltyError::NotSignedIn,
+        Some("OWN_ACCOUNT") => LoyaltyError::InvalidInput {
+            message: "You cannot change your own access here: ask another manager.".into(),
+        },
+        _ => LoyaltyError::Internal,
+    })
+}
+
+fn check_password(password: &str) -> Result<()> {
+    if password.chars().count() < 10 {
+        return Err(LoyaltyError::InvalidInput {
+            message: "Choose a password of at least 10 characters.".into(),
+        });
+    }
+    Ok(())
+}
+
 /// A new session's cookie value and the staff member it signs in.
 pub struct NewSession {
     pub cookie_value: String,
@@ -124,12 +182,13 @@ pub struct NewSession {
 pub async fn sign_in(db: &PgPool, email: &str, password: &str, client: &str) -> Result<NewSession> {
     let email = normalise_email(email);
     throttle(db, &email, client).await?;
-    let candidates: Vec<(Uuid, Uuid, String)> =
-        sqlx::query_as("select program_id, id, password_hash from public.staff where email = $1")
-            .bind(&email)
-            .fetch_all(db)
-            .await
-            .map_err(db_error)?;
+    let candidates: Vec<(Uuid, Uuid, String, bool)> = sqlx::query_as(
+        "select program_id, id, password_hash, active from public.staff where email = $1",
+    )
+    .bind(&email)
+    .fetch_all(db)
+    .await
+    .map_err(db_error)?;
     let password_owned = password.to_owned();
     let matched = blocking(move || {
         if candidates.is_empty() {
@@ -139,11 +198,10 @@ pub async fn sign_in(db: &PgPool, email: &str, password: &str, client: &str) -> 
         }
         candidates
             .into_iter()
-            .find(|(_, _, hash)| verify_password(hash, &password_owned))
-            .map(|(program_id, staff_id, _)| (program_id, staff_id))
+            .find(|(_, _, hash, _)| verify_password(hash, &password_owned))
     })
     .await?;
-    let Some((program_id, staff_id)) = matched else {
+    let Some((program_id, staff_id, password_hash, active)) = matched else {
         sqlx::query("insert into public.sign_in_failures (email, client) values ($1, $2)")
             .bind(&email)
             .bind(client)
@@ -158,18 +216,26 @@ pub async fn sign_in(db: &PgPool, email: &str, password: &str, client: &str) -> 
         .await
         .map_err(db_error)?;
 
+    // The right password of a switched-off account: it says so, as only its owner can have typed it.
+    if !active {
+        return Err(LoyaltyError::AccountSwitchedOff);
+    }
     let token = format!("{}{}", Uuid::new_v4().simple(), Uuid::new_v4().simple());
     let csrf_token = Uuid::new_v4().simple().to_string();
-    sqlx::query(
-        "insert into public.staff_sessions (program_id, token_hash, staff_id, csrf_token) values ($1, $2, $3, $4)",
-    )
-    .bind(program_id)
-    .bind(token_hash(&token))
-    .bind(staff_id)
-    .bind(&csrf_token)
-    .execute(db)
-    .await
-    .map_err(db_error)?;
+    // Opened only if the account is still active with the password just checked: a manager may have switched
+    // it off or set a new password since it was read.
+    let opened: bool = sqlx::query_scalar("select public.open_staff_session($1, $2, $3, $4, $5)")
+        .bind(program_id)
+        .bind(staff_id)
+        .bind(&password_hash)
+        .bind(token_hash(&token))
+        .bind(&csrf_token)
+        .fetch_one(db)
+        .await
+        .map_err(db_error)?;
+    if !opened {
+        return Err(LoyaltyError::AccountSwitchedOff);
+    }
     let cookie_value = format!("{program_id}.{token}");
     let staff = session(db, &cookie_value).await?;
     Ok(NewSession {

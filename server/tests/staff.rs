@@ -1,0 +1,344 @@
+//! A manager's hold on staff access: switching an account off ends its sessions at once and refuses its
+//! sign-ins, even those already under way; a new password ends the old sessions; and two managers switching
+//! each other off at the same moment leave the program with a manager.
+
+use std::sync::Arc;
+
+use app::auth::db::{AccessChange, set_staff_access, sign_in};
+use app::staff::StaffMember;
+use loyalty_core::LoyaltyError;
+use loyalty_core::wire::Role;
+use reqwest::StatusCode;
+use server::testkit::{ApiClient, Credentials, TestDb, TestServer, refused};
+use tokio::sync::Barrier;
+use uuid::Uuid;
+
+async fn staff_id(db: &TestDb, email: &str) -> Uuid {
+    sqlx::query_scalar("select id from staff where program_id = $1 and email = $2")
+        .bind(db.program_id)
+        .bind(email)
+        .fetch_one(&db.owner)
+        .await
+        .unwrap()
+}
+
+async fn open_sessions(db: &TestDb, staff_id: Uuid) -> i64 {
+    sqlx::query_scalar(
+        "select count(*) from staff_sessions where program_id = $1 and staff_id = $2",
+    )
+    .bind(db.program_id)
+    .bind(staff_id)
+    .fetch_one(&db.owner)
+    .await
+    .unwrap()
+}
+
+async fn sign_in_status(server: &TestServer, who: &Credentials) -> (StatusCode, LoyaltyError) {
+    refused(
+        reqwest::Client::new()
+            .post(format!("{}/api/sign_in", server.url))
+            .form(&[("email", &who.email), ("password", &who.password)])
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await
+}
+
+async fn earn(clerk: &ApiClient, member: &str) -> reqwest::Response {
+    clerk
+        .change(
+            "earn",
+            &[
+                ("external_id", member),
+                ("points", "5"),
+                ("idempotency_key", &Uuid::new_v4().to_string()),
+            ],
+        )
+        .await
+}
+
+#[tokio::test]
+async fn a_switched_off_clerk_is_signed_out_at_once_and_cannot_sign_in_until_switched_on() {
+    let server = TestServer::start().await;
+    let manager = ApiClient::sign_in(&server, &server.manager).await;
+    let clerk = ApiClient::sign_in(&server, &server.clerk).await;
+    let member = server.db.member(10).await;
+    assert_eq!(earn(&clerk, &member).await.status(), StatusCode::OK);
+    let clerk_id = staff_id(&server.db, &server.clerk.email).await;
+
+    let switched: StaffMember = manager
+        .change(
+            "set_staff_active",
+            &[("staff_id", &clerk_id.to_string()), ("active", "false")],
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (switched.id, switched.active, switched.you),
+        (clerk_id, false, false)
+    );
+    assert_eq!(open_sessions(&server.db, clerk_id).await, 0);
+
+    // The clerk's open session is gone: the next earn is refused and writes nothing.
+    let (status, err) = refused(earn(&clerk, &member).await).await;
+    assert_eq!(
+        (status, err),
+        (StatusCode::UNAUTHORIZED, LoyaltyError::NotSignedIn)
+    );
+    assert_eq!(server.db.balance(&member).await, 15);
+    // The right password says the account is off; a wrong one says no more than for anyone.
+    assert_eq!(
+        sign_in_status(&server, &server.clerk).await,
+        (StatusCode::FORBIDDEN, LoyaltyError::AccountSwitchedOff)
+    );
+    let wrong = Credentials {
+        password: "not-the-password".into(),
+        ..server.clerk.clone()
+    };
+    assert_eq!(
+        sign_in_status(&server, &wrong).await,
+        (StatusCode::UNAUTHORIZED, LoyaltyError::BadCredentials)
+    );
+    let listed: Vec<StaffMember> = manager.post("staff", &[]).await.json().await.unwrap();
+    let row = listed.iter().find(|s| s.id == clerk_id).unwrap();
+    assert!(!row.active);
+    assert!(listed.iter().any(|s| s.you && s.role == Role::Manager));
+
+    let on: StaffMember = manager
+        .change(
+            "set_staff_active",
+            &[("staff_id", &clerk_id.to_string()), ("active", "true")],
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(on.active);
+    let back = ApiClient::sign_in(&server, &server.clerk).await;
+    assert_eq!(earn(&back, &member).await.status(), StatusCode::OK);
+    assert_eq!(server.db.balance(&member).await, 20);
+}
+
+#[tokio::test]
+async fn a_new_password_ends_the_old_sessions_and_only_it_signs_in() {
+    let server = TestServer::start().await;
+    let manager = ApiClient::sign_in(&server, &server.manager).await;
+    let clerk = ApiClient::sign_in(&server, &server.clerk).await;
+    let clerk_id = staff_id(&server.db, &server.clerk.email).await;
+
+    let (status, err) = refused(
+        manager
+            .change(
+                "set_staff_password",
+                &[("staff_id", &clerk_id.to_string()), ("password", "short")],
+            )
+            .await,
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        err.to_string(),
+        "Choose a password of at least 10 characters."
+    );
+    assert_eq!(open_sessions(&server.db, clerk_id).await, 1);
+
+    let set = manager
+        .change(
+            "set_staff_password",
+            &[
+                ("staff_id", &clerk_id.to_string()),
+                ("password", "a-brand-new-password"),
+            ],
+        )
+        .await;
+    assert_eq!(set.status(), StatusCode::OK);
+    assert_eq!(open_sessions(&server.db, clerk_id).await, 0);
+    let (status, _) = refused(clerk.post("me", &[]).await).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        sign_in_status(&server, &server.clerk).await,
+        (StatusCode::UNAUTHORIZED, LoyaltyError::BadCredentials)
+    );
+    let renewed = Credentials {
+        password: "a-brand-new-password".into(),
+        ..server.clerk.clone()
+    };
+    ApiClient::sign_in(&server, &renewed).await;
+}
+
+#[tokio::test]
+async fn a_manager_does_not_change_their_own_access_or_an_unknown_account() {
+    let server = TestServer::start().await;
+    let manager = ApiClient::sign_in(&server, &server.manager).await;
+    let own = staff_id(&server.db, &server.manager.email).await;
+    for (endpoint, field, value) in [
+        ("set_staff_active", "active", "false"),
+        ("set_staff_password", "password", "another-password-1"),
+    ] {
+        let (status, err) = refused(
+            manager
+                .change(endpoint, &[("staff_id", &own.to_string()), (field, value)])
+                .await,
+        )
+        .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{endpoint}");
+        assert_eq!(
+            err.to_string(),
+            "You cannot change your own access here: ask another manager."
+        );
+        let (status, err) = refused(
+            manager
+                .change(
+                    endpoint,
+                    &[("staff_id", &Uuid::new_v4().to_string()), (field, value)],
+                )
+                .await,
+        )
+        .await;
+        assert_eq!(
+            (status, err),
+            (StatusCode::NOT_FOUND, LoyaltyError::StaffNotFound),
+            "{endpoint}"
+        );
+    }
+    assert_eq!(open_sessions(&server.db, own).await, 1);
+    let me = manager.post("me", &[]).await;
+    assert_eq!(me.status(), StatusCode::OK);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_ins_racing_a_switch_off_leave_no_open_session() {
+    const SIGN_INS: usize = 12;
+    let db = TestDb::with_pool_size(16).await;
+    let password = "racing-clerk-password";
+    let manager = app::auth::db::create_staff(
+        &db.owner,
+        db.program_id,
+        "boss@race.example",
+        "Boss",
+        Role::Manager,
+        "boss-password-123",
+    )
+    .await
+    .unwrap();
+    let clerk = app::auth::db::create_staff(
+        &db.owner,
+        db.program_id,
+        "clerk@race.example",
+        "Racer",
+        Role::Clerk,
+        password,
+    )
+    .await
+    .unwrap();
+    for round in 0..4 {
+        let barrier = Arc::new(Barrier::new(SIGN_INS + 1));
+        let mut tasks = Vec::new();
+        for n in 0..SIGN_INS {
+            let (pool, barrier) = (db.app.clone(), barrier.clone());
+            tasks.push(tokio::spawn(async move {
+                barrier.wait().await;
+                sign_in(
+                    &pool,
+                    "clerk@race.example",
+                    password,
+                    &format!("race-{round}-{n}"),
+                )
+                .await
+                .map(|_| ())
+            }));
+        }
+        barrier.wait().await;
+        let off = set_staff_access(
+            &db.app,
+            db.program_id,
+            manager,
+            clerk,
+            AccessChange::Active(false),
+        )
+        .await;
+        assert_eq!(off, Ok(false));
+        let mut outcomes = Vec::new();
+        for task in tasks {
+            outcomes.push(task.await.unwrap());
+        }
+        assert!(
+            outcomes
+                .iter()
+                .all(|o| matches!(o, Ok(()) | Err(LoyaltyError::AccountSwitchedOff))),
+            "{outcomes:?}"
+        );
+        // Whatever the order, once the switch-off has answered no session of the clerk is open.
+        assert_eq!(open_sessions(&db, clerk).await, 0, "round {round}");
+        assert_eq!(
+            sign_in(&db.app, "clerk@race.example", password, "after")
+                .await
+                .err(),
+            Some(LoyaltyError::AccountSwitchedOff)
+        );
+        set_staff_access(
+            &db.app,
+            db.program_id,
+            manager,
+            clerk,
+            AccessChange::Active(true),
+        )
+        .await
+        .unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_managers_switching_each_other_off_at_once_leave_one_manager_on() {
+    let db = TestDb::new().await;
+    let mut managers = Vec::new();
+    for name in ["Ada", "Bea"] {
+        managers.push(
+            app::auth::db::create_staff(
+                &db.owner,
+                db.program_id,
+                &format!("{}@duel.example", name.to_lowercase()),
+                name,
+                Role::Manager,
+                "manager-password-1",
+            )
+            .await
+            .unwrap(),
+        );
+    }
+    let (a, b) = (managers[0], managers[1]);
+    for round in 0..10 {
+        let barrier = Arc::new(Barrier::new(2));
+        let duel = |actor: Uuid, target: Uuid| {
+            let (pool, barrier, program) = (db.app.clone(), barrier.clone(), db.program_id);
+            tokio::spawn(async move {
+                barrier.wait().await;
+                set_staff_access(&pool, program, actor, target, AccessChange::Active(false)).await
+            })
+        };
+        let (first, second) = (duel(a, b), duel(b, a));
+        let outcomes = [first.await.unwrap(), second.await.unwrap()];
+        let switched = outcomes.iter().filter(|o| **o == Ok(false)).count();
+        let refused = outcomes
+            .iter()
+            .filter(|o| **o == Err(LoyaltyError::NotSignedIn))
+            .count();
+        assert_eq!((switched, refused), (1, 1), "round {round}: {outcomes:?}");
+        let active: i64 = sqlx::query_scalar(
+            "select count(*) from staff where program_id = $1 and role = 'manager' and active",
+        )
+        .bind(db.program_id)
+        .fetch_one(&db.owner)
+        .await
+        .unwrap();
+        assert_eq!(active, 1, "round {round}");
+        sqlx::query("update staff set active = true where program_id = $1")
+            .bind(db.program_id)
+            .execute(&db.owner)
+            .await
+            .unwrap();
+    }
+}
