@@ -36,12 +36,12 @@ pub fn Layout() -> impl IntoView {
                                         <A href="/wallet">"Wallet"</A>
                                     </Show>
                                 </nav>
-                                <span class="who">
+                                <a class="who" href="/account" title="Your account">
                                     {session.staff_name.clone()}
                                     <span class="role">
                                         {if manager { " · manager" } else { " · clerk" }}
                                     </span>
-                                </span>
+                                </a>
                                 <ActionForm action=sign_out attr:class="sign-out">
                                     <CsrfField />
                                     <button type="submit" class="secondary">

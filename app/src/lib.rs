@@ -60,6 +60,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("member/:id") view=members::MemberPage ssr=SsrMode::Async />
                     <Route path=path!("enrol") view=members::EnrolPage ssr=SsrMode::Async />
                     <Route path=path!("staff") view=staff::StaffPage ssr=SsrMode::Async />
+                    <Route path=path!("account") view=staff::AccountPage ssr=SsrMode::Async />
                     <Route path=path!("history") view=history::HistoryPage ssr=SsrMode::Async />
                     <Route path=path!("batches") view=batches::BatchesPage ssr=SsrMode::Async />
                     <Route path=path!("batches/:id/print") view=batches::PrintPage ssr=SsrMode::Async />

@@ -349,3 +349,104 @@ fn StaffRow(
         </tr>
     }
 }
+
+/// Changes the signed-in staff member's own password, given the current one; their other sessions end.
+#[server(endpoint = "change_password")]
+pub async fn change_password(
+    csrf: String,
+    current: String,
+    new: String,
+) -> Result<(), LoyaltyError> {
+    use crate::auth::server::*;
+    answer(
+        async {
+            let staff = staff_for_change(&csrf)?;
+            let cookie = session_cookie().ok_or(LoyaltyError::NotSignedIn)?;
+            crate::auth::db::change_own_password(
+                &pool()?,
+                &staff,
+                &cookie,
+                &current,
+                &new,
+                &client_address(),
+            )
+            .await?;
+            redirect_form_post("/account");
+            Ok(())
+        }
+        .await,
+    )
+}
+
+/// Any staff member's own account: who they are signed in as, and a new password.
+#[component]
+pub fn AccountPage() -> impl IntoView {
+    let change = ServerAction::<ChangePassword>::new();
+    let me = Resource::new(|| (), |_| crate::auth::me());
+    view! {
+        <section class="account">
+            <h1>"Your account"</h1>
+            <Suspense fallback=|| view! { <p class="loading">"Loading…"</p> }>
+                {move || Suspend::new(async move {
+                    match me.await {
+                        Ok(me) => {
+                            let who = format!(
+                                "{} ({}), {} at {}.",
+                                me.staff_name,
+                                me.email,
+                                me.role.as_sql(),
+                                me.program_name,
+                            );
+                            view! { <p>{who}</p> }.into_any()
+                        }
+                        Err(error) => view! { <crate::layout::ErrorNotice error /> }.into_any(),
+                    }
+                })}
+            </Suspense>
+            <h2>"Change your password"</h2>
+            <ActionForm action=change attr:class="card account-form">
+                <crate::auth::CsrfField />
+                <label for="current-password">"Current password"</label>
+                <input
+                    id="current-password"
+                    name="current"
+                    type="password"
+                    autocomplete="current-password"
+                    required
+                />
+                <label for="new-password">"New password (at least 10 characters)"</label>
+                <input
+                    id="new-password"
+                    name="new"
+                    type="password"
+                    minlength="10"
+                    autocomplete="new-password"
+                    required
+                />
+                <button type="submit" disabled=move || change.pending().get()>
+                    "Change password"
+                </button>
+            </ActionForm>
+            <div class="result" role="status" aria-live="polite">
+                {move || {
+                    change
+                        .value()
+                        .get()
+                        .map(|result| match result {
+                            Ok(()) => {
+                                view! {
+                                    <div class="outcome ok">
+                                        <p class="big">
+                                            "Your password has been changed. Your other sessions have been signed out."
+                                        </p>
+                                    </div>
+                                }
+                                    .into_any()
+                            }
+                            Err(error) => view! { <crate::layout::ErrorNotice error /> }.into_any(),
+                        })
+                }}
+            </div>
+        </section>
+    }
+}

@@ -5,7 +5,7 @@ test.afterEach(async ({ page }, testInfo) => {
   await screenshot(page, testInfo);
 });
 
-test("a manager switches off a signed-in clerk, who is signed out and told; a new password and switching on let them back", async ({
+test("a manager switches off a signed-in clerk, who is signed out and told; a new password and switching on let them back, and they change it on their account page", async ({
   page,
   browser,
 }) => {
@@ -62,6 +62,18 @@ test("a manager switches off a signed-in clerk, who is signed out and told; a ne
   await expect(till.getByRole("status")).toContainText("That email and password do not match.");
   await signIn(till, { email: clerk.email, password: "second-password-2" });
   await expect(till.locator(".topbar .who")).toContainText(`${name} · clerk`);
+
+  // The clerk makes the password their own from their account page, reached from their name.
+  await till.locator(".topbar .who").click();
+  await expect(till).toHaveURL(/\/account$/);
+  await expect(till.getByRole("heading", { name: "Your account" })).toBeVisible();
+  await till.getByLabel("Current password").fill("second-password-2");
+  await till.getByLabel("New password (at least 10 characters)").fill("third-password-3");
+  await till.getByRole("button", { name: "Change password" }).click();
+  await expect(till.getByRole("status")).toContainText("Your password has been changed.");
+  const other = await browser.newPage();
+  await signIn(other, { email: clerk.email, password: "third-password-3" });
+  await other.close();
   await till.close();
   await client.end();
 });

@@ -389,6 +389,21 @@ fn cases() -> Vec<Case> {
             fields: |t| vec![("id", t.batch_id.to_string())],
             theirs: Refused("BATCH_NOT_FOUND"),
         },
+        // A staff member's own password, and only theirs: the request has no way to name anyone else, and
+        // without the current password it is refused.
+        Case {
+            endpoint: "change_password",
+            get: false,
+            access: Staff,
+            changes: true,
+            fields: |_| {
+                vec![
+                    ("current", "not-the-password".into()),
+                    ("new", "attacker-password-1".into()),
+                ]
+            },
+            theirs: Refused("INVALID_INPUT"),
+        },
         // Signing out ends the caller's own session only; last, as it ends the session it runs in.
         Case {
             endpoint: "sign_out",
@@ -982,6 +997,8 @@ const FIELD_NAMES: &[&str] = &[
     "staff",
     "staff_id",
     "active",
+    "current",
+    "new",
     "cursor",
     "transaction_id",
     "reason",

@@ -1,6 +1,6 @@
 //! A manager's hold on staff access: switching an account off ends its sessions at once and refuses its
 //! sign-ins, even those already under way; a new password ends the old sessions; and two managers switching
-//! each other off at the same moment leave the program with a manager.
+//! each other off at the same moment leave the program with a manager; and staff change their own password.
 
 use std::sync::Arc;
 
@@ -341,4 +341,99 @@ async fn two_managers_switching_each_other_off_at_once_leave_one_manager_on() {
             .await
             .unwrap();
     }
+}
+
+#[tokio::test]
+async fn staff_change_their_own_password_given_the_current_one_and_their_other_sessions_end() {
+    let server = TestServer::start().await;
+    let here = ApiClient::sign_in(&server, &server.clerk).await;
+    let elsewhere = ApiClient::sign_in(&server, &server.clerk).await;
+    let clerk_id = staff_id(&server.db, &server.clerk.email).await;
+    assert_eq!(open_sessions(&server.db, clerk_id).await, 2);
+
+    let (status, err) = refused(
+        here.change(
+            "change_password",
+            &[
+                ("current", "not-the-password"),
+                ("new", "my-own-new-password"),
+            ],
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(err.to_string(), "That is not your current password.");
+    assert_eq!(open_sessions(&server.db, clerk_id).await, 2);
+
+    let changed = here
+        .change(
+            "change_password",
+            &[
+                ("current", server.clerk.password.as_str()),
+                ("new", "my-own-new-password"),
+            ],
+        )
+        .await;
+    assert_eq!(changed.status(), StatusCode::OK);
+    // This session goes on; the other one has ended.
+    assert_eq!(here.post("me", &[]).await.status(), StatusCode::OK);
+    let (status, _) = refused(elsewhere.post("me", &[]).await).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(open_sessions(&server.db, clerk_id).await, 1);
+    assert_eq!(
+        sign_in_status(&server, &server.clerk).await,
+        (StatusCode::UNAUTHORIZED, LoyaltyError::BadCredentials)
+    );
+    ApiClient::sign_in(
+        &server,
+        &Credentials {
+            password: "my-own-new-password".into(),
+            ..server.clerk.clone()
+        },
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn guessing_the_current_password_from_an_open_session_is_throttled() {
+    let server = TestServer::start().await;
+    let session = ApiClient::sign_in(&server, &server.clerk).await;
+    for n in 0..5 {
+        let (_, err) = refused(
+            session
+                .change(
+                    "change_password",
+                    &[
+                        ("current", &format!("guess-{n}")),
+                        ("new", "a-new-password-1"),
+                    ],
+                )
+                .await,
+        )
+        .await;
+        assert_eq!(err.to_string(), "That is not your current password.");
+    }
+    // Now even the right one waits, as a sign-in would.
+    let (status, err) = refused(
+        session
+            .change(
+                "change_password",
+                &[
+                    ("current", server.clerk.password.as_str()),
+                    ("new", "a-new-password-1"),
+                ],
+            )
+            .await,
+    )
+    .await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(matches!(err, LoyaltyError::Throttled { .. }), "{err:?}");
+    assert!(matches!(
+        sign_in_status(&server, &server.clerk).await,
+        (
+            StatusCode::TOO_MANY_REQUESTS,
+            LoyaltyError::Throttled { .. }
+        )
+    ));
 }

@@ -443,3 +443,73 @@ pub async fn sign_out(db: &PgPool, cookie_value: &str) -> Result<()> {
     }
     Ok(())
 }
+
+/// Changes the signed-in staff member's own password, given their current one. Wrong current passwords count
+/// towards the sign-in throttle, so a session left open is no way to guess it. Every other session of the
+/// account ends; the one that asked (`cookie_value`) stays open.
+pub async fn change_own_password(
+    db: &PgPool,
+    staff: &Staff,
+    cookie_value: &str,
+    current: &str,
+    new: &str,
+    client: &str,
+) -> Result<()> {
+    let (_, token) = parse_cookie(cookie_value).ok_or(LoyaltyError::NotSignedIn)?;
+    let keep = token_hash(token);
+    throttle(db, &staff.email, client).await?;
+    check_password(new)?;
+    let old_hash: String = sqlx::query_scalar(
+        "select password_hash from public.staff where program_id = $1 and id = $2 and active",
+    )
+    .bind(staff.program_id)
+    .bind(staff.id)
+    .fetch_optional(db)
+    .await
+    .map_err(db_error)?
+    .ok_or(LoyaltyError::NotSignedIn)?;
+    let (checked, current, new) = (old_hash.clone(), current.to_owned(), new.to_owned());
+    let new_hash =
+        blocking(move || verify_password(&checked, &current).then(|| hash_password(&new))).await?;
+    let Some(new_hash) = new_hash else {
+        sqlx::query("insert into public.sign_in_failures (email, client) values ($1, $2)")
+            .bind(&staff.email)
+            .bind(client)
+            .execute(db)
+            .await
+            .map_err(db_error)?;
+        return Err(LoyaltyError::InvalidInput {
+            message: "That is not your current password.".into(),
+        });
+    };
+    let mut tx = db.begin().await.map_err(db_error)?;
+    // Only over the hash just checked: a manager's new password or switch-off in the meantime wins.
+    let changed = sqlx::query(
+        "update public.staff set password_hash = $3
+          where program_id = $1 and id = $2 and active and password_hash = $4",
+    )
+    .bind(staff.program_id)
+    .bind(staff.id)
+    .bind(&new_hash)
+    .bind(&old_hash)
+    .execute(&mut *tx)
+    .await
+    .map_err(db_error)?
+    .rows_affected();
+    if changed != 1 {
+        return Err(LoyaltyError::NotSignedIn);
+    }
+    // A statement of its own, so that it sees a session a sign-in with the old password committed while the
+    // update above waited for that sign-in's row lock.
+    sqlx::query(
+        "delete from public.staff_sessions where program_id = $1 and staff_id = $2 and token_hash <> $3",
+    )
+    .bind(staff.program_id)
+    .bind(staff.id)
+    .bind(&keep)
+    .execute(&mut *tx)
+    .await
+    .map_err(db_error)?;
+    tx.commit().await.map_err(db_error)?;
+    Ok(())
+}
