@@ -4,7 +4,9 @@
 #
 # Needs: BASE_URL (the server), CLERK_EMAIL and CLERK_PASSWORD (a clerk of the program), POSTCARD (an unclaimed
 # postcard code of that program), DATABASE_URL (a psql-usable URL of the server's database).
-# Optional: TUI_BIN (default target/debug/tui), WAIT_SECS (how long to wait for each screen, default 15).
+# Optional: TUI_BIN (default target/debug/tui), WAIT_SECS (how long to wait for each screen, default 15);
+# TLS_BASE_URL and TLS_CA (the same server's database behind HTTPS, and the PEM of the CA that signed its
+# certificate) add the HTTPS checks: refused without the CA, signed in with it.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -172,6 +174,26 @@ if [ "$keys" = 2 ]; then
     ok "each change has its own idempotency key"
 else
     not_ok "each change has its own idempotency key" "distinct keys: $keys"
+fi
+
+# Over HTTPS: the same clerk at a till whose server has a certificate from the store's own CA.
+if [ -n "${TLS_BASE_URL:-}" ]; then
+    till() {
+        tmux_ kill-session -t "$pane" 2>/dev/null
+        tmux_ new-session -d -s "$pane" -x 80 -y 24 -- "$bin" --server "$TLS_BASE_URL" "$@" || {
+            not_ok "tmux starts the counter terminal over HTTPS"
+            finish
+        }
+    }
+    till
+    step "over HTTPS, the sign-in screen names the server" "Server   $TLS_BASE_URL"
+    step "over HTTPS, a certificate from a CA the till was not given is refused before signing in" \
+        "certificate was refused" "$CLERK_EMAIL" Enter "$CLERK_PASSWORD" Enter
+    till --ca-cert "$TLS_CA"
+    step "over HTTPS with the store's CA, the server is reachable" "● Server online"
+    step "over HTTPS with the store's CA, the clerk signs in" "Signed in as" \
+        "$CLERK_EMAIL" Enter "$CLERK_PASSWORD" Enter
+    tmux_ kill-session -t "$pane" 2>/dev/null
 fi
 
 finish

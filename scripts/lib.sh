@@ -60,6 +60,7 @@ install_test_prerequisites() {
     command -v chromium >/dev/null || missing+=(chromium)
     command -v tmux >/dev/null || missing+=(tmux)
     command -v psql >/dev/null || missing+=(postgresql-client)
+    command -v openssl >/dev/null || missing+=(openssl)
     if [ ${#missing[@]} -gt 0 ]; then
         step "Installing ${missing[*]}"
         apt_install "${missing[@]}"
@@ -96,12 +97,47 @@ start_e2e_server() {
     export BASE_URL DATABASE_URL
 }
 
+# A second server on the end-to-end database, serving HTTPS with a certificate from a CA made here by openssl
+# (valid two days, under target/e2e/tls), for the counter terminal's HTTPS checks. Sets TLS_BASE_URL and TLS_CA.
+start_tls_e2e_server() {
+    local dir=target/e2e/tls port
+    mkdir -p "$dir"
+    openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=Loyalty end-to-end CA" \
+        -keyout "$dir/ca.key" -out "$dir/ca.pem" 2>"$dir/openssl.log"
+    openssl req -newkey rsa:2048 -nodes -subj "/CN=127.0.0.1" \
+        -keyout "$dir/key.pem" -out "$dir/server.csr" 2>>"$dir/openssl.log"
+    printf 'subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n' >"$dir/server.ext"
+    openssl x509 -req -in "$dir/server.csr" -CA "$dir/ca.pem" -CAkey "$dir/ca.key" -CAcreateserial \
+        -days 2 -extfile "$dir/server.ext" -out "$dir/cert.pem" 2>>"$dir/openssl.log"
+    port=$(free_port $((${BASE_URL##*:} + 1)))
+    DATABASE_URL=$DATABASE_URL ./target/debug/server --addr "127.0.0.1:$port" \
+        --tls-cert "$dir/cert.pem" --tls-key "$dir/key.pem" >target/e2e/tls-server.log 2>&1 &
+    TLS_SERVER_PID=$!
+    TLS_BASE_URL="https://127.0.0.1:$port"
+    TLS_CA="$PWD/$dir/ca.pem"
+    local tries=0
+    until curl -sf --cacert "$TLS_CA" "$TLS_BASE_URL/healthz" >/dev/null; do
+        tries=$((tries + 1))
+        if [ $tries -gt 600 ] || ! kill -0 "$TLS_SERVER_PID" 2>/dev/null; then
+            cat target/e2e/tls-server.log
+            echo "the HTTPS server did not start" >&2
+            return 1
+        fi
+        sleep 0.1
+    done
+    export TLS_BASE_URL TLS_CA
+}
+
 stop_e2e_server() {
-    if [ -n "${SERVER_PID:-}" ] && kill -0 "$SERVER_PID" 2>/dev/null; then
-        kill -TERM "$SERVER_PID"
-        wait "$SERVER_PID" 2>/dev/null || true
-    fi
+    local pid
+    for pid in "${SERVER_PID:-}" "${TLS_SERVER_PID:-}"; do
+        if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
+            kill -TERM "$pid"
+            wait "$pid" 2>/dev/null || true
+        fi
+    done
     SERVER_PID=""
+    TLS_SERVER_PID=""
 }
 
 # Where PostgreSQL data for tests lives. Run as root, the clusters run as the postgres system user, which must be

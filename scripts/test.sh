@@ -21,6 +21,7 @@ start_e2e_server
 (cd end2end && npx playwright test)
 
 step "Counter terminal in tmux"
+start_tls_e2e_server
 CLERK_EMAIL=clerk@demo.test CLERK_PASSWORD=demo-clerk-password \
     POSTCARD=$(psql "$DATABASE_URL" -qAtc "insert into claim_codes (program_id, code)
         select id, public.new_claim_code() from programs where name = 'Demo Coffee Club' returning code") \
