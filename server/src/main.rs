@@ -132,11 +132,25 @@ async fn main() -> anyhow::Result<()> {
                 None => None,
             };
             let days = tokio::spawn(roll_up_ledger_days(db.pool.clone()));
-            let tls = match (&cli.tls_cert, &cli.tls_key) {
-                (Some(cert), Some(key)) => Some(server::tls::server_config(cert, key)?),
+            let identity = match (&cli.tls_cert, &cli.tls_key) {
+                (Some(cert), Some(key)) => Some(server::tls::Identity::load(cert, key)?),
                 _ => None,
             };
+            // Listening for SIGHUP from here on, before the port opens: unheard, it would end the process.
+            let reloads = match &identity {
+                Some(identity) => {
+                    let hangups =
+                        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+                            .context("installing the SIGHUP handler")?;
+                    Some(tokio::spawn(reload_on_hangup(identity.clone(), hangups)))
+                }
+                None => None,
+            };
+            let tls = identity
+                .map(|identity| identity.server_config())
+                .transpose()?;
             let served = serve(&db, &cli, tls).await;
+            reloads.inspect(JoinHandle::abort);
             wallet.inspect(JoinHandle::abort);
             days.abort();
             served
@@ -144,6 +158,22 @@ async fn main() -> anyhow::Result<()> {
     };
     db.close().await?;
     result
+}
+
+/// Reads the TLS certificate and key again at each SIGHUP: how a renewed certificate is put in service.
+async fn reload_on_hangup(
+    identity: std::sync::Arc<server::tls::Identity>,
+    mut hangups: tokio::signal::unix::Signal,
+) {
+    while hangups.recv().await.is_some() {
+        match identity.reload() {
+            Ok(()) => tracing::info!("reloaded the TLS certificate"),
+            Err(err) => tracing::error!(
+                error = format!("{err:#}"),
+                "the TLS certificate was not reloaded; the one in use stays"
+            ),
+        }
+    }
 }
 
 /// Keeps the history's day sums up to date: at start, then every hour. A failure (the database away, say) is

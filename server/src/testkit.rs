@@ -494,6 +494,11 @@ impl ServerProcess {
         );
     }
 
+    /// The running process's id, for sending it a signal.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(std::process::Child::id)
+    }
+
     /// SIGKILL: no shutdown, no flushing, no goodbye.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {

@@ -1,15 +1,19 @@
 //! HTTPS for the dashboard and the API when the server is given a certificate (`--tls-cert`, `--tls-key`), so a
 //! counter terminal across the store's network never sends a password or a session in the clear. Handshakes
-//! run beside the accept loop, each with a deadline, so one slow or silent client holds up nobody else.
+//! run beside the accept loop, each with a deadline, so one slow or silent client holds up nobody else; a
+//! renewed certificate is read again on SIGHUP.
 
 use std::net::SocketAddr;
-use std::path::Path;
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use anyhow::Context;
+use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::sign::CertifiedKey;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio_rustls::TlsAcceptor;
@@ -20,24 +24,77 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Finished handshakes waiting for the server to take them.
 const READY_CONNECTIONS: usize = 64;
 
-/// The server's TLS settings from a PEM certificate chain (the server's certificate first) and its PEM key.
-pub fn server_config(cert: &Path, key: &Path) -> anyhow::Result<Arc<rustls::ServerConfig>> {
+/// The server's certificate and key, read from their PEM files at start and again by [`Identity::reload`] (on
+/// SIGHUP), so a renewed certificate is served without a restart. A reload that fails keeps the one in use.
+#[derive(Debug)]
+pub struct Identity {
+    cert: PathBuf,
+    key: PathBuf,
+    provider: Arc<CryptoProvider>,
+    current: RwLock<Arc<CertifiedKey>>,
+}
+
+impl Identity {
+    /// Reads a PEM certificate chain (the server's certificate first) and its PEM key.
+    pub fn load(cert: &Path, key: &Path) -> anyhow::Result<Arc<Self>> {
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let current = read_identity(cert, key, &provider)?;
+        Ok(Arc::new(Self {
+            cert: cert.to_owned(),
+            key: key.to_owned(),
+            provider,
+            current: RwLock::new(Arc::new(current)),
+        }))
+    }
+
+    /// Reads the files again; new handshakes get the new certificate, connections already open keep theirs.
+    pub fn reload(&self) -> anyhow::Result<()> {
+        let fresh = read_identity(&self.cert, &self.key, &self.provider)?;
+        *self.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(fresh);
+        Ok(())
+    }
+
+    /// The server's TLS settings (TLS 1.2 and 1.3, HTTP/1.1), answering with whatever certificate is current.
+    pub fn server_config(self: &Arc<Self>) -> anyhow::Result<Arc<rustls::ServerConfig>> {
+        let mut config = rustls::ServerConfig::builder_with_provider(self.provider.clone())
+            .with_safe_default_protocol_versions()
+            .context("TLS protocol versions")?
+            .with_no_client_auth()
+            .with_cert_resolver(self.clone());
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Ok(Arc::new(config))
+    }
+}
+
+impl ResolvesServerCert for Identity {
+    fn resolve(&self, _: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(
+            self.current
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone(),
+        )
+    }
+}
+
+fn read_identity(
+    cert: &Path,
+    key: &Path,
+    provider: &CryptoProvider,
+) -> anyhow::Result<CertifiedKey> {
     let chain = CertificateDer::pem_file_iter(cert)
         .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
         .with_context(|| format!("reading the certificate chain {}", cert.display()))?;
     anyhow::ensure!(!chain.is_empty(), "{} holds no certificate", cert.display());
     let key = PrivateKeyDer::from_pem_file(key)
         .with_context(|| format!("reading the private key {}", key.display()))?;
-    let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::aws_lc_rs::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .context("TLS protocol versions")?
-    .with_no_client_auth()
-    .with_single_cert(chain, key)
-    .context("the certificate and the key do not make a TLS identity")?;
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(Arc::new(config))
+    CertifiedKey::from_der(chain, key, provider)
+        .context("the certificate and the key do not make a TLS identity")
+}
+
+/// The server's TLS settings from a PEM certificate chain and its PEM key, read once.
+pub fn server_config(cert: &Path, key: &Path) -> anyhow::Result<Arc<rustls::ServerConfig>> {
+    Identity::load(cert, key)?.server_config()
 }
 
 /// A TCP listener whose connections come out of their TLS handshake, for `axum::serve`.

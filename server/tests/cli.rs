@@ -241,3 +241,77 @@ async fn given_a_certificate_the_server_serves_https_only_and_its_session_cookie
         .unwrap();
     assert_eq!(trusted.status(), reqwest::StatusCode::OK);
 }
+
+/// Whether a client that trusts only `tls`'s CA gets an answer from `url`: a fresh client, so a fresh handshake.
+async fn trusted_by(tls: &TestTls, url: &str) -> bool {
+    tls.client()
+        .get(format!("{url}/healthz"))
+        .send()
+        .await
+        .is_ok_and(|r| r.status().is_success())
+}
+
+fn hang_up(server: &ServerProcess) {
+    let status = Command::new("kill")
+        .args(["-HUP", &server.pid().unwrap().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+#[tokio::test]
+async fn a_renewed_certificate_is_served_after_sighup_and_an_unreadable_one_leaves_the_old_in_use()
+{
+    let db = TestDb::new().await;
+    let (first, renewed) = (TestTls::generate(), TestTls::generate());
+    let dir = std::env::temp_dir().join(format!("loyalty-renewal-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (chain, key) = (dir.join("chain.pem"), dir.join("key.pem"));
+    let install = |tls: &TestTls| {
+        std::fs::copy(&tls.chain_pem, &chain).unwrap();
+        std::fs::copy(&tls.key_pem, &key).unwrap();
+    };
+    install(&first);
+    let server = ServerProcess::start(
+        env!("CARGO_BIN_EXE_server"),
+        &db.owner_url(),
+        &[
+            ("LOYALTY_TLS_CERT", chain.to_str().unwrap()),
+            ("LOYALTY_TLS_KEY", key.to_str().unwrap()),
+        ],
+    )
+    .await;
+    assert!(trusted_by(&first, &server.url).await);
+    assert!(!trusted_by(&renewed, &server.url).await);
+    let deadline = || std::time::Instant::now() + Duration::from_secs(20);
+
+    // A half-written renewal: the reload is refused, said in the log, and the old certificate stays.
+    std::fs::write(&chain, "not a certificate yet").unwrap();
+    hang_up(&server);
+    let until = deadline();
+    while !server
+        .logs()
+        .contains("the TLS certificate was not reloaded")
+    {
+        assert!(
+            std::time::Instant::now() < until,
+            "the failed reload was not logged"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(trusted_by(&first, &server.url).await);
+
+    install(&renewed);
+    hang_up(&server);
+    let until = deadline();
+    while !trusted_by(&renewed, &server.url).await {
+        assert!(
+            std::time::Instant::now() < until,
+            "the renewed certificate was not served"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(!trusted_by(&first, &server.url).await);
+    assert!(server.logs().contains("reloaded the TLS certificate"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
