@@ -437,3 +437,93 @@ async fn guessing_the_current_password_from_an_open_session_is_throttled() {
         )
     ));
 }
+
+/// Signs in as `email` while the staff row is held by another transaction, which changes it (as a manager's
+/// switch-off or new password would) once the sign-in is waiting for the row, and commits.
+async fn sign_in_while_the_row_changes(
+    db: &TestDb,
+    email: &str,
+    password: &str,
+    change: &str,
+) -> Result<(), LoyaltyError> {
+    let mut holder = db.owner.begin().await.unwrap();
+    sqlx::query("select 1 from staff where program_id = $1 and email = $2 for update")
+        .bind(db.program_id)
+        .bind(email)
+        .execute(&mut *holder)
+        .await
+        .unwrap();
+    let (pool, email_owned, password) = (db.app.clone(), email.to_owned(), password.to_owned());
+    let signing_in = tokio::spawn(async move {
+        sign_in(&pool, &email_owned, &password, "held")
+            .await
+            .map(|_| ())
+    });
+    // The password is checked before the session is opened: wait until the opening waits for the row.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let waiting: i64 = sqlx::query_scalar(
+            "select count(*) from pg_stat_activity
+              where datname = current_database() and wait_event_type = 'Lock'
+                and query like '%open_staff_session%'",
+        )
+        .fetch_one(&db.owner)
+        .await
+        .unwrap();
+        if waiting > 0 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the sign-in never waited"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "update staff set {change} where program_id = $1 and email = $2"
+    )))
+    .bind(db.program_id)
+    .bind(email)
+    .execute(&mut *holder)
+    .await
+    .unwrap();
+    holder.commit().await.unwrap();
+    signing_in.await.unwrap()
+}
+
+#[tokio::test]
+async fn a_sign_in_overtaken_by_a_new_password_or_a_switch_off_opens_no_session_and_says_which() {
+    let db = TestDb::new().await;
+    let email = "overtaken@test.example";
+    let password = "overtaken-password-1";
+    let id = app::auth::db::create_staff(
+        &db.owner,
+        db.program_id,
+        email,
+        "Overtaken",
+        Role::Clerk,
+        password,
+    )
+    .await
+    .unwrap();
+    let other_hash = app::auth::db::hash_password("someone-elses-choice");
+    let replaced = sign_in_while_the_row_changes(
+        &db,
+        email,
+        password,
+        &format!("password_hash = '{other_hash}'"),
+    )
+    .await;
+    assert_eq!(replaced, Err(LoyaltyError::BadCredentials));
+    assert_eq!(open_sessions(&db, id).await, 0);
+
+    sqlx::query("update staff set password_hash = $1 where id = $2")
+        .bind(app::auth::db::hash_password(password))
+        .bind(id)
+        .execute(&db.owner)
+        .await
+        .unwrap();
+    let switched = sign_in_while_the_row_changes(&db, email, password, "active = false").await;
+    assert_eq!(switched, Err(LoyaltyError::AccountSwitchedOff));
+    assert_eq!(open_sessions(&db, id).await, 0);
+}

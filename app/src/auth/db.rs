@@ -234,7 +234,18 @@ pub async fn sign_in(db: &PgPool, email: &str, password: &str, client: &str) -> 
         .await
         .map_err(db_error)?;
     if !opened {
-        return Err(LoyaltyError::AccountSwitchedOff);
+        // Switched off, or given a new password, since the password was checked: say which.
+        let active: Option<bool> =
+            sqlx::query_scalar("select active from public.staff where program_id = $1 and id = $2")
+                .bind(program_id)
+                .bind(staff_id)
+                .fetch_optional(db)
+                .await
+                .map_err(db_error)?;
+        return Err(match active {
+            Some(false) => LoyaltyError::AccountSwitchedOff,
+            _ => LoyaltyError::BadCredentials,
+        });
     }
     let cookie_value = format!("{program_id}.{token}");
     let staff = session(db, &cookie_value).await?;
