@@ -119,7 +119,8 @@ step "the panel shows the balance" "Balance  75 points"
 step "the ledger lists the redeem" "Redeem       -45       75"
 step "the ledger lists the earn" "Earn        +120      120"
 step "a redeem over the balance names the balance" "Not enough points: the balance is 75 points." "r" "500" Enter Enter
-claimed_day=$(sql <<<"select to_char(claimed_at at time zone 'UTC', 'FMDD Mon YYYY') from claim_codes where code = :'code'" 2>&1)
+claimed_day=$(sql <<<"select to_char(c.claimed_at at time zone p.time_zone, 'FMDD Mon YYYY')
+                        from claim_codes c join programs p on p.id = c.program_id where c.code = :'code'" 2>&1)
 step "scanning the postcard again says when it was claimed" \
     "This postcard has already been claimed on $claimed_day." "$POSTCARD" Enter
 

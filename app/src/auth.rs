@@ -211,6 +211,7 @@ pub mod server {
                 email: staff.email.clone(),
                 role: staff.role,
                 program_name: staff.program_name.clone(),
+                time_zone: staff.time_zone.clone(),
                 csrf_token: staff.csrf_token.clone(),
             }
         }

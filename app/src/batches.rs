@@ -1,7 +1,7 @@
 //! Batches of postcards: a manager orders codes for a mailing, exports them for the mailing house or prints
 //! them, and withdraws the ones nobody claimed.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use leptos::prelude::*;
 use loyalty_core::LoyaltyError;
 use serde::{Deserialize, Serialize};
@@ -31,8 +31,12 @@ pub struct BatchSummary {
     /// Codes withdrawn when the batch was voided.
     pub voided: i64,
     pub created_at: DateTime<Utc>,
+    /// The day it was made, on the program's clock.
+    pub created_on: NaiveDate,
     pub created_by: String,
     pub voided_at: Option<DateTime<Utc>>,
+    /// The day it was withdrawn, on the program's clock.
+    pub voided_on: Option<NaiveDate>,
     pub voided_by: Option<String>,
 }
 
@@ -221,8 +225,8 @@ pub struct CsvQuery {
     pub id: Option<String>,
 }
 
-fn day(at: &DateTime<Utc>) -> String {
-    loyalty_core::error::day(at)
+fn day(on: &NaiveDate) -> String {
+    loyalty_core::error::day(on)
 }
 
 /// The batches page: order a batch, see what became of each, export, print or withdraw it.
@@ -373,12 +377,13 @@ fn BatchRow(batch: BatchSummary, void: ServerAction<VoidBatch>) -> impl IntoView
         claimed,
         unclaimed,
         voided,
-        created_at,
+        created_on,
         created_by,
-        voided_at,
+        voided_on,
         voided_by,
+        ..
     } = batch;
-    let withdrawn = match voided_at {
+    let withdrawn = match voided_on {
         Some(at) => view! {
             <span class="withdrawn">
                 {format!(
@@ -411,7 +416,7 @@ fn BatchRow(batch: BatchSummary, void: ServerAction<VoidBatch>) -> impl IntoView
     view! {
         <tr data-batch=id.to_string()>
             <td>{name.clone()}</td>
-            <td>{format!("{} by {created_by}", day(&created_at))}</td>
+            <td>{format!("{} by {created_by}", day(&created_on))}</td>
             <td class="num">{size}</td>
             <td class="num">{claimed}</td>
             <td class="num">{unclaimed}</td>
@@ -457,7 +462,7 @@ pub fn PrintPage() -> impl IntoView {
                                         </a>
                                     }
                                 });
-                            let status = match batch.voided_at {
+                            let status = match batch.voided_on {
                                 Some(at) => format!(
                                     "{} unclaimed postcards of this batch were withdrawn on {}: scanned, they say so, and they are not printed. The CSV lists which.",
                                     batch.voided,

@@ -34,7 +34,11 @@ impl RpcAnswer {
         if let ("THROTTLED", Some(retry_after_secs)) = (code, self.retry_after_secs) {
             return Err(LoyaltyError::Throttled { retry_after_secs });
         }
-        let err = LoyaltyError::from_rpc(code, self.claimed_at.or(self.voided_at), self.balance);
+        let at = self
+            .claimed_at
+            .or(self.voided_at)
+            .map(|at| at.fixed_offset());
+        let err = LoyaltyError::from_rpc(code, at, self.balance);
         if err == LoyaltyError::Internal {
             tracing::error!(code, "unexpected refusal from a database function");
         }
@@ -48,6 +52,43 @@ impl RpcAnswer {
             tracing::error!(error = %e, "malformed data from a database function");
             LoyaltyError::Internal
         })
+    }
+}
+
+/// `err` with the moment it names (a claim, a withdrawal) put on the program's clock, `offset_secs` ahead of
+/// UTC (`public.program_utc_offset`), so a clerk in New York reads the day it was in New York.
+pub fn on_program_clock(mut err: LoyaltyError, offset_secs: Option<i32>) -> LoyaltyError {
+    if let (Some(at), Some(offset)) = (
+        err.moment_mut(),
+        offset_secs.and_then(chrono::FixedOffset::east_opt),
+    ) {
+        *at = at.with_timezone(&offset);
+    }
+    err
+}
+
+/// [`on_program_clock`] for a refusal whose statement did not already read the offset: asked of the database,
+/// which knows the time zones, on these refusals only.
+pub async fn read_on_program_clock(
+    db: impl sqlx::PgExecutor<'_>,
+    program_id: uuid::Uuid,
+    err: LoyaltyError,
+) -> LoyaltyError {
+    let Some(at) = err.moment().map(|at| at.to_utc()) else {
+        return err;
+    };
+    match sqlx::query_scalar("select public.program_utc_offset($1, $2)")
+        .bind(program_id)
+        .bind(at)
+        .fetch_one(db)
+        .await
+    {
+        Ok(offset) => on_program_clock(err, offset),
+        Err(e) => {
+            // The moment itself is right; only the clock it is read on stays UTC's.
+            tracing::warn!(error = %e, "no time zone offset for a refusal's moment");
+            err
+        }
     }
 }
 

@@ -548,6 +548,7 @@ fn HistoryResults(
     let wire::HistoryPage {
         entries,
         next_cursor,
+        time_zone,
     } = page;
     let csv_link = current.link(CSV_PATH, None);
     let newest_link = current
@@ -572,7 +573,7 @@ fn HistoryResults(
                     <thead>
                         <tr>
                             <th scope="col">"#"</th>
-                            <th scope="col">"Time (UTC)"</th>
+                            <th scope="col">{format!("Time ({time_zone})")}</th>
                             <th scope="col">"Member"</th>
                             <th scope="col">"Type"</th>
                             <th scope="col" class="num">"Points"</th>
@@ -648,6 +649,7 @@ fn HistoryRow(entry: LedgerEntry, void_action: ServerAction<VoidTransaction>) ->
         description,
         staff_name,
         created_at,
+        local_at,
         voids,
         voided_by,
     } = entry;
@@ -666,7 +668,7 @@ fn HistoryRow(entry: LedgerEntry, void_action: ServerAction<VoidTransaction>) ->
             <td>
                 <time datetime=created_at
                     .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)>
-                    {created_at.format("%Y-%m-%d %H:%M").to_string()}
+                    {local_at.format("%Y-%m-%d %H:%M").to_string()}
                 </time>
             </td>
             <td class="pass-id">{external_id}</td>
@@ -789,7 +791,7 @@ fn DailyChart(daily: Vec<DailyPoints>) -> impl IntoView {
                 <span class="history-bar-earned">"Earned"</span>
                 " and "
                 <span class="history-bar-redeemed">"redeemed"</span>
-                {format!(" points per day, {first} to {last} (UTC)")}
+                {format!(" points per day, {first} to {last}")}
             </figcaption>
             <details class="history-chart-data">
                 <summary>"Points per day as a table"</summary>

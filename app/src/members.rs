@@ -220,7 +220,7 @@ pub fn Ledger(entries: Vec<loyalty_core::wire::LedgerEntry>) -> impl leptos::Int
                         view! {
                             <tr class=kind>
                                 <td>{entry.id}</td>
-                                <td>{entry.created_at.format("%-d %b %Y %H:%M").to_string()}</td>
+                                <td>{entry.local_at.format("%-d %b %Y %H:%M").to_string()}</td>
                                 <td>{if entry.tx_type == TxType::Earn { "Earn" } else { "Redeem" }}</td>
                                 <td class="num">{sign} {entry.points}</td>
                                 <td class="num">{entry.balance_after}</td>

@@ -4,7 +4,7 @@
 //! The pass page shows one member's own balance and newest few transactions, and nothing else: it is looked
 //! up by its token alone and never takes a program from the request.
 
-use chrono::{DateTime, Utc};
+use chrono::NaiveDateTime;
 use leptos::prelude::*;
 use loyalty_core::LoyaltyError;
 use loyalty_core::wire::TxType;
@@ -32,7 +32,8 @@ pub struct PassView {
 pub struct PassActivity {
     pub tx_type: TxType,
     pub points: i64,
-    pub created_at: DateTime<Utc>,
+    /// On the program's clock.
+    pub created_at: NaiveDateTime,
 }
 
 /// A pass page's path.
@@ -190,12 +191,13 @@ pub struct WalletDelivery {
     /// The idempotency key the wallet service receives.
     pub id: i64,
     pub external_id: String,
-    pub created_at: DateTime<Utc>,
+    /// These four on the program's clock.
+    pub created_at: NaiveDateTime,
     pub attempts: i32,
-    pub last_attempt_at: Option<DateTime<Utc>>,
+    pub last_attempt_at: Option<NaiveDateTime>,
     pub last_error: Option<String>,
-    pub next_attempt_at: DateTime<Utc>,
-    pub delivered_at: Option<DateTime<Utc>>,
+    pub next_attempt_at: NaiveDateTime,
+    pub delivered_at: Option<NaiveDateTime>,
 }
 
 /// The program's wallet deliveries: counts over all of them, and the newest rows.
@@ -228,7 +230,7 @@ pub async fn load_wallet() -> Result<WalletOverview, LoyaltyError> {
 #[component]
 pub fn WalletPage() -> impl IntoView {
     let overview = Resource::new(|| (), |_| load_wallet());
-    let when = |at: DateTime<Utc>| at.format("%-d %b %Y %H:%M:%S").to_string();
+    let when = |at: NaiveDateTime| at.format("%-d %b %Y %H:%M:%S").to_string();
     view! {
         <section class="wallet">
             <h1>"Wallet deliveries"</h1>

@@ -1,6 +1,6 @@
 //! The one error type: codes from SQL become variants, and each variant a sentence a clerk understands.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Datelike, FixedOffset};
 use serde::{Deserialize, Serialize};
 
 pub type Result<T, E = LoyaltyError> = std::result::Result<T, E>;
@@ -18,16 +18,16 @@ pub enum LoyaltyError {
     #[error("This code is not valid for this program.")]
     InvalidCode,
     #[error("This postcard has already been claimed on {}.", day(claimed_at))]
-    AlreadyClaimed { claimed_at: DateTime<Utc> },
+    AlreadyClaimed { claimed_at: DateTime<FixedOffset> },
     #[error(
         "This postcard was withdrawn on {} and is no longer valid.",
         day(voided_at)
     )]
-    CodeVoided { voided_at: DateTime<Utc> },
+    CodeVoided { voided_at: DateTime<FixedOffset> },
     #[error("No such batch of postcards in this program.")]
     BatchNotFound,
     #[error("This batch was already withdrawn on {}.", day(voided_at))]
-    BatchAlreadyVoided { voided_at: DateTime<Utc> },
+    BatchAlreadyVoided { voided_at: DateTime<FixedOffset> },
     #[error("No member with this pass in this program.")]
     MemberNotFound,
     #[error("Not enough points: the balance is {balance} points.")]
@@ -132,9 +132,30 @@ impl LoyaltyError {
         }
     }
 
+    /// The moment the error names: a claim, a withdrawal.
+    pub fn moment(&self) -> Option<DateTime<FixedOffset>> {
+        match self {
+            Self::AlreadyClaimed { claimed_at: at }
+            | Self::CodeVoided { voided_at: at }
+            | Self::BatchAlreadyVoided { voided_at: at } => Some(*at),
+            _ => None,
+        }
+    }
+
+    /// The same, to change: its offset says on which clock a clerk reads it, and the server sets it to the
+    /// program's time zone.
+    pub fn moment_mut(&mut self) -> Option<&mut DateTime<FixedOffset>> {
+        match self {
+            Self::AlreadyClaimed { claimed_at: at }
+            | Self::CodeVoided { voided_at: at }
+            | Self::BatchAlreadyVoided { voided_at: at } => Some(at),
+            _ => None,
+        }
+    }
+
     /// Maps the `error` of a refused RPC answer to its variant. `at` is the moment the answer names: its
     /// `claimed_at` or its `voided_at`.
-    pub fn from_rpc(code: &str, at: Option<DateTime<Utc>>, balance: Option<i64>) -> Self {
+    pub fn from_rpc(code: &str, at: Option<DateTime<FixedOffset>>, balance: Option<i64>) -> Self {
         match (code, at) {
             ("INVALID_CODE", _) => Self::InvalidCode,
             ("ALREADY_CLAIMED", Some(claimed_at)) => Self::AlreadyClaimed { claimed_at },
@@ -171,20 +192,28 @@ impl LoyaltyError {
     }
 }
 
-/// A day as a clerk says it: 3 Nov 2026.
-pub fn day(at: &DateTime<Utc>) -> String {
-    at.format("%-d %b %Y").to_string()
+/// A day as a clerk says it, on the clock `at` is given in: 3 Nov 2026.
+pub fn day(at: &impl Datelike) -> String {
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    format!(
+        "{} {} {}",
+        at.day(),
+        MONTHS[at.month0() as usize % 12],
+        at.year()
+    )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chrono::TimeZone;
+    use chrono::{TimeZone, Utc};
 
     #[test]
     fn already_claimed_names_the_day() {
         let at = Utc.with_ymd_and_hms(2026, 11, 3, 15, 4, 5).unwrap();
-        let err = LoyaltyError::from_rpc("ALREADY_CLAIMED", Some(at), None);
+        let err = LoyaltyError::from_rpc("ALREADY_CLAIMED", Some(at.fixed_offset()), None);
         assert_eq!(
             err.to_string(),
             "This postcard has already been claimed on 3 Nov 2026."
@@ -195,12 +224,30 @@ mod tests {
     #[test]
     fn a_withdrawn_postcard_names_the_day() {
         let at = Utc.with_ymd_and_hms(2026, 11, 3, 15, 4, 5).unwrap();
-        let err = LoyaltyError::from_rpc("CODE_VOIDED", Some(at), None);
+        let err = LoyaltyError::from_rpc("CODE_VOIDED", Some(at.fixed_offset()), None);
         assert_eq!(
             err.to_string(),
             "This postcard was withdrawn on 3 Nov 2026 and is no longer valid."
         );
         assert_eq!(err.code(), "CODE_VOIDED");
+    }
+
+    #[test]
+    fn the_day_is_the_one_on_the_programs_clock() {
+        // 03:04 UTC on 4 Nov is still 3 Nov in New York (UTC-5 then).
+        let at = Utc.with_ymd_and_hms(2026, 11, 4, 3, 4, 5).unwrap();
+        let new_york = FixedOffset::west_opt(5 * 3600).unwrap();
+        let err = LoyaltyError::AlreadyClaimed {
+            claimed_at: at.with_timezone(&new_york),
+        };
+        assert_eq!(
+            err.to_string(),
+            "This postcard has already been claimed on 3 Nov 2026."
+        );
+        assert_eq!(day(&at), "4 Nov 2026", "the same moment on UTC's clock");
+        let json = serde_json::to_value(&err).unwrap();
+        assert_eq!(json["claimed_at"], "2026-11-03T22:04:05-05:00");
+        assert_eq!(serde_json::from_value::<LoyaltyError>(json).unwrap(), err);
     }
 
     #[test]
@@ -217,7 +264,9 @@ mod tests {
         let at = Utc.with_ymd_and_hms(2026, 11, 3, 15, 4, 5).unwrap();
         for err in [
             LoyaltyError::InsufficientFunds { balance: 7 },
-            LoyaltyError::AlreadyClaimed { claimed_at: at },
+            LoyaltyError::AlreadyClaimed {
+                claimed_at: at.fixed_offset(),
+            },
             LoyaltyError::MemberNotFound,
             LoyaltyError::AccountSwitchedOff,
             LoyaltyError::StaffNotFound,

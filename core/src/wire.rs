@@ -1,6 +1,6 @@
 //! What the API sends and receives: shared by the server, the web pages and the counter terminal.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 /// How a pass came to be, read from its external id's prefix.
@@ -110,6 +110,8 @@ pub struct LedgerEntry {
     pub description: Option<String>,
     pub staff_name: Option<String>,
     pub created_at: DateTime<Utc>,
+    /// The same moment on the program's clock (its time zone), as its staff read it.
+    pub local_at: NaiveDateTime,
     /// The transaction this entry undoes, when it is a void.
     pub voids: Option<i64>,
     /// The void that undid this entry, if any.
@@ -155,10 +157,12 @@ pub struct StaffSession {
     pub email: String,
     pub role: Role,
     pub program_name: String,
+    /// The program's time zone (`Europe/Paris`, say): the clock of its days and of the times staff read.
+    pub time_zone: String,
     pub csrf_token: String,
 }
 
-/// The manager's history filter. Every field is optional; dates are whole days, inclusive, in UTC.
+/// The manager's history filter. Every field is optional; dates are whole days of the program's, inclusive.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HistoryFilter {
     pub from: Option<chrono::NaiveDate>,
@@ -192,9 +196,12 @@ pub struct DailyPoints {
 pub struct HistoryPage {
     pub entries: Vec<LedgerEntry>,
     pub next_cursor: Option<String>,
+    /// The program's time zone, the clock of the entries' `local_at` and of the filter's days.
+    pub time_zone: String,
 }
 
-/// The sums over everything a history filter matches, and the same per UTC day (oldest first) for the chart.
+/// The sums over everything a history filter matches, and the same per day of the program's (oldest first) for
+/// the chart.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HistorySummary {
     pub totals: HistoryTotals,

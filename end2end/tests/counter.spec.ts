@@ -23,13 +23,13 @@ test("a postcard is claimed once; scanned again it says when", async ({ page }) 
 
   await input.fill(code);
   await input.press("Enter");
-  const { rows } = await client.query("select claimed_at from claim_codes where code = $1", [code]);
-  const day = new Date(rows[0].claimed_at).toLocaleDateString("en-GB", {
-    day: "numeric",
-    month: "short",
-    year: "numeric",
-    timeZone: "UTC",
-  });
+  // The day on the program's clock, as the database reckons it.
+  const { rows } = await client.query(
+    `select to_char(c.claimed_at at time zone p.time_zone, 'FMDD Mon YYYY') as day
+       from claim_codes c join programs p on p.id = c.program_id where c.code = $1`,
+    [code],
+  );
+  const day = rows[0].day;
   await expect(status).toContainText(`This postcard has already been claimed on ${day}.`);
   const passes = await client.query(
     "select count(*)::int as n from claim_codes c join passes_master m on m.id = c.pass_id where c.code = $1",

@@ -77,3 +77,27 @@ test("a manager switches off a signed-in clerk, who is signed out and told; a ne
   await till.close();
   await client.end();
 });
+
+test("a manager sets the program's time zone on their account page and the history reads it", async ({ page }) => {
+  const client = await db();
+  await signIn(page, MANAGER);
+  await page.goto("/account");
+  await hydrated(page);
+  const zone = page.getByLabel("Days and times are on this clock");
+  await expect(zone).toHaveValue("UTC");
+  await zone.fill("Europe/Paris");
+  await page.getByRole("button", { name: "Save time zone" }).click();
+  await expect(page.getByRole("status").first()).toContainText("Days and times are now on Europe/Paris time.");
+  const { rows } = await client.query("select time_zone from programs where name = 'Demo Coffee Club'");
+  expect(rows[0].time_zone).toBe("Europe/Paris");
+  await page.goto("/history");
+  await expect(page.getByRole("columnheader", { name: "Time (Europe/Paris)" })).toBeVisible();
+
+  // Back to UTC, for the other tests' days.
+  await page.goto("/account");
+  await hydrated(page);
+  await page.getByLabel("Days and times are on this clock").fill("UTC");
+  await page.getByRole("button", { name: "Save time zone" }).click();
+  await expect(page.getByRole("status").first()).toContainText("Days and times are now on UTC time.");
+  await client.end();
+});

@@ -389,6 +389,23 @@ fn cases() -> Vec<Case> {
             fields: |t| vec![("id", t.batch_id.to_string())],
             theirs: Refused("BATCH_NOT_FOUND"),
         },
+        // The program's time zone: the caller's own program, the only one a request can reach.
+        Case {
+            endpoint: "time_zone",
+            get: false,
+            access: Manager,
+            changes: false,
+            fields: none,
+            theirs: OwnProgramOnly,
+        },
+        Case {
+            endpoint: "set_time_zone",
+            get: false,
+            access: Manager,
+            changes: true,
+            fields: |_| vec![("time_zone", "Europe/Paris".into())],
+            theirs: OwnProgramOnly,
+        },
         // A staff member's own password, and only theirs: the request has no way to name anyone else, and
         // without the current password it is refused.
         Case {
@@ -999,6 +1016,7 @@ const FIELD_NAMES: &[&str] = &[
     "active",
     "current",
     "new",
+    "time_zone",
     "cursor",
     "transaction_id",
     "reason",

@@ -178,7 +178,12 @@ async fn voiding_withdraws_unclaimed_codes_and_keeps_claimed_ones() {
     let err = resolve_scan(&db.app, db.program_id, None, &codes[9])
         .await
         .unwrap_err();
-    assert_eq!(err, LoyaltyError::CodeVoided { voided_at });
+    assert_eq!(
+        err,
+        LoyaltyError::CodeVoided {
+            voided_at: voided_at.fixed_offset()
+        }
+    );
     assert_eq!(
         err.to_string(),
         format!(
@@ -206,7 +211,9 @@ async fn voiding_withdraws_unclaimed_codes_and_keeps_claimed_ones() {
 
     assert_eq!(
         batches::void_batch(&db.app, db.program_id, manager, batch.id).await,
-        Err(LoyaltyError::BatchAlreadyVoided { voided_at })
+        Err(LoyaltyError::BatchAlreadyVoided {
+            voided_at: voided_at.fixed_offset()
+        })
     );
     let listed = batches::list_batches(&db.app, db.program_id, 50)
         .await

@@ -63,6 +63,7 @@ fn session_of(program_id: Uuid, id: Uuid, role: Role) -> Staff {
         id,
         program_id,
         program_name: "Test program".into(),
+        time_zone: "UTC".into(),
         name: "Someone".into(),
         email: "someone@example.com".into(),
         role,
@@ -883,6 +884,7 @@ fn a_plain_form_void_goes_back_to_the_page_it_came_from_with_its_outcome() {
         description: None,
         staff_name: None,
         created_at: Utc::now(),
+        local_at: Utc::now().naive_utc(),
         voids: Some(12),
         voided_by: None,
     };

@@ -166,7 +166,12 @@ async fn a_postcard_is_claimed_once_and_the_second_scan_names_the_day() {
 
     let err = client.scan(&postcard).await.unwrap_err();
     let claimed_at = claimed_at(&server, &postcard).await;
-    assert_eq!(err, LoyaltyError::AlreadyClaimed { claimed_at });
+    assert_eq!(
+        err,
+        LoyaltyError::AlreadyClaimed {
+            claimed_at: claimed_at.fixed_offset()
+        }
+    );
     assert_eq!(
         err.to_string(),
         format!(

@@ -26,6 +26,8 @@ pub struct Staff {
     pub id: Uuid,
     pub program_id: Uuid,
     pub program_name: String,
+    /// The program's time zone (`Europe/Paris`, say): its days and the times its staff read.
+    pub time_zone: String,
     pub name: String,
     pub email: String,
     pub role: Role,
@@ -405,40 +407,52 @@ async fn touch(
     Ok(())
 }
 
+/// A session's row as [`session`] reads it.
+#[derive(sqlx::FromRow)]
+struct SessionRow {
+    id: Uuid,
+    name: String,
+    email: String,
+    role: String,
+    program_name: String,
+    time_zone: String,
+    csrf_token: String,
+    stale: bool,
+}
+
 /// The staff member a session cookie belongs to, if the session is open and not idle for too long.
 pub async fn session(db: &PgPool, cookie_value: &str) -> Result<Staff> {
     let (program_id, token) = parse_cookie(cookie_value).ok_or(LoyaltyError::NotSignedIn)?;
     let hash = token_hash(token);
-    let row: Option<(Uuid, String, String, String, String, String, bool)> =
-        sqlx::query_as(concat!(
-            "select st.id, st.display_name, st.email, st.role,
-                (select p.name from public.programs p where p.id = s.program_id), s.csrf_token,
-                s.last_seen_at < now() - interval '1 minute'
-               from public.staff_sessions s
-               join public.staff st on st.program_id = s.program_id and st.id = s.staff_id
-              where",
-            crate::open_session!()
-        ))
-        .bind(program_id)
-        .bind(&hash)
-        .bind(IDLE_MINUTES as i32)
-        .bind(MAX_HOURS as i32)
-        .fetch_optional(db)
-        .await
-        .map_err(db_error)?;
-    let (id, name, email, role, program_name, csrf_token, stale) =
-        row.ok_or(LoyaltyError::NotSignedIn)?;
-    if stale {
+    let row: Option<SessionRow> = sqlx::query_as(concat!(
+        "select st.id, st.display_name as name, st.email, st.role, p.name as program_name, p.time_zone,
+                s.csrf_token, s.last_seen_at < now() - interval '1 minute' as stale
+           from public.staff_sessions s
+           join public.staff st on st.program_id = s.program_id and st.id = s.staff_id
+           join public.programs p on p.id = s.program_id
+          where",
+        crate::open_session!()
+    ))
+    .bind(program_id)
+    .bind(&hash)
+    .bind(IDLE_MINUTES as i32)
+    .bind(MAX_HOURS as i32)
+    .fetch_optional(db)
+    .await
+    .map_err(db_error)?;
+    let row = row.ok_or(LoyaltyError::NotSignedIn)?;
+    if row.stale {
         touch(db, program_id, &hash).await.map_err(db_error)?;
     }
     Ok(Staff {
-        id,
+        id: row.id,
         program_id,
-        program_name,
-        name,
-        email,
-        role: Role::from_sql(&role).ok_or(LoyaltyError::Internal)?,
-        csrf_token,
+        program_name: row.program_name,
+        time_zone: row.time_zone,
+        name: row.name,
+        email: row.email,
+        role: Role::from_sql(&row.role).ok_or(LoyaltyError::Internal)?,
+        csrf_token: row.csrf_token,
     })
 }
 

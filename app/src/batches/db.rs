@@ -2,7 +2,7 @@
 
 use std::io;
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
 use futures::{Stream, TryStreamExt};
 use loyalty_core::{LoyaltyError, Result};
 use sqlx::{PgExecutor, PgPool};
@@ -20,8 +20,10 @@ struct BatchRow {
     name: String,
     size: i32,
     created_at: DateTime<Utc>,
+    created_on: NaiveDate,
     created_by: String,
     voided_at: Option<DateTime<Utc>>,
+    voided_on: Option<NaiveDate>,
     voided_by: Option<String>,
     voided: i32,
     claimed: i64,
@@ -39,8 +41,10 @@ impl From<BatchRow> for BatchSummary {
             unclaimed: size - row.claimed - voided,
             voided,
             created_at: row.created_at,
+            created_on: row.created_on,
             created_by: row.created_by,
             voided_at: row.voided_at,
+            voided_on: row.voided_on,
             voided_by: row.voided_by,
         }
     }
@@ -50,7 +54,10 @@ impl From<BatchRow> for BatchSummary {
 macro_rules! batch_select {
     () => {
         "
-    select b.id, b.name, b.size, b.created_at, cs.display_name as created_by, b.voided_at,
+    select b.id, b.name, b.size, b.created_at,
+           public.program_time(b.program_id, b.created_at)::date as created_on,
+           cs.display_name as created_by, b.voided_at,
+           public.program_time(b.program_id, b.voided_at)::date as voided_on,
            vs.display_name as voided_by, coalesce(b.voided_count, 0) as voided,
            (select count(*) from public.claim_codes c
              where c.program_id = b.program_id and c.batch_id = b.id and c.claimed_at is not null) as claimed
@@ -139,7 +146,9 @@ pub async fn void_batch(
             .fetch_one(db)
             .await
             .map_err(db_error)?;
-    answer.0.into_result()?;
+    if let Err(err) = answer.0.into_result() {
+        return Err(crate::db::read_on_program_clock(db, program_id, err).await);
+    }
     find_batch(db, program_id, batch_id).await
 }
 

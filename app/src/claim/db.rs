@@ -8,7 +8,7 @@ use sqlx::PgExecutor;
 use uuid::Uuid;
 
 use crate::auth::db::SessionKey;
-use crate::db::{CounterPool, RpcAnswer, db_error};
+use crate::db::{CounterPool, RpcAnswer, db_error, on_program_clock, read_on_program_clock};
 
 #[derive(Deserialize)]
 struct Claimed {
@@ -30,15 +30,18 @@ pub async fn claim_postcard(
     staff_id: Option<Uuid>,
     code: &str,
 ) -> Result<ScanOutcome> {
-    let answer: sqlx::types::Json<RpcAnswer> =
-        sqlx::query_scalar("select public.process_claim_attempt($1, $2, $3)")
-            .bind(code)
-            .bind(program_id)
-            .bind(staff_id)
-            .fetch_one(db)
-            .await
-            .map_err(db_error)?;
-    claimed(answer.0)
+    // With the program's clock's offset at the moment a refusal names, for its sentence.
+    let (answer, offset): (sqlx::types::Json<RpcAnswer>, Option<i32>) = sqlx::query_as(
+        "select a, public.program_utc_offset($2, coalesce(a->>'claimed_at', a->>'voided_at')::timestamptz)
+           from public.process_claim_attempt($1, $2, $3) a",
+    )
+    .bind(code)
+    .bind(program_id)
+    .bind(staff_id)
+    .fetch_one(db)
+    .await
+    .map_err(db_error)?;
+    claimed(answer.0).map_err(|err| on_program_clock(err, offset))
 }
 
 /// [`claim_postcard`] as the staff member of a session, checked in the same statement.
@@ -58,7 +61,13 @@ pub async fn claim_postcard_in_session(
         .fetch_optional(conn.conn())
         .await;
     let answer: sqlx::types::Json<RpcAnswer> = session.answer(conn, row).await?;
-    claimed(answer.0)
+    match claimed(answer.0) {
+        Err(err) if err.moment().is_some() => {
+            let mut conn = db.get().await?;
+            Err(read_on_program_clock(conn.conn(), session.program_id, err).await)
+        }
+        result => result,
+    }
 }
 
 fn claimed(answer: RpcAnswer) -> Result<ScanOutcome> {

@@ -1,6 +1,6 @@
 //! Member passes: looking them up, their ledgers, and enrolment without a postcard.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDateTime, Utc};
 use loyalty_core::wire::{LedgerEntry, Member, MemberDetail, PassOrigin, TxType};
 use loyalty_core::{LoyaltyError, Result};
 use serde::Deserialize;
@@ -56,6 +56,7 @@ pub(crate) struct LedgerRow {
     description: Option<String>,
     staff_name: Option<String>,
     created_at: DateTime<Utc>,
+    local_at: NaiveDateTime,
     voids: Option<i64>,
     voided_by: Option<i64>,
 }
@@ -71,6 +72,7 @@ impl From<LedgerRow> for LedgerEntry {
             description: row.description,
             staff_name: row.staff_name,
             created_at: row.created_at,
+            local_at: row.local_at,
             voids: row.voids,
             voided_by: row.voided_by,
         }
@@ -87,7 +89,8 @@ pub async fn member_detail(
     let member = find_member(db, program_id, external_id).await?;
     let ledger = sqlx::query_as::<_, LedgerRow>(
         "select t.id, m.external_id, t.type as tx_type, t.points, t.balance_after, t.description,
-                st.display_name as staff_name, t.created_at, t.voids_id as voids,
+                st.display_name as staff_name, t.created_at,
+                public.program_time(t.program_id, t.created_at) as local_at, t.voids_id as voids,
                 (select v.id from public.transactions v
                   where v.program_id = t.program_id and v.voids_id = t.id) as voided_by
            from public.transactions t

@@ -1,6 +1,6 @@
 //! Passes by their token, and the wallet outbox as managers read it.
 
-use chrono::{DateTime, Utc};
+use chrono::NaiveDateTime;
 use loyalty_core::wire::TxType;
 use loyalty_core::{LoyaltyError, Result};
 use sqlx::{PgExecutor, PgPool};
@@ -28,8 +28,8 @@ pub async fn pass_by_token(db: &PgPool, token: &str, limit: i64) -> Result<PassV
         return Err(LoyaltyError::MemberNotFound);
     }
     let (program_id, member_id, external_id, points, program_name) = found.remove(0);
-    let recent: Vec<(String, i32, DateTime<Utc>)> = sqlx::query_as(
-        "select t.type, t.points, t.created_at
+    let recent: Vec<(String, i32, NaiveDateTime)> = sqlx::query_as(
+        "select t.type, t.points, public.program_time(t.program_id, t.created_at)
            from public.transactions t
           where t.program_id = $1 and t.member_id = $2
           order by t.id desc
@@ -80,12 +80,12 @@ pub async fn pass_token(
 struct DeliveryRow {
     id: i64,
     external_id: String,
-    created_at: DateTime<Utc>,
+    created_at: NaiveDateTime,
     attempts: i32,
-    last_attempt_at: Option<DateTime<Utc>>,
+    last_attempt_at: Option<NaiveDateTime>,
     last_error: Option<String>,
-    next_attempt_at: DateTime<Utc>,
-    delivered_at: Option<DateTime<Utc>>,
+    next_attempt_at: NaiveDateTime,
+    delivered_at: Option<NaiveDateTime>,
 }
 
 /// A program's wallet deliveries: totals, and the newest `limit` rows.
@@ -102,8 +102,10 @@ pub async fn wallet_overview(db: &PgPool, program_id: Uuid, limit: i64) -> Resul
     .await
     .map_err(db_error)?;
     let rows = sqlx::query_as::<_, DeliveryRow>(
-        "select o.id, m.external_id, o.created_at, o.attempts, o.last_attempt_at, o.last_error,
-                o.next_attempt_at, o.delivered_at
+        "select o.id, m.external_id, public.program_time(o.program_id, o.created_at) as created_at,
+                o.attempts, public.program_time(o.program_id, o.last_attempt_at) as last_attempt_at,
+                o.last_error, public.program_time(o.program_id, o.next_attempt_at) as next_attempt_at,
+                public.program_time(o.program_id, o.delivered_at) as delivered_at
            from public.wallet_outbox o
            join public.passes_master m on m.program_id = o.program_id and m.id = o.pass_id
           where o.program_id = $1

@@ -1,6 +1,5 @@
 //! The counter: the scan line, the member on screen and an earn or redeem that got no answer.
 
-use chrono::Local;
 use loyalty_core::error::day;
 use loyalty_core::wire::{LedgerEntry, Member, TxType};
 use ratatui::Frame;
@@ -185,11 +184,8 @@ fn ledger_line(entry: &LedgerEntry) -> Line<'static> {
         (TxType::Earn, None) => ("Earn", '+', theme::EARN),
         (TxType::Redeem, None) => ("Redeem", '-', theme::REDEEM),
     };
-    let when = entry
-        .created_at
-        .with_timezone(&Local)
-        .format("%-d %b %Y %H:%M")
-        .to_string();
+    // On the program's clock, as on the dashboard.
+    let when = entry.local_at.format("%-d %b %Y %H:%M").to_string();
     let mut by: Vec<String> = entry.staff_name.iter().cloned().collect();
     by.extend(entry.description.iter().cloned());
     if entry.voided_by.is_some() {

@@ -175,7 +175,9 @@ fn already_claimed_names_the_day() {
         &mut app,
         ApiEvent::Scanned {
             code,
-            result: Err(LoyaltyError::AlreadyClaimed { claimed_at: at(3) }),
+            result: Err(LoyaltyError::AlreadyClaimed {
+                claimed_at: at(3).fixed_offset(),
+            }),
         },
     );
     assert_shows(

@@ -46,6 +46,7 @@ pub fn session() -> StaffSession {
         email: "alice@example.com".to_owned(),
         role: Role::Clerk,
         program_name: "Corner Bakery".to_owned(),
+        time_zone: "UTC".to_owned(),
         csrf_token: "csrf-token".to_owned(),
     }
 }
@@ -69,6 +70,7 @@ pub fn entry(id: i64, tx_type: TxType, points: i64, balance_after: i64) -> Ledge
         description: None,
         staff_name: Some("Alice Clerk".to_owned()),
         created_at: at(2),
+        local_at: at(2).naive_utc(),
         voids: None,
         voided_by: None,
     }

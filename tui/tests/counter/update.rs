@@ -393,7 +393,9 @@ fn the_servers_refusals_are_shown_in_its_own_words() {
         &mut app,
         ApiEvent::Scanned {
             code,
-            result: Err(LoyaltyError::AlreadyClaimed { claimed_at: at(3) }),
+            result: Err(LoyaltyError::AlreadyClaimed {
+                claimed_at: at(3).fixed_offset(),
+            }),
         },
     );
     assert_eq!(
