@@ -6,7 +6,8 @@ use std::sync::Arc;
 
 use app::auth::server::Staff;
 use app::history::db::{
-    CSV_HEADER, Cursor, history_csv, history_page, history_summary, push_page_query, void,
+    CSV_HEADER, Cursor, history_csv, history_page, history_summary, program_clock, push_page_query,
+    void,
 };
 use app::history::{
     CsvQuery, csv_download, parse_filter, void_outcome_from_query, void_return_path,
@@ -1252,7 +1253,8 @@ async fn big_ledger(db: &TestDb) -> (String, String) {
 async fn explain(db: &TestDb, filter: &HistoryFilter, cursor: Option<Cursor>) -> String {
     let mut sql =
         QueryBuilder::<Postgres>::new("explain (analyze, costs off, timing off, summary on) ");
-    push_page_query(&mut sql, db.program_id, filter, cursor, 50);
+    let clock = program_clock(&db.app, db.program_id, filter).await.unwrap();
+    push_page_query(&mut sql, db.program_id, filter, &clock, cursor, 50);
     let lines: Vec<String> = sql.build_query_scalar().fetch_all(&db.app).await.unwrap();
     lines.join("\n")
 }

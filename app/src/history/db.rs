@@ -44,37 +44,53 @@ impl Cursor {
     }
 }
 
-/// The program's time zone.
-async fn program_time_zone(db: &PgPool, program_id: Uuid) -> Result<String> {
-    sqlx::query_scalar("select p.time_zone from public.programs p where p.id = $1")
+/// The program's clock for one history request: its time zone, and the instants at which the filter's first
+/// day begins and the day after its last begins. Read first, so the query that follows binds plain instants and
+/// is planned for them, as for any range (a function call in the bound leaves the planner guessing).
+#[derive(Debug, Clone)]
+pub struct Clock {
+    pub time_zone: String,
+    from: Option<DateTime<Utc>>,
+    until: Option<DateTime<Utc>>,
+}
+
+/// The program's [`Clock`] for `filter`.
+pub async fn program_clock(db: &PgPool, program_id: Uuid, filter: &HistoryFilter) -> Result<Clock> {
+    let next_day = filter.to.and_then(|to| to.succ_opt());
+    let (time_zone, from, until): (String, Option<DateTime<Utc>>, Option<DateTime<Utc>>) =
+        sqlx::query_as(
+            "select p.time_zone, public.program_day_start(p.id, $2), public.program_day_start(p.id, $3)
+               from public.programs p where p.id = $1",
+        )
         .bind(program_id)
+        .bind(filter.from)
+        .bind(next_day)
         .fetch_optional(db)
         .await
         .map_err(db_error)?
-        .ok_or(LoyaltyError::ProgramNotFound)
-}
-
-/// Appends the first moment of one of the program's days, on its clock (`public.program_day_start`).
-fn push_day_start(sql: &mut QueryBuilder<Postgres>, program_id: Uuid, day: NaiveDate) {
-    sql.push("public.program_day_start(")
-        .push_bind(program_id)
-        .push(", ")
-        .push_bind(day)
-        .push(")");
+        .ok_or(LoyaltyError::ProgramNotFound)?;
+    Ok(Clock {
+        time_zone,
+        from,
+        until,
+    })
 }
 
 /// `where ...` for everything the filter matches in the program. Only the conditions that are set are
 /// written, so each filter gets the plan (and the index) that suits it.
-fn push_filter(sql: &mut QueryBuilder<Postgres>, program_id: Uuid, filter: &HistoryFilter) {
+fn push_filter(
+    sql: &mut QueryBuilder<Postgres>,
+    program_id: Uuid,
+    filter: &HistoryFilter,
+    clock: &Clock,
+) {
     sql.push(" where t.program_id = ").push_bind(program_id);
     // The program's days, whole and inclusive: from the first moment of `from` to before the day after `to`.
-    if let Some(from) = filter.from {
-        sql.push(" and t.created_at >= ");
-        push_day_start(sql, program_id, from);
+    if let Some(from) = clock.from {
+        sql.push(" and t.created_at >= ").push_bind(from);
     }
-    if let Some(next_day) = filter.to.and_then(|to| to.succ_opt()) {
-        sql.push(" and t.created_at < ");
-        push_day_start(sql, program_id, next_day);
+    if let Some(until) = clock.until {
+        sql.push(" and t.created_at < ").push_bind(until);
     }
     if let Some(tx_type) = filter.tx_type {
         sql.push(" and t.type = ").push_bind(tx_type.as_sql());
@@ -98,33 +114,32 @@ fn push_filter(sql: &mut QueryBuilder<Postgres>, program_id: Uuid, filter: &Hist
 }
 
 /// The ledger rows the filter matches, shaped as [`LedgerRow`]; the caller adds the order.
-fn ledger_query(program_id: Uuid, filter: &HistoryFilter) -> QueryBuilder<Postgres> {
+fn ledger_query(program_id: Uuid, filter: &HistoryFilter, clock: &Clock) -> QueryBuilder<Postgres> {
     let mut sql = QueryBuilder::new("");
-    push_ledger_query(&mut sql, program_id, filter);
+    push_ledger_query(&mut sql, program_id, filter, clock);
     sql
 }
 
-fn push_ledger_query(sql: &mut QueryBuilder<Postgres>, program_id: Uuid, filter: &HistoryFilter) {
+fn push_ledger_query(
+    sql: &mut QueryBuilder<Postgres>,
+    program_id: Uuid,
+    filter: &HistoryFilter,
+    clock: &Clock,
+) {
     sql.push(
         "select t.id, m.external_id, t.type as tx_type, t.points, t.balance_after, t.description,
-                s.display_name as staff_name, t.created_at,
-                t.created_at at time zone z.time_zone as local_at, t.voids_id as voids,
+                s.display_name as staff_name, t.created_at, t.created_at at time zone ",
+    )
+    .push_bind(clock.time_zone.clone())
+    .push(
+        " as local_at, t.voids_id as voids,
                 (select v.id from public.transactions v
                   where v.program_id = t.program_id and v.voids_id = t.id) as voided_by
            from public.transactions t
            join public.passes_master m on m.program_id = t.program_id and m.id = t.member_id
            left join public.staff s on s.program_id = t.program_id and s.id = t.staff_id",
     );
-    push_program_zone(sql, program_id);
-    push_filter(sql, program_id, filter);
-}
-
-/// Appends ` cross join (...) z`: the program's time zone as `z.time_zone`, read once per query rather than
-/// once per row (a CSV export reads millions).
-fn push_program_zone(sql: &mut QueryBuilder<Postgres>, program_id: Uuid) {
-    sql.push(" cross join (select p.time_zone from public.programs p where p.id = ")
-        .push_bind(program_id)
-        .push(") z");
+    push_filter(sql, program_id, filter, clock);
 }
 
 /// Appends the query for one page: `limit` rows (plus one, to tell whether there is an older page) after
@@ -133,10 +148,11 @@ pub fn push_page_query(
     sql: &mut QueryBuilder<Postgres>,
     program_id: Uuid,
     filter: &HistoryFilter,
+    clock: &Clock,
     cursor: Option<Cursor>,
     limit: i64,
 ) {
-    push_ledger_query(sql, program_id, filter);
+    push_ledger_query(sql, program_id, filter, clock);
     if let Some(cursor) = cursor {
         sql.push(" and (t.created_at, t.id) < (")
             .push_bind(cursor.created_at)
@@ -168,8 +184,9 @@ pub async fn history_page(
 ) -> Result<HistoryPage> {
     let cursor = cursor.map(Cursor::decode).transpose()?;
     let limit = limit.clamp(1, 500);
+    let clock = program_clock(db, program_id, filter).await?;
     let mut page = QueryBuilder::new("");
-    push_page_query(&mut page, program_id, filter, cursor, limit);
+    push_page_query(&mut page, program_id, filter, &clock, cursor, limit);
     let mut rows: Vec<LedgerEntry> = page
         .build_query_as::<LedgerRow>()
         .fetch_all(db)
@@ -193,7 +210,7 @@ pub async fn history_page(
     Ok(HistoryPage {
         entries: rows,
         next_cursor,
-        time_zone: program_time_zone(db, program_id).await?,
+        time_zone: clock.time_zone,
     })
 }
 
@@ -208,24 +225,27 @@ pub async fn history_summary(
 ) -> Result<HistorySummary> {
     // Read first, so the row-by-row part is planned for its real start (an index range over the newest
     // days), not for an unknown one.
-    let summed_until: Option<NaiveDate> = if filter.member.is_none() && filter.staff.is_none() {
-        sqlx::query_scalar(
-            "select x.next_day from public.ledger_days_through x
+    let clock = program_clock(db, program_id, filter).await?;
+    let summed_until: Option<(NaiveDate, DateTime<Utc>)> =
+        if filter.member.is_none() && filter.staff.is_none() {
+            sqlx::query_as(
+                "select x.next_day, public.program_day_start(x.program_id, x.next_day)
+               from public.ledger_days_through x
               where x.program_id = $1 and x.next_day > '-infinity'",
-        )
-        .bind(program_id)
-        .fetch_optional(db)
-        .await
-        .map_err(db_error)?
-    } else {
-        None
-    };
+            )
+            .bind(program_id)
+            .fetch_optional(db)
+            .await
+            .map_err(db_error)?
+        } else {
+            None
+        };
     let mut sums = QueryBuilder::new(
         "select day, sum(transactions)::bigint as transactions, sum(earned)::bigint as earned,
                 sum(redeemed)::bigint as redeemed
            from (",
     );
-    if let Some(until) = summed_until {
+    if let Some((until, _)) = summed_until {
         sums.push(
             "select d.day, d.tx_count as transactions,
                     case when d.type = 'EARN' then d.points else 0 end as earned,
@@ -247,18 +267,18 @@ pub async fn history_summary(
         }
         sums.push(" union all ");
     }
-    sums.push(
-        "select (t.created_at at time zone z.time_zone)::date as day,
+    sums.push("select (t.created_at at time zone ")
+        .push_bind(clock.time_zone.clone())
+        .push(
+            ")::date as day,
                 count(*) as transactions,
                 coalesce(sum(t.points) filter (where t.type = 'EARN'), 0)::bigint as earned,
                 coalesce(sum(t.points) filter (where t.type = 'REDEEM'), 0)::bigint as redeemed
            from public.transactions t",
-    );
-    push_program_zone(&mut sums, program_id);
-    push_filter(&mut sums, program_id, filter);
-    if let Some(until) = summed_until {
-        sums.push(" and t.created_at >= ");
-        push_day_start(&mut sums, program_id, until);
+        );
+    push_filter(&mut sums, program_id, filter, &clock);
+    if let Some((_, start)) = summed_until {
+        sums.push(" and t.created_at >= ").push_bind(start);
     }
     sums.push(" group by 1) s group by day order by day");
     let days = sums
@@ -307,7 +327,9 @@ pub async fn roll_up_ledger_days(db: &PgPool) -> Result<()> {
 
 /// One ledger entry of the program, as the history shows it.
 pub async fn ledger_entry(db: &PgPool, program_id: Uuid, id: i64) -> Result<LedgerEntry> {
-    let mut sql = ledger_query(program_id, &HistoryFilter::default());
+    let all = HistoryFilter::default();
+    let clock = program_clock(db, program_id, &all).await?;
+    let mut sql = ledger_query(program_id, &all, &clock);
     sql.push(" and t.id = ").push_bind(id);
     sql.build_query_as::<LedgerRow>()
         .fetch_optional(db)
@@ -392,7 +414,8 @@ pub fn history_csv(
 ) -> impl Stream<Item = io::Result<Vec<u8>>> + Send + 'static {
     csv_body("the history CSV", move |mut out| async move {
         out.write(CSV_HEADER).await?;
-        let mut sql = ledger_query(program_id, &filter);
+        let clock = program_clock(&db, program_id, &filter).await?;
+        let mut sql = ledger_query(program_id, &filter, &clock);
         sql.push(" order by t.created_at desc, t.id desc");
         let mut rows = sql.build_query_as::<LedgerRow>().fetch(&db);
         while let Some(row) = rows.try_next().await.map_err(db_error)? {
