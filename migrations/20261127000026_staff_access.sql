@@ -29,7 +29,7 @@ declare
     v_target public.staff%rowtype;
 begin
     if p_active is null and p_password_hash is null then
-        return jsonb_build_object('success', false, 'error', 'NOTHING_TO_CHANGE');
+        return pg_catalog.jsonb_build_object('success', false, 'error', 'NOTHING_TO_CHANGE');
     end if;
     perform 1 from public.staff s
      where s.program_id = p_program_id and s.role = 'manager'
@@ -40,17 +40,17 @@ begin
      where s.program_id = p_program_id and s.id = p_actor_id and s.role = 'manager';
     if v_actor_active is distinct from true then
         -- Switched off (or demoted) by another manager a moment ago.
-        return jsonb_build_object('success', false, 'error', 'NOT_SIGNED_IN');
+        return pg_catalog.jsonb_build_object('success', false, 'error', 'NOT_SIGNED_IN');
     end if;
     select * into v_target
       from public.staff s
      where s.program_id = p_program_id and s.id = p_staff_id
        for no key update;
     if not found then
-        return jsonb_build_object('success', false, 'error', 'STAFF_NOT_FOUND');
+        return pg_catalog.jsonb_build_object('success', false, 'error', 'STAFF_NOT_FOUND');
     end if;
     if p_staff_id = p_actor_id then
-        return jsonb_build_object('success', false, 'error', 'OWN_ACCOUNT');
+        return pg_catalog.jsonb_build_object('success', false, 'error', 'OWN_ACCOUNT');
     end if;
     update public.staff s
        set active = coalesce(p_active, s.active),
@@ -59,9 +59,9 @@ begin
     delete from public.staff_sessions ss
      where ss.program_id = p_program_id and ss.staff_id = p_staff_id
        and (p_password_hash is not null or coalesce(p_active, true) = false);
-    return jsonb_build_object(
+    return pg_catalog.jsonb_build_object(
         'success', true,
-        'active', coalesce(p_active, v_target.active)
+        'data', pg_catalog.jsonb_build_object('active', coalesce(p_active, v_target.active))
     );
 end;
 $$;

@@ -424,11 +424,6 @@ pub async fn set_time_zone(csrf: String, time_zone: String) -> Result<String, Lo
                     .fetch_one(&pool()?)
                     .await
                     .map_err(crate::db::db_error)?;
-            if answer.0.error.as_deref() == Some("INVALID_TIME_ZONE") {
-                return Err(LoyaltyError::InvalidInput {
-                    message: "Choose a time zone from the list, such as Europe/Paris.".into(),
-                });
-            }
             answer.0.into_result()?;
             redirect_form_post("/account");
             Ok(time_zone.trim().to_owned())

@@ -163,6 +163,14 @@ impl LoyaltyError {
             ("BATCH_NOT_FOUND", _) => Self::BatchNotFound,
             ("BATCH_ALREADY_VOIDED", Some(voided_at)) => Self::BatchAlreadyVoided { voided_at },
             ("MANAGERS_ONLY", _) => Self::ManagersOnly,
+            ("NOT_SIGNED_IN", _) => Self::NotSignedIn,
+            ("STAFF_NOT_FOUND", _) => Self::StaffNotFound,
+            ("OWN_ACCOUNT", _) => Self::InvalidInput {
+                message: "You cannot change your own access here: ask another manager.".into(),
+            },
+            ("INVALID_TIME_ZONE", _) => Self::InvalidInput {
+                message: "Choose a time zone from the list, such as Europe/Paris.".into(),
+            },
             ("INVALID_BATCH_NAME", _) => Self::InvalidInput {
                 message: "Name the batch in 1 to 100 characters.".into(),
             },

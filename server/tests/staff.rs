@@ -527,3 +527,140 @@ async fn a_sign_in_overtaken_by_a_new_password_or_a_switch_off_opens_no_session_
     assert_eq!(switched, Err(LoyaltyError::AccountSwitchedOff));
     assert_eq!(open_sessions(&db, id).await, 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_ins_with_the_old_password_racing_its_change_leave_only_the_changers_session() {
+    const SIGN_INS: usize = 12;
+    let db = TestDb::with_pool_size(16).await;
+    let email = "changer@race.example";
+    let mut current = "first-password-0".to_owned();
+    let clerk = app::auth::db::create_staff(
+        &db.owner,
+        db.program_id,
+        email,
+        "Changer",
+        Role::Clerk,
+        &current,
+    )
+    .await
+    .unwrap();
+    let mine = sign_in(&db.app, email, &current, "changer").await.unwrap();
+    for round in 1..=3 {
+        let next = format!("next-password-{round}");
+        let barrier = Arc::new(Barrier::new(SIGN_INS + 1));
+        let mut tasks = Vec::new();
+        for n in 0..SIGN_INS {
+            let (pool, barrier, password) = (db.app.clone(), barrier.clone(), current.clone());
+            tasks.push(tokio::spawn(async move {
+                barrier.wait().await;
+                sign_in(&pool, email, &password, &format!("till-{round}-{n}"))
+                    .await
+                    .map(|_| ())
+            }));
+        }
+        barrier.wait().await;
+        app::auth::db::change_own_password(
+            &db.app,
+            &mine.staff,
+            &mine.cookie_value,
+            &current,
+            &next,
+            "changer",
+        )
+        .await
+        .unwrap();
+        for task in tasks {
+            let outcome = task.await.unwrap();
+            assert!(
+                matches!(
+                    outcome,
+                    Ok(()) | Err(LoyaltyError::BadCredentials | LoyaltyError::Throttled { .. })
+                ),
+                "{outcome:?}"
+            );
+        }
+        // Whichever sign-ins got in before the change, only the session that asked for it is left.
+        assert_eq!(open_sessions(&db, clerk).await, 1, "round {round}");
+        app::auth::db::session(&db.app, &mine.cookie_value)
+            .await
+            .unwrap();
+        current = next;
+        // The refused sign-ins counted towards the throttle; the next round starts afresh.
+        sqlx::query("delete from sign_in_failures")
+            .execute(&db.owner)
+            .await
+            .unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_sign_in_that_commits_while_a_password_change_waits_for_it_is_ended_by_the_change() {
+    let db = TestDb::new().await;
+    let email = "waited@test.example";
+    let password = "waited-password-1";
+    let clerk = app::auth::db::create_staff(
+        &db.owner,
+        db.program_id,
+        email,
+        "Waited",
+        Role::Clerk,
+        password,
+    )
+    .await
+    .unwrap();
+    let mine = sign_in(&db.app, email, password, "changer").await.unwrap();
+    // Another till's sign-in, caught between opening its session and committing: it holds the row `for share`.
+    let mut till = db.app.begin().await.unwrap();
+    let opened: bool = sqlx::query_scalar(
+        "select public.open_staff_session($1, $2, s.password_hash, '\\x00ff'::bytea, 'csrf')
+           from staff s where s.program_id = $1 and s.id = $2",
+    )
+    .bind(db.program_id)
+    .bind(clerk)
+    .fetch_one(&mut *till)
+    .await
+    .unwrap();
+    assert!(opened);
+    let (pool, staff, cookie) = (
+        db.app.clone(),
+        mine.staff.clone(),
+        mine.cookie_value.clone(),
+    );
+    let changing = tokio::spawn(async move {
+        app::auth::db::change_own_password(
+            &pool,
+            &staff,
+            &cookie,
+            password,
+            "changed-password-2",
+            "changer",
+        )
+        .await
+    });
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let waiting: i64 = sqlx::query_scalar(
+            "select count(*) from pg_stat_activity
+              where datname = current_database() and wait_event_type = 'Lock'
+                and query like '%update public.staff set password_hash%'",
+        )
+        .fetch_one(&db.owner)
+        .await
+        .unwrap();
+        if waiting > 0 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the change never waited"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    till.commit().await.unwrap();
+    changing.await.unwrap().unwrap();
+    // The till's session, committed while the change waited, is ended with the others; the changer's stays.
+    assert_eq!(open_sessions(&db, clerk).await, 1);
+    app::auth::db::session(&db.app, &mine.cookie_value)
+        .await
+        .unwrap();
+}

@@ -240,3 +240,85 @@ async fn a_manager_sets_the_time_zone_and_the_history_names_it() {
         (StatusCode::FORBIDDEN, LoyaltyError::ManagersOnly)
     );
 }
+
+/// Days summed in `ledger_days` that differ from the rows' own sums for the same days on the program's clock
+/// now: none, if every summed day was summed in the zone the program is in.
+async fn days_summed_in_another_zone(db: &TestDb) -> i64 {
+    sqlx::query_scalar(
+        "with z as (select p.time_zone from programs p where p.id = $1),
+              x as (select t.next_day from ledger_days_through t where t.program_id = $1),
+              rows as (
+                select (t.created_at at time zone z.time_zone)::date as day, t.type,
+                       count(*) as n, sum(t.points) as points
+                  from transactions t, z, x
+                 where t.program_id = $1 and (t.created_at at time zone z.time_zone)::date < x.next_day
+                 group by 1, 2)
+         select count(*) from (select * from ledger_days d where d.program_id = $1) d
+           full join rows r on r.day = d.day and r.type = d.type
+          where d.tx_count is distinct from r.n or d.points is distinct from r.points",
+    )
+    .bind(db.program_id)
+    .fetch_one(&db.owner)
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn roll_ups_racing_changes_of_zone_sum_every_day_in_the_zone_the_program_is_in() {
+    let db = TestDb::with_pool_size(8).await;
+    let manager = app::auth::db::create_staff(
+        &db.owner,
+        db.program_id,
+        "race-zone@test.example",
+        "Rae",
+        Role::Manager,
+        "race-zone-password",
+    )
+    .await
+    .unwrap();
+    let member = db.member(0).await;
+    // A row every 50 minutes for ten days: some near every midnight of every zone below.
+    sqlx::query(
+        "insert into transactions (program_id, member_id, points, type, balance_after, created_at)
+         select m.program_id, m.id, 1 + g % 5, 'EARN', 1, timestamptz '2026-03-01 00:10:00+00' + g * interval '50 minutes'
+           from passes_master m, generate_series(0, 287) g
+          where m.program_id = $1 and m.external_id = $2",
+    )
+    .bind(db.program_id)
+    .bind(&member)
+    .execute(&db.owner)
+    .await
+    .unwrap();
+    let zones = ["Etc/GMT-14", "UTC", "Etc/GMT+12", "America/New_York"];
+    let mut ever_summed = false;
+    for round in 0..8 {
+        let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(5));
+        let mut tasks = Vec::new();
+        for n in 0..5 {
+            let (pool, barrier, program) = (db.app.clone(), barrier.clone(), db.program_id);
+            let zone = zones[(round + n) % zones.len()];
+            tasks.push(tokio::spawn(async move {
+                barrier.wait().await;
+                if n % 2 == 0 {
+                    roll_up_ledger_days(&pool).await.unwrap();
+                } else {
+                    let answer: serde_json::Value =
+                        sqlx::query_scalar("select public.set_program_time_zone($1, $2, $3)")
+                            .bind(program)
+                            .bind(manager)
+                            .bind(zone)
+                            .fetch_one(&pool)
+                            .await
+                            .unwrap();
+                    assert_eq!(answer["success"], true, "{answer}");
+                }
+            }));
+        }
+        for task in tasks {
+            task.await.unwrap();
+        }
+        assert_eq!(days_summed_in_another_zone(&db).await, 0, "round {round}");
+        ever_summed |= !summed_days(&db).await.is_empty();
+    }
+    assert!(ever_summed, "no round ended with summed days to check");
+}

@@ -9,7 +9,7 @@ use sha2::{Digest, Sha256};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::db::{CounterConnection, db_error};
+use crate::db::{CounterConnection, RpcAnswer, db_error};
 
 /// A session ends after this long without a request.
 pub const IDLE_MINUTES: i64 = 30;
@@ -141,7 +141,7 @@ pub async fn set_staff_access(
             )
         }
     };
-    let answer: serde_json::Value =
+    let answer: sqlx::types::Json<RpcAnswer> =
         sqlx::query_scalar("select public.set_staff_access($1, $2, $3, $4, $5)")
             .bind(program_id)
             .bind(actor_id)
@@ -151,17 +151,11 @@ pub async fn set_staff_access(
             .fetch_one(db)
             .await
             .map_err(db_error)?;
-    if answer["success"] == true {
-        return Ok(answer["active"] == true);
+    #[derive(serde::Deserialize)]
+    struct Access {
+        active: bool,
     }
-    Err(match answer["error"].as_str() {
-        Some("STAFF_NOT_FOUND") => LoyaltyError::StaffNotFound,
-        Some("NOT_SIGNED_IN") => LoyaltyError::NotSignedIn,
-        Some("OWN_ACCOUNT") => LoyaltyError::InvalidInput {
-            message: "You cannot change your own access here: ask another manager.".into(),
-        },
-        _ => LoyaltyError::Internal,
-    })
+    Ok(answer.0.into_result()?.data::<Access>()?.active)
 }
 
 fn check_password(password: &str) -> Result<()> {
