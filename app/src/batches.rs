@@ -73,15 +73,15 @@ pub async fn create_batch(
     size: String,
     #[server(default)] request_key: Option<String>,
 ) -> Result<BatchSummary, LoyaltyError> {
-    use crate::auth::server::*;
+    use crate::request::{answer, manager, pool, redirect_form_post, staff_for_change};
     answer(
         async {
             let staff = manager(staff_for_change(&csrf)?)?;
-            let size: i64 = size.trim().replace([',', '_'], "").parse().map_err(|_| {
-                LoyaltyError::InvalidInput {
-                    message: "A batch holds from 1 to 100,000 postcards.".into(),
-                }
-            })?;
+            let size: i64 = size
+                .trim()
+                .replace([',', '_'], "")
+                .parse()
+                .map_err(|_| LoyaltyError::InvalidBatchSize)?;
             let request_key = request_key
                 .as_deref()
                 .map(str::trim)
@@ -121,7 +121,7 @@ pub async fn load_batches_page() -> Result<BatchesPageData, LoyaltyError> {
 /// The signed-in manager's batches, newest first, with their counts.
 #[server(endpoint = "batches")]
 pub async fn list_batches() -> Result<Vec<BatchSummary>, LoyaltyError> {
-    use crate::auth::server::*;
+    use crate::request::{answer, current_staff, manager, pool};
     answer(
         async {
             let staff = manager(current_staff()?)?;
@@ -134,7 +134,7 @@ pub async fn list_batches() -> Result<Vec<BatchSummary>, LoyaltyError> {
 /// Withdraws a batch's unclaimed codes: scanned, they answer that the postcard was withdrawn.
 #[server(endpoint = "void_batch")]
 pub async fn void_batch(csrf: String, batch_id: String) -> Result<BatchSummary, LoyaltyError> {
-    use crate::auth::server::*;
+    use crate::request::{answer, manager, pool, redirect_form_post, staff_for_change};
     answer(
         async {
             let staff = manager(staff_for_change(&csrf)?)?;
@@ -153,7 +153,7 @@ pub async fn batch_postcards(
     batch_id: String,
     after: Option<String>,
 ) -> Result<PostcardSheet, LoyaltyError> {
-    use crate::auth::server::*;
+    use crate::request::{answer, current_staff, manager, pool};
     answer(
         async {
             let staff = manager(current_staff()?)?;
@@ -183,39 +183,20 @@ pub async fn batch_postcards(
 #[cfg(feature = "ssr")]
 pub async fn csv_download(
     axum::extract::State(pool): axum::extract::State<sqlx::PgPool>,
-    staff: Option<axum::Extension<crate::auth::server::Staff>>,
+    staff: Option<axum::Extension<crate::auth::db::Staff>>,
+    outcome: Option<axum::Extension<crate::request::Outcome>>,
     axum::extract::Query(query): axum::extract::Query<CsvQuery>,
 ) -> axum::response::Response {
-    use axum::http::{StatusCode, header};
-    use axum::response::IntoResponse;
-
-    let found = async {
+    let download = async {
         let axum::Extension(staff) = staff.ok_or(LoyaltyError::NotSignedIn)?;
-        let staff = crate::auth::server::manager(staff)?;
+        let staff = crate::request::manager(staff)?;
         let batch_id = parse_batch_id(query.id.as_deref().unwrap_or(""))?;
         let batch = db::find_batch(&pool, staff.program_id, batch_id).await?;
-        Ok::<_, LoyaltyError>((staff, batch))
+        let filename = format!("postcards-{}.csv", batch.id);
+        Ok((filename, db::batch_csv(pool, staff.program_id, batch)))
     }
     .await;
-    match found {
-        Ok((staff, batch)) => {
-            let disposition = format!("attachment; filename=\"postcards-{}.csv\"", batch.id);
-            (
-                [
-                    (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),
-                    (header::CONTENT_DISPOSITION, disposition),
-                    (header::CACHE_CONTROL, "no-store".to_owned()),
-                ],
-                axum::body::Body::from_stream(db::batch_csv(pool, staff.program_id, batch)),
-            )
-                .into_response()
-        }
-        Err(err) => (
-            StatusCode::from_u16(err.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
-            axum::Json(err),
-        )
-            .into_response(),
-    }
+    crate::request::csv_attachment(outcome.as_ref().map(|o| &o.0), download)
 }
 
 /// The CSV export's query string.
@@ -265,7 +246,7 @@ pub fn BatchesPage() -> impl IntoView {
                                 }
                                     .into_any()
                             }
-                            Err(error) => view! { <crate::layout::ErrorNotice error /> }.into_any(),
+                            Err(error) => view! { <crate::notice::ErrorNotice error /> }.into_any(),
                         })
                 }}
                 {move || {
@@ -286,7 +267,7 @@ pub fn BatchesPage() -> impl IntoView {
                                 }
                                     .into_any()
                             }
-                            Err(error) => view! { <crate::layout::ErrorNotice error /> }.into_any(),
+                            Err(error) => view! { <crate::notice::ErrorNotice error /> }.into_any(),
                         })
                 }}
             </div>
@@ -301,7 +282,7 @@ pub fn BatchesPage() -> impl IntoView {
                             }
                                 .into_any()
                         }
-                        Err(error) => view! { <crate::layout::ErrorNotice error /> }.into_any(),
+                        Err(error) => view! { <crate::notice::ErrorNotice error /> }.into_any(),
                     }
                 })}
             </Transition>
@@ -502,7 +483,7 @@ pub fn PrintPage() -> impl IntoView {
                             }
                                 .into_any()
                         }
-                        Err(error) => view! { <crate::layout::ErrorNotice error /> }.into_any(),
+                        Err(error) => view! { <crate::notice::ErrorNotice error /> }.into_any(),
                     }
                 })}
             </Suspense>

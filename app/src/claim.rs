@@ -24,7 +24,9 @@ pub async fn resolve_scan(
 /// Scans a postcard or a member pass: a postcard becomes a new member, a pass opens its member.
 #[leptos::server(endpoint = "scan")]
 pub async fn scan(csrf: String, code: String) -> Result<ScanOutcome, loyalty_core::LoyaltyError> {
-    use crate::auth::server::*;
+    use crate::request::{
+        answer, counter_pool, looked_up_staff_for_change, pool, redirect_form_post, session_key,
+    };
     answer(
         async {
             use loyalty_core::{ScanCode, parse_scan};
@@ -160,7 +162,7 @@ pub fn ScanPage() -> impl leptos::IntoView {
                                 }
                                     .into_any()
                             }
-                            Err(error) => view! { <crate::layout::ErrorNotice error /> }.into_any(),
+                            Err(error) => view! { <crate::notice::ErrorNotice error /> }.into_any(),
                         })
                 }}
             </div>

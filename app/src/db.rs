@@ -31,18 +31,27 @@ impl RpcAnswer {
             return Ok(self);
         }
         let code = self.error.as_deref().unwrap_or("");
-        if let ("THROTTLED", Some(retry_after_secs)) = (code, self.retry_after_secs) {
-            return Err(LoyaltyError::Throttled { retry_after_secs });
+        // The fields a refusal may carry, under the names its variant gives them.
+        let mut fields = serde_json::Map::new();
+        let moments = [
+            ("claimed_at", self.claimed_at),
+            ("voided_at", self.voided_at),
+        ];
+        for (name, at) in moments {
+            if let Some(at) = at {
+                fields.insert(name.into(), serde_json::json!(at));
+            }
         }
-        let at = self
-            .claimed_at
-            .or(self.voided_at)
-            .map(|at| at.fixed_offset());
-        let err = LoyaltyError::from_rpc(code, at, self.balance);
-        if err == LoyaltyError::Internal {
+        if let Some(balance) = self.balance {
+            fields.insert("balance".into(), balance.into());
+        }
+        if let Some(secs) = self.retry_after_secs {
+            fields.insert("retry_after_secs".into(), secs.into());
+        }
+        Err(LoyaltyError::from_code(code, fields).unwrap_or_else(|| {
             tracing::error!(code, "unexpected refusal from a database function");
-        }
-        Err(err)
+            LoyaltyError::Internal
+        }))
     }
 
     /// The `data` object, read as `T`.
@@ -117,11 +126,7 @@ pub fn db_error(err: sqlx::Error) -> LoyaltyError {
         }
         // Text PostgreSQL cannot hold (a NUL character) came in with the request: the sender's mistake, not ours.
         sqlx::Error::Database(db) if matches!(db.code().as_deref(), Some("22021" | "22P05")) => {
-            LoyaltyError::InvalidInput {
-                message:
-                    "The text holds characters that cannot be saved: remove them and try again."
-                        .into(),
-            }
+            LoyaltyError::UnsavableText
         }
         _ => {
             tracing::error!(error = %err, "database error");

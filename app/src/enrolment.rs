@@ -68,14 +68,14 @@ pub mod db {
 /// The sign-up page's program name, if `slug` names an open sign-up page.
 #[server(endpoint = "join_page")]
 pub async fn sign_up_program(slug: String) -> Result<String, LoyaltyError> {
-    use crate::auth::server::*;
+    use crate::request::{answer, pool};
     answer(async { db::program_for_slug(&pool()?, slug.trim()).await }.await)
 }
 
 /// Creates a member pass through a program's public sign-up page; a plain form post is sent on to the pass.
 #[server(endpoint = "join")]
 pub async fn join(slug: String) -> Result<Joined, LoyaltyError> {
-    use crate::auth::server::*;
+    use crate::request::{answer, client_address, pool, redirect_form_post, same_origin};
     answer(
         async {
             same_origin()?;
@@ -127,7 +127,7 @@ pub fn JoinPage() -> impl IntoView {
                                             join.value()
                                                 .get()
                                                 .and_then(Result::err)
-                                                .map(|error| view! { <crate::layout::ErrorNotice error /> })
+                                                .map(|error| view! { <crate::notice::ErrorNotice error /> })
                                         }}
                                     </div>
                                 </article>
@@ -144,7 +144,7 @@ pub fn JoinPage() -> impl IntoView {
                             }
                                 .into_any()
                         }
-                        Err(error) => view! { <crate::layout::ErrorNotice error /> }.into_any(),
+                        Err(error) => view! { <crate::notice::ErrorNotice error /> }.into_any(),
                     }
                 })}
             </Suspense>

@@ -2,7 +2,6 @@
 
 use leptos::prelude::*;
 use leptos_router::components::{A, Outlet};
-use loyalty_core::LoyaltyError;
 use loyalty_core::wire::Role;
 
 use crate::auth::{CsrfField, SignOut, SignedIn};
@@ -59,16 +58,6 @@ pub fn Layout() -> impl IntoView {
         <main>
             <Outlet />
         </main>
-    }
-}
-
-/// An error, said as the domain says it, in the page's live region.
-#[component]
-pub fn ErrorNotice(error: LoyaltyError) -> impl IntoView {
-    view! {
-        <div class="outcome error" data-code=error.code()>
-            <p class="big">{error.to_string()}</p>
-        </div>
     }
 }
 

@@ -1,5 +1,6 @@
 //! The staff dashboard and, behind the `ssr` feature, the loyalty domain service over PostgreSQL.
 
+pub mod account;
 pub mod auth;
 pub mod batches;
 mod camera;
@@ -10,8 +11,12 @@ pub mod enrolment;
 pub mod history;
 mod layout;
 pub mod members;
+mod notice;
 pub mod passes;
 pub mod points;
+pub mod program;
+#[cfg(feature = "ssr")]
+pub mod request;
 pub mod staff;
 
 use leptos::prelude::*;
@@ -60,7 +65,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("member/:id") view=members::MemberPage ssr=SsrMode::Async />
                     <Route path=path!("enrol") view=members::EnrolPage ssr=SsrMode::Async />
                     <Route path=path!("staff") view=staff::StaffPage ssr=SsrMode::Async />
-                    <Route path=path!("account") view=staff::AccountPage ssr=SsrMode::Async />
+                    <Route path=path!("account") view=account::AccountPage ssr=SsrMode::Async />
                     <Route path=path!("history") view=history::HistoryPage ssr=SsrMode::Async />
                     <Route path=path!("batches") view=batches::BatchesPage ssr=SsrMode::Async />
                     <Route path=path!("batches/:id/print") view=batches::PrintPage ssr=SsrMode::Async />

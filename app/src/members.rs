@@ -22,7 +22,7 @@ pub const LEDGER_ROWS: i64 = 50;
 /// A member of the signed-in staff member's program, with their newest ledger rows.
 #[leptos::server(endpoint = "member")]
 pub async fn get_member(external_id: String) -> Result<MemberDetail, LoyaltyError> {
-    use crate::auth::server::*;
+    use crate::request::{answer, current_staff, pool};
     answer(
         async {
             let staff = current_staff()?;
@@ -47,7 +47,7 @@ pub async fn load_member_page(external_id: String) -> Result<MemberPageData, Loy
 /// Enrols a customer who has no postcard: a new MBR- pass.
 #[leptos::server(endpoint = "enrol")]
 pub async fn enrol(csrf: String) -> Result<Member, LoyaltyError> {
-    use crate::auth::server::*;
+    use crate::request::{answer, pool, redirect_form_post, staff_for_change};
     answer(
         async {
             let staff = staff_for_change(&csrf)?;
@@ -151,7 +151,7 @@ pub fn MemberPage() -> impl leptos::IntoView {
                                                 .into_any()
                                         }
                                         Some(Err(error)) => {
-                                            view! { <crate::layout::ErrorNotice error /> }.into_any()
+                                            view! { <crate::notice::ErrorNotice error /> }.into_any()
                                         }
                                         None => {
                                             banner
@@ -177,7 +177,7 @@ pub fn MemberPage() -> impl leptos::IntoView {
                             }
                                 .into_any()
                         }
-                        Err(error) => view! { <crate::layout::ErrorNotice error /> }.into_any(),
+                        Err(error) => view! { <crate::notice::ErrorNotice error /> }.into_any(),
                     }
                 })}
             </Suspense>
@@ -267,7 +267,7 @@ pub fn EnrolPage() -> impl leptos::IntoView {
                         .value()
                         .get()
                         .and_then(Result::err)
-                        .map(|error| view! { <crate::layout::ErrorNotice error /> })
+                        .map(|error| view! { <crate::notice::ErrorNotice error /> })
                 }}
             </div>
         </section>

@@ -70,7 +70,7 @@ pub fn qr_svg(content: &str) -> loyalty_core::Result<String> {
 /// A member's pass, by its token. No sign-in: the token is the key.
 #[server(endpoint = "pass")]
 pub async fn get_pass(token: String) -> Result<PassView, LoyaltyError> {
-    use crate::auth::server::*;
+    use crate::request::{answer, pool};
     answer(
         async {
             if !is_pass_token(&token) {
@@ -85,7 +85,7 @@ pub async fn get_pass(token: String) -> Result<PassView, LoyaltyError> {
 /// The pass page's path of a member of the signed-in staff member's program.
 #[server(endpoint = "pass_link")]
 pub async fn pass_page_link(external_id: String) -> Result<String, LoyaltyError> {
-    use crate::auth::server::*;
+    use crate::request::{answer, current_staff, pool};
     answer(
         async {
             let staff = current_staff()?;
@@ -124,7 +124,7 @@ pub fn PassPage() -> impl IntoView {
                             }
                                 .into_any()
                         }
-                        Err(error) => view! { <crate::layout::ErrorNotice error /> }.into_any(),
+                        Err(error) => view! { <crate::notice::ErrorNotice error /> }.into_any(),
                     }
                 })}
             </Suspense>
@@ -216,7 +216,7 @@ pub const WALLET_PAGE_ROWS: i64 = 100;
 /// The signed-in manager's program's wallet deliveries.
 #[server(endpoint = "wallet")]
 pub async fn load_wallet() -> Result<WalletOverview, LoyaltyError> {
-    use crate::auth::server::*;
+    use crate::request::{answer, current_staff, manager, pool};
     answer(
         async {
             let staff = manager(current_staff()?)?;
@@ -291,7 +291,7 @@ pub fn WalletPage() -> impl IntoView {
                             }
                                 .into_any()
                         }
-                        Err(error) => view! { <crate::layout::ErrorNotice error /> }.into_any(),
+                        Err(error) => view! { <crate::notice::ErrorNotice error /> }.into_any(),
                     }
                 })}
             </Suspense>

@@ -15,7 +15,9 @@ async fn apply(
     idempotency_key: String,
     tx_type: TxType,
 ) -> Result<PointsReceipt, LoyaltyError> {
-    use crate::auth::server::*;
+    use crate::request::{
+        answer, counter_pool, looked_up_staff_for_change, redirect_form_post, session_key,
+    };
     answer(
         async {
             let session = session_key()?;

@@ -3,6 +3,7 @@
 
 use leptos::prelude::*;
 use loyalty_core::LoyaltyError;
+use loyalty_core::error::PASSWORD_MIN_CHARS;
 use loyalty_core::wire::Role;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -54,7 +55,7 @@ async fn staff_rows(
 /// The staff of the signed-in manager's program: switched-on accounts first.
 #[server(endpoint = "staff")]
 pub async fn list_staff() -> Result<Vec<StaffMember>, LoyaltyError> {
-    use crate::auth::server::*;
+    use crate::request::{answer, current_staff, manager, pool};
     answer(
         async {
             let staff = manager(current_staff()?)?;
@@ -72,7 +73,7 @@ pub async fn set_staff_active(
     active: bool,
 ) -> Result<StaffMember, LoyaltyError> {
     use crate::auth::db::AccessChange;
-    use crate::auth::server::*;
+    use crate::request::{answer, manager, staff_for_change};
     answer(
         async {
             let staff = manager(staff_for_change(&csrf)?)?;
@@ -90,7 +91,7 @@ pub async fn set_staff_password(
     password: String,
 ) -> Result<StaffMember, LoyaltyError> {
     use crate::auth::db::AccessChange;
-    use crate::auth::server::*;
+    use crate::request::{answer, manager, staff_for_change};
     answer(
         async {
             let staff = manager(staff_for_change(&csrf)?)?;
@@ -106,7 +107,7 @@ async fn change_access(
     staff_id: Uuid,
     change: crate::auth::db::AccessChange<'_>,
 ) -> Result<StaffMember, LoyaltyError> {
-    use crate::auth::server::{pool, redirect_form_post};
+    use crate::request::{pool, redirect_form_post};
     let db = pool()?;
     crate::auth::db::set_staff_access(&db, by.program_id, by.id, staff_id, change).await?;
     redirect_form_post("/staff");
@@ -125,13 +126,11 @@ pub async fn add_staff(
     password: String,
     role: String,
 ) -> Result<StaffMember, LoyaltyError> {
-    use crate::auth::server::*;
+    use crate::request::{answer, manager, pool, redirect_form_post, staff_for_change};
     answer(
         async {
             let staff = manager(staff_for_change(&csrf)?)?;
-            let role = Role::from_sql(&role).ok_or(LoyaltyError::InvalidInput {
-                message: "Choose clerk or manager.".into(),
-            })?;
+            let role = Role::from_sql(&role).ok_or(LoyaltyError::InvalidRole)?;
             let id = crate::auth::db::create_staff(
                 &pool()?,
                 staff.program_id,
@@ -228,12 +227,14 @@ pub fn StaffPage() -> impl IntoView {
                                     <input id="staff-name" name="name" required maxlength="100" />
                                     <label for="staff-email">"Email"</label>
                                     <input id="staff-email" name="email" type="email" required />
-                                    <label for="staff-password">"Password (at least 10 characters)"</label>
+                                    <label for="staff-password">
+                                        {format!("Password (at least {PASSWORD_MIN_CHARS} characters)")}
+                                    </label>
                                     <input
                                         id="staff-password"
                                         name="password"
                                         type="password"
-                                        minlength="10"
+                                        minlength=PASSWORD_MIN_CHARS.to_string()
                                         autocomplete="new-password"
                                         required
                                     />
@@ -247,7 +248,7 @@ pub fn StaffPage() -> impl IntoView {
                             }
                                 .into_any()
                         }
-                        Err(error) => view! { <crate::layout::ErrorNotice error /> }.into_any(),
+                        Err(error) => view! { <crate::notice::ErrorNotice error /> }.into_any(),
                     }
                 })}
             </Suspense>
@@ -283,7 +284,7 @@ pub fn StaffPage() -> impl IntoView {
                                 }
                                     .into_any()
                             }
-                            Err(error) => view! { <crate::layout::ErrorNotice error /> }.into_any(),
+                            Err(error) => view! { <crate::notice::ErrorNotice error /> }.into_any(),
                         })
                 }}
             </div>
@@ -322,13 +323,13 @@ fn StaffRow(
                     <crate::auth::CsrfField />
                     <input type="hidden" name="staff_id" value=s.id.to_string() />
                     <label for=password_id.clone()>
-                        {format!("New password for {name} (at least 10 characters)")}
+                        {format!("New password for {name} (at least {PASSWORD_MIN_CHARS} characters)")}
                     </label>
                     <input
                         id=password_id
                         name="password"
                         type="password"
-                        minlength="10"
+                        minlength=PASSWORD_MIN_CHARS.to_string()
                         autocomplete="new-password"
                         required
                     />
@@ -347,218 +348,5 @@ fn StaffRow(
                 {actions}
             </td>
         </tr>
-    }
-}
-
-/// Changes the signed-in staff member's own password, given the current one; their other sessions end.
-#[server(endpoint = "change_password")]
-pub async fn change_password(
-    csrf: String,
-    current: String,
-    new: String,
-) -> Result<(), LoyaltyError> {
-    use crate::auth::server::*;
-    answer(
-        async {
-            let staff = staff_for_change(&csrf)?;
-            let cookie = session_cookie().ok_or(LoyaltyError::NotSignedIn)?;
-            crate::auth::db::change_own_password(
-                &pool()?,
-                &staff,
-                &cookie,
-                &current,
-                &new,
-                &client_address(),
-            )
-            .await?;
-            redirect_form_post("/account");
-            Ok(())
-        }
-        .await,
-    )
-}
-
-/// The program's time zone and the names to choose from, for its managers.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TimeZoneChoice {
-    pub time_zone: String,
-    pub zones: Vec<String>,
-}
-
-/// The program's time zone, and every zone name the database knows by a place (Europe/Paris, ...) and UTC.
-#[server(endpoint = "time_zone")]
-pub async fn time_zone() -> Result<TimeZoneChoice, LoyaltyError> {
-    use crate::auth::server::*;
-    answer(
-        async {
-            let staff = manager(current_staff()?)?;
-            let zones: Vec<String> = sqlx::query_scalar(
-                "select z.name from pg_catalog.pg_timezone_names z
-                  where z.name ~ '^[A-Z][A-Za-z]+/' and z.name !~ '^(Etc|SystemV|posix|right)/'
-                  union select 'UTC' order by 1",
-            )
-            .fetch_all(&pool()?)
-            .await
-            .map_err(crate::db::db_error)?;
-            Ok(TimeZoneChoice {
-                time_zone: staff.time_zone,
-                zones,
-            })
-        }
-        .await,
-    )
-}
-
-/// Sets the program's time zone: the clock of its days and of every time its staff and members read.
-#[server(endpoint = "set_time_zone")]
-pub async fn set_time_zone(csrf: String, time_zone: String) -> Result<String, LoyaltyError> {
-    use crate::auth::server::*;
-    answer(
-        async {
-            let staff = manager(staff_for_change(&csrf)?)?;
-            let answer: sqlx::types::Json<crate::db::RpcAnswer> =
-                sqlx::query_scalar("select public.set_program_time_zone($1, $2, $3)")
-                    .bind(staff.program_id)
-                    .bind(staff.id)
-                    .bind(time_zone.trim())
-                    .fetch_one(&pool()?)
-                    .await
-                    .map_err(crate::db::db_error)?;
-            answer.0.into_result()?;
-            redirect_form_post("/account");
-            Ok(time_zone.trim().to_owned())
-        }
-        .await,
-    )
-}
-
-/// A manager's choice of the program's time zone.
-#[component]
-fn TimeZoneForm(choice: TimeZoneChoice, set: ServerAction<SetTimeZone>) -> impl IntoView {
-    let TimeZoneChoice { time_zone, zones } = choice;
-    view! {
-        <h2>"Your program's time zone"</h2>
-        <ActionForm action=set attr:class="card account-form">
-            <crate::auth::CsrfField />
-            <label for="time-zone">"Days and times are on this clock"</label>
-            <input
-                id="time-zone"
-                name="time_zone"
-                list="time-zones"
-                value=time_zone
-                required
-                autocomplete="off"
-            />
-            <datalist id="time-zones">
-                {zones.into_iter().map(|zone| view! { <option value=zone></option> }).collect_view()}
-            </datalist>
-            <button type="submit">"Save time zone"</button>
-        </ActionForm>
-        <div class="result" role="status" aria-live="polite">
-            {move || {
-                set.value()
-                    .get()
-                    .map(|result| match result {
-                        Ok(zone) => {
-                            view! {
-                                <div class="outcome ok">
-                                    <p class="big">{format!("Days and times are now on {zone} time.")}</p>
-                                </div>
-                            }
-                                .into_any()
-                        }
-                        Err(error) => view! { <crate::layout::ErrorNotice error /> }.into_any(),
-                    })
-            }}
-        </div>
-    }
-}
-
-/// Any staff member's own account: who they are signed in as, and a new password.
-#[component]
-pub fn AccountPage() -> impl IntoView {
-    let change = ServerAction::<ChangePassword>::new();
-    let set_zone = ServerAction::<SetTimeZone>::new();
-    // Who is signed in and, for a manager, the program's time zone: one resource, read in one place.
-    let me = Resource::new(
-        move || set_zone.version().get(),
-        |_| async {
-            let me = crate::auth::me().await?;
-            let zone = match me.role {
-                Role::Manager => Some(time_zone().await?),
-                Role::Clerk => None,
-            };
-            Ok::<_, LoyaltyError>((me, zone))
-        },
-    );
-    view! {
-        <section class="account">
-            <h1>"Your account"</h1>
-            <Suspense fallback=|| view! { <p class="loading">"Loading…"</p> }>
-                {move || Suspend::new(async move {
-                    match me.await {
-                        Ok((me, zone)) => {
-                            let who = format!(
-                                "{} ({}), {} at {}.",
-                                me.staff_name,
-                                me.email,
-                                me.role.as_sql(),
-                                me.program_name,
-                            );
-                            view! {
-                                <p>{who}</p>
-                                {zone.map(|choice| view! { <TimeZoneForm choice set=set_zone /> })}
-                            }
-                                .into_any()
-                        }
-                        Err(error) => view! { <crate::layout::ErrorNotice error /> }.into_any(),
-                    }
-                })}
-            </Suspense>
-            <h2>"Change your password"</h2>
-            <ActionForm action=change attr:class="card account-form">
-                <crate::auth::CsrfField />
-                <label for="current-password">"Current password"</label>
-                <input
-                    id="current-password"
-                    name="current"
-                    type="password"
-                    autocomplete="current-password"
-                    required
-                />
-                <label for="new-password">"New password (at least 10 characters)"</label>
-                <input
-                    id="new-password"
-                    name="new"
-                    type="password"
-                    minlength="10"
-                    autocomplete="new-password"
-                    required
-                />
-                <button type="submit" disabled=move || change.pending().get()>
-                    "Change password"
-                </button>
-            </ActionForm>
-            <div class="result" role="status" aria-live="polite">
-                {move || {
-                    change
-                        .value()
-                        .get()
-                        .map(|result| match result {
-                            Ok(()) => {
-                                view! {
-                                    <div class="outcome ok">
-                                        <p class="big">
-                                            "Your password has been changed. Your other sessions have been signed out."
-                                        </p>
-                                    </div>
-                                }
-                                    .into_any()
-                            }
-                            Err(error) => view! { <crate::layout::ErrorNotice error /> }.into_any(),
-                        })
-                }}
-            </div>
-        </section>
     }
 }

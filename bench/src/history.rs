@@ -7,7 +7,8 @@ use anyhow::{Context, bail};
 use sqlx::PgPool;
 
 use crate::Cli;
-use crate::http::{Session, histogram};
+use crate::http::Session;
+use crate::report::histogram;
 use crate::seed::{Setup, insert_members, member_external_id};
 use crate::server::{MANAGER_EMAIL, Server};
 

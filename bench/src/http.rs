@@ -7,7 +7,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use bytes::Bytes;
-use hdrhistogram::Histogram;
 use http_body_util::{BodyExt, Full};
 use reqwest::header::{CONTENT_TYPE, COOKIE, HOST, SET_COOKIE};
 use sqlx::PgPool;
@@ -254,9 +253,4 @@ impl Line {
             Err(format!("{status} {}", String::from_utf8_lossy(&body)))
         }
     }
-}
-
-/// Latencies of a handful of identical requests, for the history timings.
-pub fn histogram() -> Histogram<u64> {
-    Histogram::new_with_bounds(1, 600_000_000, 3).expect("valid histogram bounds")
 }

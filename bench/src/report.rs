@@ -20,7 +20,7 @@ pub struct Measured {
 impl Measured {
     pub fn new() -> Self {
         Self {
-            hist: crate::http::histogram(),
+            hist: histogram(),
             ok: 0,
             errors: 0,
             first_error: None,
@@ -220,4 +220,9 @@ pub async fn describe(owner: &PgPool) -> anyhow::Result<String> {
         memory_kib as f64 / 1024.0 / 1024.0,
         load_line()
     ))
+}
+
+/// An empty histogram of latencies in microseconds, from 1 µs to 10 minutes.
+pub fn histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 600_000_000, 3).expect("valid histogram bounds")
 }

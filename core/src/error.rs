@@ -1,16 +1,37 @@
 //! The one error type: codes from SQL become variants, and each variant a sentence a clerk understands.
+//!
+//! The variants are the one list of codes: each variant's name, in SCREAMING_SNAKE_CASE, is at once its
+//! [`LoyaltyError::code`], its `code` on the wire and the `error` a database function answers with, and its
+//! fields are the ones that answer carries.
 
 use chrono::{DateTime, Datelike, FixedOffset};
 use serde::{Deserialize, Serialize};
 
 pub type Result<T, E = LoyaltyError> = std::result::Result<T, E>;
 
+/// The fewest characters a staff password may have.
+pub const PASSWORD_MIN_CHARS: usize = 10;
+/// The longest reason a void may give.
+pub const VOID_REASON_MAX_CHARS: usize = 400;
+
 /// Everything that can go wrong, from the database to the clerk's screen.
 ///
 /// On the wire it is `{"code": "ALREADY_CLAIMED", ...fields}`; [`LoyaltyError::code`] gives the same code.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[derive(
+    Debug,
+    Clone,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    thiserror::Error,
+    strum::IntoStaticStr,
+    strum::VariantNames,
+)]
 #[serde(tag = "code", rename_all = "SCREAMING_SNAKE_CASE")]
+#[strum(serialize_all = "SCREAMING_SNAKE_CASE")]
 pub enum LoyaltyError {
+    // Scanning and claiming postcards.
     #[error("That is not a code we recognise. Scan it again or type it carefully.")]
     MalformedCode,
     #[error("This postcard code has a typo: check each character and try again.")]
@@ -24,10 +45,20 @@ pub enum LoyaltyError {
         day(voided_at)
     )]
     CodeVoided { voided_at: DateTime<FixedOffset> },
+
+    // Batches of postcards.
     #[error("No such batch of postcards in this program.")]
     BatchNotFound,
     #[error("This batch was already withdrawn on {}.", day(voided_at))]
     BatchAlreadyVoided { voided_at: DateTime<FixedOffset> },
+    #[error("Name the batch in 1 to 100 characters.")]
+    InvalidBatchName,
+    #[error("A batch holds from 1 to 100,000 postcards.")]
+    InvalidBatchSize,
+    #[error("This form is out of date: reload the page and try again.")]
+    InvalidRequestKey,
+
+    // Earning and redeeming.
     #[error("No member with this pass in this program.")]
     MemberNotFound,
     #[error("Not enough points: the balance is {balance} points.")]
@@ -38,18 +69,42 @@ pub enum LoyaltyError {
     InvalidType,
     #[error("The note is too long: keep it under 500 characters.")]
     InvalidDescription,
+    #[error("This request's idempotency key must be 1 to 200 characters long.")]
+    InvalidIdempotencyKey,
     #[error("This request was already used for a different transaction. Start it again.")]
     IdempotencyMismatch,
     #[error("This balance cannot grow any further (it is {balance} points).")]
     BalanceLimit { balance: i64 },
+
+    // The program, its history and voids.
     #[error("This program does not exist.")]
     ProgramNotFound,
+    #[error("Choose a time zone from the list, such as Europe/Paris.")]
+    InvalidTimeZone,
     #[error("No such transaction in this program.")]
     TransactionNotFound,
     #[error("This transaction was already voided.")]
     AlreadyVoided,
     #[error("A void cannot itself be voided.")]
     CannotVoidAVoid,
+    #[error("Give a reason for the void, up to {VOID_REASON_MAX_CHARS} characters.")]
+    InvalidVoidReason,
+    #[error("Enter the {bound} date as year-month-day, like 2026-11-27.")]
+    InvalidDate { bound: DateBound },
+    #[error("The start date is after the end date.")]
+    StartAfterEnd,
+    #[error("Choose earn, redeem or all types.")]
+    InvalidTypeFilter,
+    #[error("That is not a member pass id: it is too long.")]
+    MemberFilterTooLong,
+    #[error("That is not a staff email address: it is too long.")]
+    StaffFilterTooLong,
+    #[error("The filter holds characters that cannot be searched for.")]
+    UnsearchableFilter,
+    #[error("This link to older transactions is broken: start again from the newest.")]
+    BrokenCursor,
+
+    // Staff, sign-in and sessions.
     #[error("Please sign in.")]
     NotSignedIn,
     #[error("That email and password do not match.")]
@@ -60,12 +115,37 @@ pub enum LoyaltyError {
     AccountSwitchedOff,
     #[error("No such staff member in this program.")]
     StaffNotFound,
+    #[error("You cannot change your own access here: ask another manager.")]
+    OwnAccount,
+    #[error("Say what to change: switch the account on or off, or give a new password.")]
+    NothingToChange,
+    #[error("Enter a valid email address.")]
+    InvalidEmail,
+    #[error("Enter a name of up to 100 characters.")]
+    InvalidStaffName,
+    #[error("Choose clerk or manager.")]
+    InvalidRole,
+    #[error("Choose a password of at least {PASSWORD_MIN_CHARS} characters.")]
+    PasswordTooShort,
+    #[error("{email} already has an account in this program.")]
+    EmailTaken { email: String },
+    #[error("That is not your current password.")]
+    WrongCurrentPassword,
+
+    // Requests.
     #[error("Too many attempts: wait {retry_after_secs} seconds and try again.")]
     Throttled { retry_after_secs: u64 },
     #[error("This form has expired: reload the page and try again.")]
     CsrfRejected,
+    #[error("The text holds characters that cannot be saved: remove them and try again.")]
+    UnsavableText,
+    /// A request the server cannot read; `field` names the field at fault, where one is.
     #[error("{message}")]
-    InvalidInput { message: String },
+    InvalidInput {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        field: Option<String>,
+        message: String,
+    },
     #[error("The loyalty service is unavailable right now. Try again in a moment.")]
     Unavailable,
     #[error("Could not reach the server: {detail}")]
@@ -74,43 +154,41 @@ pub enum LoyaltyError {
     Internal,
 }
 
+/// Which end of a date filter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DateBound {
+    Start,
+    End,
+}
+
+impl std::fmt::Display for DateBound {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Start => "start",
+            Self::End => "end",
+        })
+    }
+}
+
 impl LoyaltyError {
-    /// The stable code programs match on.
+    /// The stable code programs match on: the variant's name in SCREAMING_SNAKE_CASE, as on the wire.
     pub fn code(&self) -> &'static str {
-        match self {
-            Self::MalformedCode => "MALFORMED_CODE",
-            Self::MistypedCode => "MISTYPED_CODE",
-            Self::InvalidCode => "INVALID_CODE",
-            Self::AlreadyClaimed { .. } => "ALREADY_CLAIMED",
-            Self::CodeVoided { .. } => "CODE_VOIDED",
-            Self::BatchNotFound => "BATCH_NOT_FOUND",
-            Self::BatchAlreadyVoided { .. } => "BATCH_ALREADY_VOIDED",
-            Self::MemberNotFound => "MEMBER_NOT_FOUND",
-            Self::InsufficientFunds { .. } => "INSUFFICIENT_FUNDS",
-            Self::InvalidAmount => "INVALID_AMOUNT",
-            Self::InvalidType => "INVALID_TYPE",
-            Self::InvalidDescription => "INVALID_DESCRIPTION",
-            Self::IdempotencyMismatch => "IDEMPOTENCY_MISMATCH",
-            Self::BalanceLimit { .. } => "BALANCE_LIMIT",
-            Self::ProgramNotFound => "PROGRAM_NOT_FOUND",
-            Self::TransactionNotFound => "TRANSACTION_NOT_FOUND",
-            Self::AlreadyVoided => "ALREADY_VOIDED",
-            Self::CannotVoidAVoid => "CANNOT_VOID_A_VOID",
-            Self::NotSignedIn => "NOT_SIGNED_IN",
-            Self::BadCredentials => "BAD_CREDENTIALS",
-            Self::ManagersOnly => "MANAGERS_ONLY",
-            Self::AccountSwitchedOff => "ACCOUNT_SWITCHED_OFF",
-            Self::StaffNotFound => "STAFF_NOT_FOUND",
-            Self::Throttled { .. } => "THROTTLED",
-            Self::CsrfRejected => "CSRF_REJECTED",
-            Self::InvalidInput { .. } => "INVALID_INPUT",
-            Self::Unavailable => "UNAVAILABLE",
-            Self::Network { .. } => "NETWORK",
-            Self::Internal => "INTERNAL",
-        }
+        self.into()
     }
 
-    /// The HTTP status an API answer carries for this error.
+    /// The error a `code` names, with the fields its answer carries (`balance`, `claimed_at`...): how a
+    /// database function's refusal, or a code carried in a link, becomes its variant. `None` for a code that
+    /// names no variant, or without the fields its variant needs.
+    pub fn from_code(
+        code: &str,
+        mut fields: serde_json::Map<String, serde_json::Value>,
+    ) -> Option<Self> {
+        fields.insert("code".into(), serde_json::Value::String(code.into()));
+        serde_json::from_value(serde_json::Value::Object(fields)).ok()
+    }
+
+    /// The HTTP status an answer carrying this error has: decided here, for every answer.
     pub fn http_status(&self) -> u16 {
         match self {
             Self::NotSignedIn | Self::BadCredentials => 401,
@@ -152,76 +230,168 @@ impl LoyaltyError {
             _ => None,
         }
     }
-
-    /// Maps the `error` of a refused RPC answer to its variant. `at` is the moment the answer names: its
-    /// `claimed_at` or its `voided_at`.
-    pub fn from_rpc(code: &str, at: Option<DateTime<FixedOffset>>, balance: Option<i64>) -> Self {
-        match (code, at) {
-            ("INVALID_CODE", _) => Self::InvalidCode,
-            ("ALREADY_CLAIMED", Some(claimed_at)) => Self::AlreadyClaimed { claimed_at },
-            ("CODE_VOIDED", Some(voided_at)) => Self::CodeVoided { voided_at },
-            ("BATCH_NOT_FOUND", _) => Self::BatchNotFound,
-            ("BATCH_ALREADY_VOIDED", Some(voided_at)) => Self::BatchAlreadyVoided { voided_at },
-            ("MANAGERS_ONLY", _) => Self::ManagersOnly,
-            ("NOT_SIGNED_IN", _) => Self::NotSignedIn,
-            ("STAFF_NOT_FOUND", _) => Self::StaffNotFound,
-            ("OWN_ACCOUNT", _) => Self::InvalidInput {
-                message: "You cannot change your own access here: ask another manager.".into(),
-            },
-            ("INVALID_TIME_ZONE", _) => Self::InvalidInput {
-                message: "Choose a time zone from the list, such as Europe/Paris.".into(),
-            },
-            ("INVALID_BATCH_NAME", _) => Self::InvalidInput {
-                message: "Name the batch in 1 to 100 characters.".into(),
-            },
-            ("INVALID_BATCH_SIZE", _) => Self::InvalidInput {
-                message: "A batch holds from 1 to 100,000 postcards.".into(),
-            },
-            ("INVALID_REQUEST_KEY", _) => Self::InvalidInput {
-                message: "This form is out of date: reload the page and try again.".into(),
-            },
-            ("MEMBER_NOT_FOUND", _) => Self::MemberNotFound,
-            ("INSUFFICIENT_FUNDS", _) => Self::InsufficientFunds {
-                balance: balance.unwrap_or(0),
-            },
-            ("INVALID_AMOUNT", _) => Self::InvalidAmount,
-            ("INVALID_TYPE", _) => Self::InvalidType,
-            ("INVALID_DESCRIPTION", _) => Self::InvalidDescription,
-            ("IDEMPOTENCY_MISMATCH", _) => Self::IdempotencyMismatch,
-            ("BALANCE_LIMIT", _) => Self::BalanceLimit {
-                balance: balance.unwrap_or(0),
-            },
-            ("PROGRAM_NOT_FOUND", _) => Self::ProgramNotFound,
-            ("TRANSACTION_NOT_FOUND", _) => Self::TransactionNotFound,
-            ("ALREADY_VOIDED", _) => Self::AlreadyVoided,
-            ("CANNOT_VOID_A_VOID", _) => Self::CannotVoidAVoid,
-            _ => Self::Internal,
-        }
-    }
 }
 
 /// A day as a clerk says it, on the clock `at` is given in: 3 Nov 2026.
 pub fn day(at: &impl Datelike) -> String {
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    format!(
-        "{} {} {}",
-        at.day(),
-        MONTHS[at.month0() as usize % 12],
-        at.year()
-    )
+    chrono::NaiveDate::from_num_days_from_ce_opt(at.num_days_from_ce())
+        .map(|date| date.format("%-d %b %Y").to_string())
+        .unwrap_or_default()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use chrono::{TimeZone, Utc};
+    use serde_json::json;
+    use strum::VariantNames;
+
+    fn from_code(code: &str, fields: serde_json::Value) -> Option<LoyaltyError> {
+        let serde_json::Value::Object(fields) = fields else {
+            panic!("fields are an object")
+        };
+        LoyaltyError::from_code(code, fields)
+    }
+
+    /// One of each variant.
+    fn every_variant() -> Vec<LoyaltyError> {
+        use LoyaltyError::*;
+        let at = Utc
+            .with_ymd_and_hms(2026, 11, 3, 15, 4, 5)
+            .unwrap()
+            .fixed_offset();
+        vec![
+            MalformedCode,
+            MistypedCode,
+            InvalidCode,
+            AlreadyClaimed { claimed_at: at },
+            CodeVoided { voided_at: at },
+            BatchNotFound,
+            BatchAlreadyVoided { voided_at: at },
+            InvalidBatchName,
+            InvalidBatchSize,
+            InvalidRequestKey,
+            MemberNotFound,
+            InsufficientFunds { balance: 7 },
+            InvalidAmount,
+            InvalidType,
+            InvalidDescription,
+            InvalidIdempotencyKey,
+            IdempotencyMismatch,
+            BalanceLimit { balance: 9 },
+            ProgramNotFound,
+            InvalidTimeZone,
+            TransactionNotFound,
+            AlreadyVoided,
+            CannotVoidAVoid,
+            InvalidVoidReason,
+            InvalidDate {
+                bound: DateBound::End,
+            },
+            StartAfterEnd,
+            InvalidTypeFilter,
+            MemberFilterTooLong,
+            StaffFilterTooLong,
+            UnsearchableFilter,
+            BrokenCursor,
+            NotSignedIn,
+            BadCredentials,
+            ManagersOnly,
+            AccountSwitchedOff,
+            StaffNotFound,
+            OwnAccount,
+            NothingToChange,
+            InvalidEmail,
+            InvalidStaffName,
+            InvalidRole,
+            PasswordTooShort,
+            EmailTaken {
+                email: "ada@example.com".into(),
+            },
+            WrongCurrentPassword,
+            Throttled {
+                retry_after_secs: 4,
+            },
+            CsrfRejected,
+            UnsavableText,
+            InvalidInput {
+                field: Some("points".into()),
+                message: "The request was not understood.".into(),
+            },
+            Unavailable,
+            Network {
+                detail: "refused".into(),
+            },
+            Internal,
+        ]
+    }
+
+    #[test]
+    fn every_variant_has_one_code_on_the_wire_in_code_and_from_the_database() {
+        let examples = every_variant();
+        let codes: Vec<&str> = examples.iter().map(LoyaltyError::code).collect();
+        assert_eq!(
+            codes.len(),
+            LoyaltyError::VARIANTS.len(),
+            "every_variant() lists each variant once"
+        );
+        for name in LoyaltyError::VARIANTS {
+            assert!(codes.contains(name), "{name} has an example");
+        }
+        for err in examples {
+            let json = serde_json::to_value(&err).unwrap();
+            assert_eq!(json["code"], err.code());
+            assert_eq!(
+                serde_json::from_value::<LoyaltyError>(json.clone()).unwrap(),
+                err
+            );
+            // A refusal with the same code and fields reads back as the same variant.
+            let serde_json::Value::Object(mut fields) = json else {
+                panic!("an object")
+            };
+            fields.remove("code");
+            assert_eq!(
+                LoyaltyError::from_code(err.code(), fields),
+                Some(err.clone())
+            );
+            assert!(!err.to_string().is_empty());
+        }
+    }
+
+    #[test]
+    fn a_refusal_of_the_database_reads_as_its_variant() {
+        assert_eq!(
+            from_code("INSUFFICIENT_FUNDS", json!({"balance": 40})),
+            Some(LoyaltyError::InsufficientFunds { balance: 40 })
+        );
+        assert_eq!(
+            from_code("OWN_ACCOUNT", json!({"success": false})),
+            Some(LoyaltyError::OwnAccount)
+        );
+        let claimed = from_code(
+            "ALREADY_CLAIMED",
+            json!({"claimed_at": "2026-11-03T15:04:05.123456+00:00"}),
+        )
+        .unwrap();
+        assert_eq!(claimed.code(), "ALREADY_CLAIMED");
+        assert_eq!(
+            claimed.to_string(),
+            "This postcard has already been claimed on 3 Nov 2026."
+        );
+        assert_eq!(from_code("NO_SUCH_CODE", json!({})), None);
+        assert_eq!(
+            from_code("INSUFFICIENT_FUNDS", json!({})),
+            None,
+            "without the balance it names"
+        );
+    }
 
     #[test]
     fn already_claimed_names_the_day() {
         let at = Utc.with_ymd_and_hms(2026, 11, 3, 15, 4, 5).unwrap();
-        let err = LoyaltyError::from_rpc("ALREADY_CLAIMED", Some(at.fixed_offset()), None);
+        let err = LoyaltyError::AlreadyClaimed {
+            claimed_at: at.fixed_offset(),
+        };
         assert_eq!(
             err.to_string(),
             "This postcard has already been claimed on 3 Nov 2026."
@@ -232,7 +402,9 @@ mod tests {
     #[test]
     fn a_withdrawn_postcard_names_the_day() {
         let at = Utc.with_ymd_and_hms(2026, 11, 3, 15, 4, 5).unwrap();
-        let err = LoyaltyError::from_rpc("CODE_VOIDED", Some(at.fixed_offset()), None);
+        let err = LoyaltyError::CodeVoided {
+            voided_at: at.fixed_offset(),
+        };
         assert_eq!(
             err.to_string(),
             "This postcard was withdrawn on 3 Nov 2026 and is no longer valid."
@@ -253,39 +425,33 @@ mod tests {
             "This postcard has already been claimed on 3 Nov 2026."
         );
         assert_eq!(day(&at), "4 Nov 2026", "the same moment on UTC's clock");
+        assert_eq!(day(&at.date_naive()), "4 Nov 2026", "a date alone");
         let json = serde_json::to_value(&err).unwrap();
         assert_eq!(json["claimed_at"], "2026-11-03T22:04:05-05:00");
         assert_eq!(serde_json::from_value::<LoyaltyError>(json).unwrap(), err);
     }
 
     #[test]
-    fn insufficient_funds_names_the_balance() {
-        let err = LoyaltyError::from_rpc("INSUFFICIENT_FUNDS", None, Some(40));
+    fn sentences_name_their_numbers() {
         assert_eq!(
-            err.to_string(),
+            LoyaltyError::InsufficientFunds { balance: 40 }.to_string(),
             "Not enough points: the balance is 40 points."
         );
-    }
-
-    #[test]
-    fn the_wire_form_carries_the_code_and_round_trips() {
-        let at = Utc.with_ymd_and_hms(2026, 11, 3, 15, 4, 5).unwrap();
-        for err in [
-            LoyaltyError::InsufficientFunds { balance: 7 },
-            LoyaltyError::AlreadyClaimed {
-                claimed_at: at.fixed_offset(),
-            },
-            LoyaltyError::MemberNotFound,
-            LoyaltyError::AccountSwitchedOff,
-            LoyaltyError::StaffNotFound,
-            LoyaltyError::Throttled {
-                retry_after_secs: 4,
-            },
-        ] {
-            let json = serde_json::to_value(&err).unwrap();
-            assert_eq!(json["code"], err.code());
-            assert_eq!(serde_json::from_value::<LoyaltyError>(json).unwrap(), err);
-        }
+        assert_eq!(
+            LoyaltyError::PasswordTooShort.to_string(),
+            "Choose a password of at least 10 characters."
+        );
+        assert_eq!(
+            LoyaltyError::InvalidVoidReason.to_string(),
+            "Give a reason for the void, up to 400 characters."
+        );
+        assert_eq!(
+            LoyaltyError::InvalidDate {
+                bound: DateBound::Start
+            }
+            .to_string(),
+            "Enter the start date as year-month-day, like 2026-11-27."
+        );
     }
 }
 
@@ -301,13 +467,35 @@ mod server_fn_impl {
         fn from_server_fn_error(value: ServerFnErrorErr) -> Self {
             match value {
                 ServerFnErrorErr::Request(detail) => Self::Network { detail },
-                ServerFnErrorErr::Args(message) | ServerFnErrorErr::MissingArg(message) => {
+                ServerFnErrorErr::Args(problem) | ServerFnErrorErr::MissingArg(problem) => {
                     Self::InvalidInput {
-                        message: format!("The request was not understood: {message}"),
+                        field: field_named(&problem),
+                        message: format!("The request was not understood: {problem}"),
                     }
                 }
                 _ => Self::Internal,
             }
         }
+    }
+
+    /// The field a decoder's complaint names, as in "missing field `points`".
+    fn field_named(problem: &str) -> Option<String> {
+        let (_, rest) = problem.split_once('`')?;
+        let (field, _) = rest.split_once('`')?;
+        Some(field.to_owned())
+    }
+
+    #[cfg(test)]
+    #[test]
+    fn an_unreadable_request_names_its_field() {
+        let err = LoyaltyError::from_server_fn_error(ServerFnErrorErr::Args(
+            "missing field `points`".into(),
+        ));
+        assert!(
+            matches!(&err, LoyaltyError::InvalidInput { field: Some(f), .. } if f == "points"),
+            "{err:?}"
+        );
+        assert_eq!(err.code(), "INVALID_INPUT");
+        assert_eq!(err.http_status(), 422);
     }
 }

@@ -1,5 +1,6 @@
 //! What every request passes through: its session, and JSON bodies for the API.
 
+use app::request::{Outcome, refusal};
 use axum::body::{Body, to_bytes};
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
@@ -22,8 +23,7 @@ pub async fn session(State(pool): State<PgPool>, mut req: Request, next: Next) -
     // The busiest posts check the session in the statement that makes their change.
     let checked_in_statement =
         req.method() == Method::POST && app::auth::SESSION_CHECKED_IN_STATEMENT.contains(&path);
-    let cookie =
-        app::auth::server::session_cookie_in(req.headers()).filter(|_| !checked_in_statement);
+    let cookie = app::request::session_cookie_in(req.headers()).filter(|_| !checked_in_statement);
     let staff = match cookie {
         Some(cookie) => match app::auth::db::session(&pool, &cookie).await {
             Ok(staff) => Some(staff),
@@ -31,7 +31,9 @@ pub async fn session(State(pool): State<PgPool>, mut req: Request, next: Next) -
             Err(LoyaltyError::Unavailable) if wants_page(&req) => {
                 return crate::observe::unavailable_page();
             }
-            Err(LoyaltyError::Unavailable) => return error_response(LoyaltyError::Unavailable),
+            Err(LoyaltyError::Unavailable) => {
+                return refusal(req.extensions().get(), LoyaltyError::Unavailable);
+            }
             Err(_) => None,
         },
         None => None,
@@ -77,12 +79,18 @@ pub async fn api_body(req: Request, next: Next) -> Response {
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("application/json"));
+    let outcome = req.extensions().get::<Outcome>().cloned();
     let (mut parts, body) = req.into_parts();
-    let too_large = || {
-        error_response(LoyaltyError::InvalidInput {
-            message: "The request is too large.".into(),
-        })
+    let refuse = |field: Option<String>, message: &str| {
+        refusal(
+            outcome.as_ref(),
+            LoyaltyError::InvalidInput {
+                field,
+                message: message.into(),
+            },
+        )
     };
+    let too_large = || refuse(None, "The request is too large.");
     // A body somewhat over the limit is still read to its end, so the refusal reaches a client that is still
     // sending and the connection can carry its next request; a far larger one is cut off and the connection
     // closed.
@@ -99,7 +107,7 @@ pub async fn api_body(req: Request, next: Next) -> Response {
     let body = if is_json {
         let form = match json_object_to_form(&bytes) {
             Ok(form) => form,
-            Err(message) => return error_response(LoyaltyError::InvalidInput { message }),
+            Err((field, message)) => return refuse(field, &message),
         };
         // The form is read under the same limit, and percent-encoding makes text up to three times longer.
         if form.len() > MAX_BODY_BYTES {
@@ -112,38 +120,45 @@ pub async fn api_body(req: Request, next: Next) -> Response {
         parts.headers.remove(header::CONTENT_LENGTH);
         Body::from(form)
     } else if std::str::from_utf8(&bytes).is_err() {
-        return error_response(LoyaltyError::InvalidInput {
-            message: "The request body is not text.".into(),
-        });
+        return refuse(None, "The request body is not text.");
     } else {
         Body::from(bytes)
     };
-    with_its_errors_status(next.run(Request::from_parts(parts, body)).await).await
-}
-
-/// A server function answers arguments it cannot read (a missing field, a number that is not one) with a 500
-/// that carries our INVALID_INPUT: the answer gets the status of the error it carries.
-async fn with_its_errors_status(response: Response) -> Response {
-    if response.status() != StatusCode::INTERNAL_SERVER_ERROR {
-        return response;
-    }
-    let (mut parts, body) = response.into_parts();
-    let Ok(bytes) = to_bytes(body, MAX_BODY_BYTES).await else {
-        return error_response(LoyaltyError::Internal);
-    };
-    if let Ok(err) = serde_json::from_slice::<LoyaltyError>(&bytes)
-        && let Ok(status) = StatusCode::from_u16(err.http_status())
+    let mut response = next.run(Request::from_parts(parts, body)).await;
+    // Every server function records its outcome as it answers: one that recorded none never ran, because its
+    // arguments could not be read, which its framework answers with a 500 carrying our INVALID_INPUT.
+    if let Some(outcome) = outcome.as_ref().filter(|o| o.get().is_none())
+        && is_server_fn_error(&response)
     {
-        parts.status = status;
+        let unreadable = LoyaltyError::InvalidInput {
+            field: None,
+            message: String::new(),
+        };
+        outcome.set(unreadable.code());
+        if let Ok(status) = StatusCode::from_u16(unreadable.http_status()) {
+            *response.status_mut() = status;
+        }
     }
-    Response::from_parts(parts, Body::from(bytes))
+    response
 }
 
-fn json_object_to_form(bytes: &[u8]) -> Result<String, String> {
+/// The answer a server function's framework gives when the function fails or never runs.
+fn is_server_fn_error(response: &Response) -> bool {
+    response.status() == StatusCode::INTERNAL_SERVER_ERROR
+        && response
+            .headers()
+            .contains_key(leptos::server_fn::error::SERVER_FN_ERROR_HEADER)
+}
+
+/// The fields of a flat JSON object as a form; or the field at fault, if any, and what is wrong.
+fn json_object_to_form(bytes: &[u8]) -> Result<String, (Option<String>, String)> {
     let value: serde_json::Value = serde_json::from_slice(bytes)
-        .map_err(|_| "The request body is not valid JSON.".to_owned())?;
+        .map_err(|_| (None, "The request body is not valid JSON.".to_owned()))?;
     let serde_json::Value::Object(fields) = value else {
-        return Err("The request body must be a JSON object of fields.".into());
+        return Err((
+            None,
+            "The request body must be a JSON object of fields.".into(),
+        ));
     };
     let mut pairs = Vec::with_capacity(fields.len());
     for (name, value) in fields {
@@ -153,19 +168,13 @@ fn json_object_to_form(bytes: &[u8]) -> Result<String, String> {
             serde_json::Value::Number(n) => n.to_string(),
             serde_json::Value::Bool(b) => b.to_string(),
             _ => {
-                return Err(format!(
-                    "The field {name:?} must be a string, a number or a boolean."
-                ));
+                let message =
+                    format!("The field {name:?} must be a string, a number or a boolean.");
+                return Err((Some(name), message));
             }
         };
         pairs.push((name, text));
     }
-    serde_urlencoded::to_string(pairs).map_err(|_| "The request could not be read.".to_owned())
-}
-
-/// An API error answer in the domain's JSON shape.
-pub fn error_response(err: LoyaltyError) -> Response {
-    let status =
-        StatusCode::from_u16(err.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    (status, axum::Json(err)).into_response()
+    serde_urlencoded::to_string(pairs)
+        .map_err(|_| (None, "The request could not be read.".to_owned()))
 }

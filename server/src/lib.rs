@@ -62,7 +62,7 @@ pub fn router(state: AppState) -> Router {
     let recorder = metrics.clone();
     let pool = state.pool.clone();
     let counter = app::db::CounterPool::like(&pool);
-    let cookies = app::auth::server::SecureCookies(state.secure_cookies);
+    let cookies = app::request::SecureCookies(state.secure_cookies);
     let context = move || {
         provide_context(pool.clone());
         provide_context(counter.clone());

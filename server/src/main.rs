@@ -248,7 +248,10 @@ async fn create_manager(
     let password = match std::env::var("LOYALTY_MANAGER_PASSWORD") {
         Ok(password) => password,
         Err(_) => {
-            eprintln!("Password for {email} (at least 10 characters):");
+            eprintln!(
+                "Password for {email} (at least {} characters):",
+                loyalty_core::error::PASSWORD_MIN_CHARS
+            );
             let mut line = String::new();
             std::io::stdin().read_line(&mut line)?;
             line.trim_end_matches(['\r', '\n']).to_owned()

@@ -1,20 +1,19 @@
 //! What an operator sees: Prometheus metrics by endpoint and by error code, and a request id on every request,
 //! its answer and its log lines.
 //!
-//! Outcomes are read at the HTTP layer, from the status and the JSON error the answer carries, rather than in
-//! the server functions: one place sees every answer, including the refusals the session and body layers
-//! make before any server function runs, and the app crate stays free of metrics.
+//! Every request carries an [`Outcome`] that whoever answers an API call sets once: the server function as it
+//! answers, or the layer or download that refuses the call. The metrics count it and the request's log line
+//! names it, so neither reads an answer back, and the app crate stays free of metrics.
 
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::body::{Body, to_bytes};
+use app::request::Outcome;
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use base64::Engine;
 use loyalty_core::LoyaltyError;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -159,14 +158,12 @@ pub async fn record(State(metrics): State<Arc<Metrics>>, mut req: Request, next:
     let method = method_label(req.method());
     let route = metrics.route_of(&req);
     req.extensions_mut().insert(Route(route.clone()));
+    let outcome = Outcome::default();
+    req.extensions_mut().insert(outcome.clone());
     let mut abandoned = Abandoned(Some((metrics.clone(), method, route.clone())));
     let response = next.run(req).await;
     abandoned.0 = None;
-    let (response, outcome) = if route.starts_with("/api/") {
-        outcome_of(response).await
-    } else {
-        (response, None)
-    };
+    let outcome = outcome.get().filter(|_| route.starts_with("/api/"));
     metrics
         .requests
         .get_or_create(&RequestLabels {
@@ -232,55 +229,8 @@ fn status_class(status: StatusCode) -> &'static str {
     }
 }
 
-/// The largest error answer read for its code; error answers are a few hundred bytes.
-const MAX_ERROR_BODY: usize = 64 * 1024;
-
-/// `ok` for an answer that went through, the error's code for a refusal. A plain form post is answered with a
-/// redirect: back to the form with the error in its `__err` query field, or on to the result.
-async fn outcome_of(response: Response) -> (Response, Option<&'static str>) {
-    let status = response.status();
-    if status.is_success() {
-        return (response, Some("ok"));
-    }
-    if status.is_redirection() {
-        let code = form_post_error(&response).map_or("ok", |err| err.code());
-        return (response, Some(code));
-    }
-    let is_json = response
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/json"));
-    if !is_json {
-        return (response, None);
-    }
-    let (parts, body) = response.into_parts();
-    match to_bytes(body, MAX_ERROR_BODY).await {
-        Ok(bytes) => {
-            let code = serde_json::from_slice::<LoyaltyError>(&bytes)
-                .ok()
-                .map(|err| err.code());
-            (Response::from_parts(parts, Body::from(bytes)), code)
-        }
-        Err(err) => {
-            tracing::error!(error = %err, "reading an error answer");
-            (StatusCode::INTERNAL_SERVER_ERROR.into_response(), None)
-        }
-    }
-}
-
-fn form_post_error(response: &Response) -> Option<LoyaltyError> {
-    let location = response.headers().get(header::LOCATION)?.to_str().ok()?;
-    let (_, query) = location.split_once('?')?;
-    let fields: Vec<(String, String)> = serde_urlencoded::from_str(query).ok()?;
-    let (_, encoded) = fields.into_iter().find(|(name, _)| name == "__err")?;
-    let json = base64::engine::general_purpose::URL_SAFE
-        .decode(encoded)
-        .ok()?;
-    serde_json::from_slice(&json).ok()
-}
-
-/// The span every request's log lines are in: its id, method and route, then its status and latency.
+/// The span every request's log lines are in: its id, method and route, then its outcome (recorded by
+/// [`Outcome::set`]), status and latency.
 pub fn request_span(req: &Request) -> Span {
     let id = req
         .headers()
@@ -293,6 +243,7 @@ pub fn request_span(req: &Request) -> Span {
         request_id = id,
         method = %req.method(),
         route,
+        outcome = Empty,
         status = Empty,
         latency_ms = Empty,
     )

@@ -3,6 +3,7 @@
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
 use chrono::{DateTime, Utc};
+use loyalty_core::error::PASSWORD_MIN_CHARS;
 use loyalty_core::wire::Role;
 use loyalty_core::{LoyaltyError, Result};
 use sha2::{Digest, Sha256};
@@ -79,15 +80,11 @@ pub async fn create_staff(
 ) -> Result<Uuid> {
     let email = normalise_email(email);
     if !email.contains('@') || email.len() < 3 || email.len() > 254 {
-        return Err(LoyaltyError::InvalidInput {
-            message: "Enter a valid email address.".into(),
-        });
+        return Err(LoyaltyError::InvalidEmail);
     }
     let name = name.trim().to_owned();
     if name.is_empty() || name.chars().count() > 100 {
-        return Err(LoyaltyError::InvalidInput {
-            message: "Enter a name of up to 100 characters.".into(),
-        });
+        return Err(LoyaltyError::InvalidStaffName);
     }
     check_password(password)?;
     let password = password.to_owned();
@@ -106,9 +103,7 @@ pub async fn create_staff(
     .fetch_optional(db)
     .await
     .map_err(db_error)?
-    .ok_or_else(|| LoyaltyError::InvalidInput {
-        message: format!("{email} already has an account in this program."),
-    })
+    .ok_or(LoyaltyError::EmailTaken { email })
 }
 
 /// What a manager changes of another staff member's access.
@@ -159,10 +154,8 @@ pub async fn set_staff_access(
 }
 
 fn check_password(password: &str) -> Result<()> {
-    if password.chars().count() < 10 {
-        return Err(LoyaltyError::InvalidInput {
-            message: "Choose a password of at least 10 characters.".into(),
-        });
+    if password.chars().count() < PASSWORD_MIN_CHARS {
+        return Err(LoyaltyError::PasswordTooShort);
     }
     Ok(())
 }
@@ -497,9 +490,7 @@ pub async fn change_own_password(
             .execute(db)
             .await
             .map_err(db_error)?;
-        return Err(LoyaltyError::InvalidInput {
-            message: "That is not your current password.".into(),
-        });
+        return Err(LoyaltyError::WrongCurrentPassword);
     };
     let mut tx = db.begin().await.map_err(db_error)?;
     // Only over the hash just checked: a manager's new password or switch-off in the meantime wins.

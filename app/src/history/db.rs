@@ -31,10 +31,7 @@ impl Cursor {
     }
 
     pub fn decode(cursor: &str) -> Result<Self> {
-        let broken = || LoyaltyError::InvalidInput {
-            message: "This link to older transactions is broken: start again from the newest."
-                .into(),
-        };
+        let broken = || LoyaltyError::BrokenCursor;
         let (micros, id) = cursor.split_once('_').ok_or_else(broken)?;
         let micros: i64 = micros.parse().map_err(|_| broken())?;
         Ok(Self {
