@@ -255,7 +255,7 @@ impl Client {
 
 /// A request that got no usable answer, in words a clerk can act on.
 fn network(e: reqwest::Error, timeout: Duration) -> LoyaltyError {
-    if let Some(tls) = tls_error(&e) {
+    if let Some(tls) = loyalty_core::tls::failure(&e) {
         return LoyaltyError::Network {
             detail: format!("the server's certificate was refused ({tls})"),
         };
@@ -268,24 +268,6 @@ fn network(e: reqwest::Error, timeout: Duration) -> LoyaltyError {
         "the connection was lost before the answer came".to_owned()
     };
     LoyaltyError::Network { detail }
-}
-
-/// The TLS failure behind a request's error, if that is what it was: rustls's error sits inside nested
-/// io::Errors, whose `source` skips what they wrap.
-fn tls_error(err: &reqwest::Error) -> Option<&rustls::Error> {
-    let mut next: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(err);
-    while let Some(cause) = next {
-        if let Some(tls) = cause.downcast_ref::<rustls::Error>() {
-            return Some(tls);
-        }
-        next = match cause.downcast_ref::<std::io::Error>() {
-            Some(io) => io
-                .get_ref()
-                .map(|inner| inner as &(dyn std::error::Error + 'static)),
-            None => cause.source(),
-        };
-    }
-    None
 }
 
 #[cfg(test)]
