@@ -412,7 +412,7 @@ async fn a_retry_after_a_dropped_answer_applies_once_and_says_so() {
     type_text(&mut app, &member);
     let commands = press(&mut app, KeyCode::Enter);
     settle(&mut app, &client, commands).await;
-    assert_eq!(app.member.as_ref().map(|m| m.points), Some(100));
+    assert_eq!(app.counter.member().map(|m| m.points), Some(100));
 
     type_text(&mut app, "e");
     type_text(&mut app, "50");
@@ -423,7 +423,11 @@ async fn a_retry_after_a_dropped_answer_applies_once_and_says_so() {
     };
     proxy.drop_answers.store(true, Ordering::SeqCst);
     settle(&mut app, &client, commands).await;
-    let pending = app.unanswered.clone().expect("the earn got no answer");
+    let pending = app
+        .counter
+        .unanswered()
+        .cloned()
+        .expect("the earn got no answer");
     assert_eq!(pending.request, request);
     assert_eq!(
         pending.detail,
@@ -449,7 +453,7 @@ async fn a_retry_after_a_dropped_answer_applies_once_and_says_so() {
         }]
     );
     settle(&mut app, &client, commands).await;
-    assert_eq!(app.unanswered, None);
+    assert_eq!(app.counter.unanswered(), None);
     assert_eq!(
         notice(&app),
         format!(
@@ -457,7 +461,7 @@ async fn a_retry_after_a_dropped_answer_applies_once_and_says_so() {
         )
     );
     assert_eq!(server.db.balance(&member).await, 150, "applied once");
-    assert_eq!(app.member.as_ref().map(|m| m.points), Some(150));
+    assert_eq!(app.counter.member().map(|m| m.points), Some(150));
     let rows: i64 =
         sqlx::query_scalar("select count(*) from transactions where idempotency_key = $1")
             .bind(request.idempotency_key.to_string())
