@@ -2,6 +2,8 @@
 
 pub mod code;
 pub mod error;
+#[cfg(feature = "tls")]
+pub mod tls;
 pub mod wire;
 
 pub use code::{ScanCode, parse_scan};

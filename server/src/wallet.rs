@@ -95,7 +95,7 @@ impl Webhook {
 
 /// Why a delivery got no answer, in a few words for the managers' wallet page.
 fn failure_reason(err: &reqwest::Error) -> String {
-    if let Some(tls) = tls_error(err) {
+    if let Some(tls) = loyalty_core::tls::failure(err) {
         return format!("TLS failed: {tls}");
     }
     if err.is_timeout() {
@@ -105,24 +105,6 @@ fn failure_reason(err: &reqwest::Error) -> String {
     } else {
         "request failed".to_owned()
     }
-}
-
-/// The TLS failure behind a request's error, if that is what it was: rustls's error sits inside nested
-/// io::Errors, whose `source` skips what they wrap.
-fn tls_error(err: &reqwest::Error) -> Option<&rustls::Error> {
-    let mut next: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(err);
-    while let Some(cause) = next {
-        if let Some(tls) = cause.downcast_ref::<rustls::Error>() {
-            return Some(tls);
-        }
-        next = match cause.downcast_ref::<std::io::Error>() {
-            Some(io) => io
-                .get_ref()
-                .map(|inner| inner as &(dyn std::error::Error + 'static)),
-            None => cause.source(),
-        };
-    }
-    None
 }
 
 impl WalletProvider for Webhook {

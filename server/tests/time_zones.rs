@@ -207,7 +207,7 @@ async fn a_manager_sets_the_time_zone_and_the_history_names_it() {
         .change("set_time_zone", &[("time_zone", "America/New_York")])
         .await;
     assert_eq!(set.status(), StatusCode::OK);
-    let choice: app::staff::TimeZoneChoice =
+    let choice: app::program::TimeZoneChoice =
         manager.post("time_zone", &[]).await.json().await.unwrap();
     assert_eq!(choice.time_zone, "America/New_York");
     assert!(choice.zones.iter().any(|z| z == "Europe/Paris"));

@@ -1,14 +1,13 @@
 //! The server's HTTP API, as the counter terminal uses it: form-encoded POSTs in, JSON out, the session in a
 //! cookie and every refusal as the server's own [`LoyaltyError`].
 
-use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use loyalty_core::LoyaltyError;
 use loyalty_core::wire::{Member, MemberDetail, PointsReceipt, ScanOutcome, StaffSession, TxType};
 use reqwest::StatusCode;
-use reqwest::header::{ACCEPT, COOKIE, HeaderMap, SET_COOKIE};
+use reqwest::header::ACCEPT;
 use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
@@ -42,17 +41,12 @@ impl PointsRequest {
 /// A client of one server, shared by every request task of the run; cloning it shares the session.
 #[derive(Debug, Clone)]
 pub struct Client {
+    /// Keeps the server's cookies, the session's among them, in its own cookie store.
     http: reqwest::Client,
     base_url: String,
     timeout: Duration,
-    session: Arc<Mutex<Session>>,
-}
-
-/// What the server gave this run to send back: its cookies (the session) and the CSRF token.
-#[derive(Debug, Default)]
-struct Session {
-    cookies: BTreeMap<String, String>,
-    csrf_token: Option<String>,
+    /// The session's CSRF token, sent back with every change.
+    csrf_token: Arc<Mutex<Option<String>>>,
 }
 
 impl Client {
@@ -76,6 +70,7 @@ impl Client {
             .connect_timeout(timeout)
             // An answer is JSON or an error: a redirect means this is not the API it should be.
             .redirect(reqwest::redirect::Policy::none())
+            .cookie_store(true)
             .tls_certs_merge(extra_roots)
             .build()
             .map_err(|e| network(e, timeout))?;
@@ -83,7 +78,7 @@ impl Client {
             http,
             base_url: base_url.trim_end_matches('/').to_owned(),
             timeout,
-            session: Arc::default(),
+            csrf_token: Arc::default(),
         })
     }
 
@@ -107,10 +102,9 @@ impl Client {
 
     pub async fn sign_out(&self) -> Result<(), LoyaltyError> {
         let csrf = self.csrf();
+        // The answer also expires the session's cookie, which the cookie store then forgets.
         self.send("/api/sign_out", &[("csrf", &csrf)]).await?;
-        let mut session = self.lock();
-        session.csrf_token = None;
-        session.cookies.clear();
+        *self.lock_csrf() = None;
         Ok(())
     }
 
@@ -177,17 +171,15 @@ impl Client {
 
     /// Sends one request and returns the body of a successful answer, or the server's error.
     async fn send(&self, path: &str, form: &[(&str, &str)]) -> Result<Vec<u8>, LoyaltyError> {
-        let mut request = self
+        let response = self
             .http
             .post(format!("{}{path}", self.base_url))
             .header(ACCEPT, "application/json")
-            .form(form);
-        if let Some(cookie) = self.cookie_header() {
-            request = request.header(COOKIE, cookie);
-        }
-        let response = request.send().await.map_err(|e| network(e, self.timeout))?;
+            .form(form)
+            .send()
+            .await
+            .map_err(|e| network(e, self.timeout))?;
         let status = response.status();
-        self.keep_cookies(response.headers());
         let body = response
             .bytes()
             .await
@@ -204,58 +196,25 @@ impl Client {
         )
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Session> {
-        // The session holds plain strings: one a panicking task left behind is still whole.
-        self.session.lock().unwrap_or_else(PoisonError::into_inner)
+    fn lock_csrf(&self) -> std::sync::MutexGuard<'_, Option<String>> {
+        // The token is a plain string: one a panicking task left behind is still whole.
+        self.csrf_token
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     fn csrf(&self) -> String {
-        self.lock().csrf_token.clone().unwrap_or_default()
+        self.lock_csrf().clone().unwrap_or_default()
     }
 
     fn remember_csrf(&self, session: &StaffSession) {
-        self.lock().csrf_token = Some(session.csrf_token.clone());
-    }
-
-    fn cookie_header(&self) -> Option<String> {
-        let session = self.lock();
-        if session.cookies.is_empty() {
-            return None;
-        }
-        let pairs: Vec<String> = session
-            .cookies
-            .iter()
-            .map(|(name, value)| format!("{name}={value}"))
-            .collect();
-        Some(pairs.join("; "))
-    }
-
-    /// A one-server cookie jar: keeps each `Set-Cookie` by name, forgets the ones the server expires.
-    fn keep_cookies(&self, headers: &HeaderMap) {
-        let mut session = self.lock();
-        for header in headers.get_all(SET_COOKIE) {
-            let Ok(text) = header.to_str() else { continue };
-            let mut parts = text.split(';').map(str::trim);
-            let Some((name, value)) = parts.next().and_then(|pair| pair.split_once('=')) else {
-                continue;
-            };
-            let expired = value.is_empty()
-                || parts.any(|attribute| {
-                    attribute.eq_ignore_ascii_case("max-age=0")
-                        || attribute.to_ascii_lowercase().starts_with("max-age=-")
-                });
-            if expired {
-                session.cookies.remove(name);
-            } else {
-                session.cookies.insert(name.to_owned(), value.to_owned());
-            }
-        }
+        *self.lock_csrf() = Some(session.csrf_token.clone());
     }
 }
 
 /// A request that got no usable answer, in words a clerk can act on.
 fn network(e: reqwest::Error, timeout: Duration) -> LoyaltyError {
-    if let Some(tls) = tls_error(&e) {
+    if let Some(tls) = loyalty_core::tls::failure(&e) {
         return LoyaltyError::Network {
             detail: format!("the server's certificate was refused ({tls})"),
         };
@@ -270,51 +229,14 @@ fn network(e: reqwest::Error, timeout: Duration) -> LoyaltyError {
     LoyaltyError::Network { detail }
 }
 
-/// The TLS failure behind a request's error, if that is what it was: rustls's error sits inside nested
-/// io::Errors, whose `source` skips what they wrap.
-fn tls_error(err: &reqwest::Error) -> Option<&rustls::Error> {
-    let mut next: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(err);
-    while let Some(cause) = next {
-        if let Some(tls) = cause.downcast_ref::<rustls::Error>() {
-            return Some(tls);
-        }
-        next = match cause.downcast_ref::<std::io::Error>() {
-            Some(io) => io
-                .get_ref()
-                .map(|inner| inner as &(dyn std::error::Error + 'static)),
-            None => cause.source(),
-        };
-    }
-    None
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use reqwest::header::HeaderValue;
 
     #[test]
-    fn the_session_cookie_is_kept_and_forgotten_when_expired() {
+    fn the_base_url_is_kept_without_its_trailing_slash() {
         let client = Client::new("http://127.0.0.1:9/").unwrap();
         assert_eq!(client.base_url(), "http://127.0.0.1:9");
-        let mut headers = HeaderMap::new();
-        headers.append(
-            SET_COOKIE,
-            HeaderValue::from_static("loyalty_session=abc123; Path=/; HttpOnly; SameSite=Lax"),
-        );
-        headers.append(SET_COOKIE, HeaderValue::from_static("theme=dark"));
-        client.keep_cookies(&headers);
-        assert_eq!(
-            client.cookie_header().as_deref(),
-            Some("loyalty_session=abc123; theme=dark")
-        );
-        let mut expire = HeaderMap::new();
-        expire.append(
-            SET_COOKIE,
-            HeaderValue::from_static("loyalty_session=; Path=/; Max-Age=0"),
-        );
-        client.keep_cookies(&expire);
-        assert_eq!(client.cookie_header().as_deref(), Some("theme=dark"));
     }
 
     #[test]

@@ -29,7 +29,7 @@ pub fn draw(frame: &mut Frame, app: &App) {
     };
     draw_notice(frame, notice, app);
     draw_status(frame, status, app);
-    if app.show_help && app.session.is_some() {
+    if app.counter.show_help && app.session.is_some() {
         help::draw(frame, body);
     } else if let Some(position) = cursor {
         frame.set_cursor_position(position);
@@ -54,12 +54,9 @@ fn draw_header(frame: &mut Frame, area: Rect, app: &App) {
 
 /// The last action's result, or what the clerk is waiting for.
 fn draw_notice(frame: &mut Frame, area: Rect, app: &App) {
-    let (sign, text) = if let Some(waiting) = &app.waiting {
+    let (sign, text) = if let Some(waiting) = app.waiting() {
         let spinner = SPINNER[(app.ticks % SPINNER.len() as u64) as usize];
-        (
-            Span::styled(spinner, theme::KEY),
-            Span::raw(waiting.as_str()),
-        )
+        (Span::styled(spinner, theme::KEY), Span::raw(waiting))
     } else if let Some(notice) = &app.notice {
         let (style, sign) = theme::tone(notice.tone);
         (
@@ -79,7 +76,7 @@ fn draw_notice(frame: &mut Frame, area: Rect, app: &App) {
 
 /// Server reachable or not, who is signed in where, and the keys that always work.
 fn draw_status(frame: &mut Frame, area: Rect, app: &App) {
-    let server = match app.reachable {
+    let server = match app.health.reachable {
         Some(true) => Span::styled(" ● Server online ", theme::ONLINE),
         Some(false) => Span::styled(" ○ Server unreachable ", theme::OFFLINE),
         None => Span::raw(" ◌ Checking server… "),

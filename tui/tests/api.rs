@@ -3,8 +3,8 @@
 #![allow(clippy::unwrap_used)]
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
@@ -26,11 +26,13 @@ async fn signed_in(server: &TestServer) -> Client {
     client
 }
 
-/// Sits between the client and the server. While `drop_answers` is set, each request still reaches the server
-/// and is carried out, but the connection is closed as the answer starts to come back: the clerk never hears it.
+/// Sits between the client and the server, keeping a copy of everything the client sends. While `drop_answers`
+/// is set, each request still reaches the server and is carried out, but the connection is closed as the answer
+/// starts to come back: the clerk never hears it.
 struct Proxy {
     url: String,
     drop_answers: Arc<AtomicBool>,
+    sent: Arc<Mutex<Vec<u8>>>,
 }
 
 impl Proxy {
@@ -38,22 +40,44 @@ impl Proxy {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let drop_answers = Arc::new(AtomicBool::new(false));
-        let flag = drop_answers.clone();
+        let sent = Arc::new(Mutex::new(Vec::new()));
+        let (flag, copy) = (drop_answers.clone(), sent.clone());
         tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
                 let upstream = TcpStream::connect(upstream).await.unwrap();
-                tokio::spawn(relay(client, upstream, flag.clone()));
+                tokio::spawn(relay(client, upstream, flag.clone(), copy.clone()));
             }
         });
-        Self { url, drop_answers }
+        Self {
+            url,
+            drop_answers,
+            sent,
+        }
+    }
+
+    /// What the client sent since the last call, as text.
+    fn take_sent(&self) -> String {
+        String::from_utf8_lossy(&std::mem::take(&mut *self.sent.lock().unwrap())).into_owned()
     }
 }
 
-async fn relay(client: TcpStream, upstream: TcpStream, drop_answers: Arc<AtomicBool>) {
+async fn relay(
+    client: TcpStream,
+    upstream: TcpStream,
+    drop_answers: Arc<AtomicBool>,
+    sent: Arc<Mutex<Vec<u8>>>,
+) {
     let (mut client_read, mut client_write) = client.into_split();
     let (mut upstream_read, mut upstream_write) = upstream.into_split();
     let requests = tokio::spawn(async move {
-        let _ = tokio::io::copy(&mut client_read, &mut upstream_write).await;
+        let mut buf = vec![0u8; 16 * 1024];
+        // Copied before it is passed on, so it is kept by the time the server can answer it.
+        while let Ok(n @ 1..) = client_read.read(&mut buf).await {
+            sent.lock().unwrap().extend_from_slice(&buf[..n]);
+            if upstream_write.write_all(&buf[..n]).await.is_err() {
+                break;
+            }
+        }
     });
     let mut buf = vec![0u8; 16 * 1024];
     // Checked per answer, not per connection: the client reuses its pooled connections.
@@ -146,6 +170,32 @@ async fn nothing_is_done_before_signing_in_and_after_signing_out() {
             .await
             .unwrap();
     assert_eq!(burned, None, "the postcard was never claimed");
+}
+
+/// The session's cookie goes with each request once signed in, and no longer once signing out has expired it.
+#[tokio::test]
+async fn the_session_cookie_is_kept_until_the_server_expires_it() {
+    let server = TestServer::start().await;
+    let proxy = Proxy::start(server.url.trim_start_matches("http://").parse().unwrap()).await;
+    let client = Client::new(&proxy.url).unwrap();
+    let sends_session = |sent: &str| {
+        sent.to_ascii_lowercase()
+            .contains("\r\ncookie: loyalty_session=")
+    };
+    client
+        .sign_in(&server.clerk.email, &server.clerk.password)
+        .await
+        .unwrap();
+    assert!(!sends_session(&proxy.take_sent()), "none before signing in");
+    client.me().await.unwrap();
+    assert!(sends_session(&proxy.take_sent()));
+    client.sign_out().await.unwrap();
+    assert!(
+        sends_session(&proxy.take_sent()),
+        "signing out names the session"
+    );
+    assert_eq!(client.me().await.unwrap_err(), LoyaltyError::NotSignedIn);
+    assert!(!sends_session(&proxy.take_sent()), "expired by the server");
 }
 
 #[tokio::test]
@@ -362,7 +412,7 @@ async fn a_retry_after_a_dropped_answer_applies_once_and_says_so() {
     type_text(&mut app, &member);
     let commands = press(&mut app, KeyCode::Enter);
     settle(&mut app, &client, commands).await;
-    assert_eq!(app.member.as_ref().map(|m| m.points), Some(100));
+    assert_eq!(app.counter.member().map(|m| m.points), Some(100));
 
     type_text(&mut app, "e");
     type_text(&mut app, "50");
@@ -373,7 +423,11 @@ async fn a_retry_after_a_dropped_answer_applies_once_and_says_so() {
     };
     proxy.drop_answers.store(true, Ordering::SeqCst);
     settle(&mut app, &client, commands).await;
-    let pending = app.unanswered.clone().expect("the earn got no answer");
+    let pending = app
+        .counter
+        .unanswered()
+        .cloned()
+        .expect("the earn got no answer");
     assert_eq!(pending.request, request);
     assert_eq!(
         pending.detail,
@@ -399,7 +453,7 @@ async fn a_retry_after_a_dropped_answer_applies_once_and_says_so() {
         }]
     );
     settle(&mut app, &client, commands).await;
-    assert_eq!(app.unanswered, None);
+    assert_eq!(app.counter.unanswered(), None);
     assert_eq!(
         notice(&app),
         format!(
@@ -407,7 +461,7 @@ async fn a_retry_after_a_dropped_answer_applies_once_and_says_so() {
         )
     );
     assert_eq!(server.db.balance(&member).await, 150, "applied once");
-    assert_eq!(app.member.as_ref().map(|m| m.points), Some(150));
+    assert_eq!(app.counter.member().map(|m| m.points), Some(150));
     let rows: i64 =
         sqlx::query_scalar("select count(*) from transactions where idempotency_key = $1")
             .bind(request.idempotency_key.to_string())

@@ -3,6 +3,8 @@
 #[path = "counter/support.rs"]
 mod support;
 
+#[path = "counter/overtaken.rs"]
+mod overtaken;
 #[path = "counter/screens.rs"]
 mod screens;
 #[path = "counter/update.rs"]

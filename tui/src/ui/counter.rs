@@ -7,12 +7,16 @@ use ratatui::layout::{Constraint, Layout, Position, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Paragraph, Wrap};
 
-use crate::app::{App, Ledger, Prompt, Unanswered, doing};
+use crate::app::{App, Ledger, MemberPanel, PendingPoints, Prompt, Unanswered, doing};
 use crate::theme;
 
 /// Draws the counter and returns where the cursor goes.
 pub fn draw(frame: &mut Frame, area: Rect, app: &App) -> Option<Position> {
-    let unanswered_height = if app.unanswered.is_some() { 4 } else { 0 };
+    let unanswered_height = if app.counter.unanswered().is_some() {
+        4
+    } else {
+        0
+    };
     let [input, member, unanswered] = area.layout(&Layout::vertical([
         Constraint::Length(3),
         Constraint::Min(3),
@@ -20,16 +24,17 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) -> Option<Position> {
     ]));
     let cursor = draw_input(frame, input, app);
     draw_member(frame, member, app);
-    if let Some(pending) = &app.unanswered {
-        draw_unanswered(frame, unanswered, pending, app.points_in_flight.is_some());
+    if let Some(pending) = app.counter.unanswered() {
+        let sending = matches!(app.counter.points, Some(PendingPoints::Resending(_)));
+        draw_unanswered(frame, unanswered, pending, sending);
     }
     cursor
 }
 
 /// The one input line: a code, an amount, or a question to confirm.
 fn draw_input(frame: &mut Frame, area: Rect, app: &App) -> Option<Position> {
-    let member_id = app.member.as_ref().map_or("", |m| m.external_id.as_str());
-    let (title, prefix, hint) = match &app.prompt {
+    let member_id = app.counter.member().map_or("", |m| m.external_id.as_str());
+    let (title, prefix, hint) = match &app.counter.prompt {
         Prompt::Scan => (
             " Scan or type a code, then Enter ".to_owned(),
             "› ".to_owned(),
@@ -66,16 +71,16 @@ fn draw_input(frame: &mut Frame, area: Rect, app: &App) -> Option<Position> {
         .border_style(theme::FOCUS_BORDER);
     let inner = block.inner(area);
     frame.render_widget(block, area);
-    let typing = matches!(app.prompt, Prompt::Scan | Prompt::Amount(_));
+    let typing = matches!(app.counter.prompt, Prompt::Scan | Prompt::Amount(_));
     let line = Line::from(vec![
         Span::styled(prefix.as_str(), theme::LABEL),
-        Span::styled(app.input.as_str(), theme::VALUE),
+        Span::styled(app.counter.input.as_str(), theme::VALUE),
     ]);
     frame.render_widget(Paragraph::new(line), inner);
     if !typing {
         return None;
     }
-    let typed = prefix.chars().count() + app.input.chars().count();
+    let typed = prefix.chars().count() + app.counter.input.chars().count();
     let x = inner.x + u16::try_from(typed).unwrap_or(u16::MAX);
     Some(Position::new(
         x.min(inner.right().saturating_sub(1)),
@@ -89,15 +94,19 @@ fn draw_member(frame: &mut Frame, area: Rect, app: &App) {
         .border_style(theme::BORDER);
     let inner = block.inner(area);
     frame.render_widget(block, area);
-    let panel = match &app.member {
-        Some(member) => Paragraph::new(member_lines(member, &app.ledger, inner.height)),
-        None => Paragraph::new(idle_lines(app)).wrap(Wrap { trim: false }),
+    let panel = match &app.counter.panel {
+        MemberPanel::Shown { member, ledger } => {
+            Paragraph::new(member_lines(member, ledger, inner.height))
+        }
+        MemberPanel::Empty | MemberPanel::LookingUp { .. } => {
+            Paragraph::new(idle_lines(app)).wrap(Wrap { trim: false })
+        }
     };
     frame.render_widget(panel, inner);
 }
 
 fn idle_lines(app: &App) -> Vec<Line<'static>> {
-    if app.waiting.is_some() {
+    if app.waiting().is_some() {
         return vec![Line::styled(" Waiting for the server…", theme::MUTED)];
     }
     let key = |k: &'static str, what: &'static str| {

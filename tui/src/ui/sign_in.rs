@@ -48,7 +48,7 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) -> Option<Position> {
     ];
     frame.render_widget(Paragraph::new(lines), inner);
 
-    if app.signing_in {
+    if app.signing_in() {
         return None;
     }
     let (row, typed) = match form.focus {

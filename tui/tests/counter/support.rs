@@ -8,8 +8,9 @@ use loyalty_core::wire::{
 };
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
-use tui::app::{App, Command};
-use tui::event::{ApiEvent, Event};
+use tui::app::{App, Command, Tone};
+use tui::client::PointsRequest;
+use tui::event::{ApiEvent, Attempt, Event};
 
 pub const MEMBER_ID: &str = "MBR-ABCD2345XY";
 
@@ -121,6 +122,31 @@ pub fn with_member(points: i64) -> App {
         },
     );
     app
+}
+
+/// The last notice's tone and text.
+pub fn notice(app: &App) -> (Tone, &str) {
+    let notice = app.notice.as_ref().expect("a notice");
+    (notice.tone, notice.text.as_str())
+}
+
+/// Presses e (or r), types the amount and confirms, returning the request that went out.
+pub fn confirm_points(app: &mut App, tx_key: char, amount: &str) -> PointsRequest {
+    assert!(type_text(app, &tx_key.to_string()).is_empty());
+    assert!(type_text(app, amount).is_empty());
+    assert!(
+        press(app, KeyCode::Enter).is_empty(),
+        "Enter on the amount only asks to confirm"
+    );
+    match press(app, KeyCode::Enter).as_slice() {
+        [
+            Command::Points {
+                request,
+                attempt: Attempt::First,
+            },
+        ] => request.clone(),
+        other => panic!("expected one first attempt, got {other:?}"),
+    }
 }
 
 /// The screen as text, one line per row, drawn at the size of a small terminal.

@@ -3,36 +3,11 @@
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyEventState, KeyModifiers};
 use loyalty_core::LoyaltyError;
 use loyalty_core::code::claim_code_from_body;
-use loyalty_core::wire::{MemberDetail, ScanOutcome, TxType};
-use tui::app::{App, Command, Ledger, Prompt, SignInField, Tone};
-use tui::client::PointsRequest;
+use loyalty_core::wire::{ScanOutcome, TxType};
+use tui::app::{App, Command, Ledger, MemberPanel, PendingPoints, Prompt, SignInField, Tone};
 use tui::event::{ApiEvent, Attempt, Event};
 
 use crate::support::*;
-
-fn notice(app: &App) -> (Tone, &str) {
-    let notice = app.notice.as_ref().expect("a notice");
-    (notice.tone, notice.text.as_str())
-}
-
-/// Presses e (or r), types the amount and confirms, returning the request that went out.
-fn confirm_points(app: &mut App, tx_key: char, amount: &str) -> PointsRequest {
-    assert!(type_text(app, &tx_key.to_string()).is_empty());
-    assert!(type_text(app, amount).is_empty());
-    assert!(
-        press(app, KeyCode::Enter).is_empty(),
-        "Enter on the amount only asks to confirm"
-    );
-    match press(app, KeyCode::Enter).as_slice() {
-        [
-            Command::Points {
-                request,
-                attempt: Attempt::First,
-            },
-        ] => request.clone(),
-        other => panic!("expected one first attempt, got {other:?}"),
-    }
-}
 
 fn timed_out() -> LoyaltyError {
     LoyaltyError::Network {
@@ -57,7 +32,7 @@ fn signing_in_sends_the_typed_email_and_password() {
             password: "s3cret?".to_owned(),
         }]
     );
-    assert!(app.signing_in);
+    assert!(app.signing_in());
     assert!(
         press(&mut app, KeyCode::Enter).is_empty(),
         "no second sign-in while one is out"
@@ -88,7 +63,7 @@ fn a_refused_sign_in_says_why_and_clears_the_password() {
         ApiEvent::SignedIn(Err(LoyaltyError::BadCredentials)),
     );
     assert!(app.session.is_none());
-    assert!(!app.signing_in);
+    assert!(!app.signing_in());
     assert_eq!(app.sign_in.email, "alice@example.com");
     assert_eq!(app.sign_in.password, "");
     assert_eq!(
@@ -101,7 +76,7 @@ fn a_refused_sign_in_says_why_and_clears_the_password() {
 fn signing_in_opens_the_counter() {
     let app = signed_in();
     assert_eq!(app.session, Some(session()));
-    assert_eq!(app.prompt, Prompt::Scan);
+    assert_eq!(app.counter.prompt, Prompt::Scan);
     assert_eq!(app.sign_in.password, "");
     assert_eq!(
         notice(&app),
@@ -118,8 +93,8 @@ fn a_scanned_code_is_read_and_sent_in_capitals() {
         press(&mut app, KeyCode::Enter),
         vec![Command::Scan { code: code.clone() }]
     );
-    assert_eq!(app.input, "");
-    assert_eq!(app.waiting, Some(format!("Looking up {code}…")));
+    assert_eq!(app.counter.input, "");
+    assert_eq!(app.waiting(), Some(format!("Looking up {code}…")));
 }
 
 #[test]
@@ -169,9 +144,14 @@ fn a_claimed_postcard_shows_the_new_member_and_loads_their_ledger() {
             external_id: code.clone()
         }]
     );
-    assert_eq!(app.member, Some(member(&code, 0)));
-    assert_eq!(app.ledger, Ledger::Loading);
-    assert_eq!(app.waiting, None);
+    assert_eq!(
+        app.counter.panel,
+        MemberPanel::Shown {
+            member: member(&code, 0),
+            ledger: Ledger::Loading
+        }
+    );
+    assert_eq!(app.waiting(), None);
     assert_eq!(
         notice(&app),
         (
@@ -186,7 +166,11 @@ fn a_new_scan_takes_the_previous_member_off_the_screen() {
     let mut app = with_member(150);
     type_text(&mut app, "MBR-ZZZZ9999");
     press(&mut app, KeyCode::Enter);
-    assert_eq!(app.member, None, "while the next pass is looked up");
+    assert_eq!(
+        app.counter.member(),
+        None,
+        "while the next pass is looked up"
+    );
     answer(
         &mut app,
         ApiEvent::Scanned {
@@ -194,80 +178,26 @@ fn a_new_scan_takes_the_previous_member_off_the_screen() {
             result: Err(LoyaltyError::MemberNotFound),
         },
     );
-    assert_eq!(app.member, None);
+    assert_eq!(app.counter.member(), None);
     assert_eq!(
         notice(&app),
         (Tone::Error, "No member with this pass in this program.")
     );
     assert!(
-        type_text(&mut app, "e").is_empty() && app.prompt == Prompt::Scan,
+        type_text(&mut app, "e").is_empty() && app.counter.prompt == Prompt::Scan,
         "nobody to earn for"
     );
-}
-
-#[test]
-fn an_answer_overtaken_by_a_later_scan_does_not_take_its_place() {
-    let mut app = signed_in();
-    let postcard = claim_code_from_body("7KQ2M9XRT4PB");
-    type_text(&mut app, &postcard);
-    press(&mut app, KeyCode::Enter);
-    type_text(&mut app, MEMBER_ID);
-    press(&mut app, KeyCode::Enter);
-    answer(
-        &mut app,
-        ApiEvent::Scanned {
-            code: MEMBER_ID.to_owned(),
-            result: Ok(ScanOutcome::Member {
-                member: member(MEMBER_ID, 150),
-            }),
-        },
-    );
-    let commands = answer(
-        &mut app,
-        ApiEvent::Scanned {
-            code: postcard.clone(),
-            result: Ok(ScanOutcome::Claimed {
-                code: postcard.clone(),
-                member: member("CLM-NEWPASS23", 0),
-            }),
-        },
-    );
-    assert!(commands.is_empty());
-    assert_eq!(app.member, Some(member(MEMBER_ID, 150)));
-    assert_eq!(
-        notice(&app),
-        (
-            Tone::Info,
-            format!("Postcard {postcard} claimed earlier: new member CLM-NEWPASS23.").as_str()
-        )
-    );
-}
-
-#[test]
-fn a_late_ledger_of_another_member_is_ignored() {
-    let mut app = with_member(150);
-    answer(
-        &mut app,
-        ApiEvent::MemberLoaded {
-            external_id: "MBR-OTHER2345".to_owned(),
-            result: Ok(MemberDetail {
-                member: member("MBR-OTHER2345", 9),
-                ledger: vec![],
-            }),
-        },
-    );
-    assert_eq!(app.member, Some(member(MEMBER_ID, 150)));
 }
 
 #[test]
 fn earning_asks_the_amount_then_confirmation_then_sends_a_fresh_key() {
     let mut app = with_member(100);
     type_text(&mut app, "e");
-    assert_eq!(app.prompt, Prompt::Amount(TxType::Earn));
+    assert_eq!(app.counter.prompt, Prompt::Amount(TxType::Earn));
     type_text(&mut app, "50");
     press(&mut app, KeyCode::Enter);
-    let Prompt::ConfirmPoints(asked) = app.prompt.clone() else {
-        panic!("expected a confirmation, got {:?}", app.prompt);
+    let Prompt::ConfirmPoints(asked) = app.counter.prompt.clone() else {
+        panic!("expected a confirmation, got {:?}", app.counter.prompt);
     };
     assert_eq!(
         (asked.tx_type, asked.external_id.as_str(), asked.points),
@@ -281,8 +211,11 @@ fn earning_asks_the_amount_then_confirmation_then_sends_a_fresh_key() {
         other => panic!("{other:?}"),
     };
     assert_eq!(sent, asked, "the confirmed request is the one sent");
-    assert_eq!(app.points_in_flight, Some(sent.clone()));
-    assert_eq!(app.prompt, Prompt::Scan);
+    assert_eq!(
+        app.counter.points,
+        Some(PendingPoints::Sending(sent.clone()))
+    );
+    assert_eq!(app.counter.prompt, Prompt::Scan);
 
     let next = confirm_points(&mut with_member(100), 'e', "50");
     assert_ne!(
@@ -310,9 +243,9 @@ fn a_receipt_shows_the_new_balance_and_reloads_the_ledger() {
             external_id: MEMBER_ID.to_owned()
         }]
     );
-    assert_eq!(app.member.as_ref().map(|m| m.points), Some(70));
-    assert_eq!(app.points_in_flight, None);
-    assert_eq!(app.waiting, None);
+    assert_eq!(app.counter.member().map(|m| m.points), Some(70));
+    assert_eq!(app.counter.points, None);
+    assert_eq!(app.waiting(), None);
     assert_eq!(
         notice(&app),
         (
@@ -329,7 +262,7 @@ fn amounts_outside_the_allowed_range_are_refused_at_the_counter() {
         type_text(&mut app, "e");
         type_text(&mut app, amount);
         assert!(press(&mut app, KeyCode::Enter).is_empty());
-        assert_eq!(app.prompt, Prompt::Amount(TxType::Earn), "{amount}");
+        assert_eq!(app.counter.prompt, Prompt::Amount(TxType::Earn), "{amount}");
         assert_eq!(
             notice(&app),
             (
@@ -345,8 +278,8 @@ fn a_scan_during_the_amount_prompt_goes_to_the_scan_line() {
     let mut app = with_member(100);
     type_text(&mut app, "e5");
     type_text(&mut app, "MBR-ZZZZ9999");
-    assert_eq!(app.prompt, Prompt::Scan);
-    assert_eq!(app.input, "MBR-ZZZZ9999");
+    assert_eq!(app.counter.prompt, Prompt::Scan);
+    assert_eq!(app.counter.input, "MBR-ZZZZ9999");
     assert_eq!(
         press(&mut app, KeyCode::Enter),
         vec![Command::Scan {
@@ -362,8 +295,8 @@ fn escape_cancels_a_confirmation_without_sending() {
     type_text(&mut app, "20");
     press(&mut app, KeyCode::Enter);
     assert!(press(&mut app, KeyCode::Esc).is_empty());
-    assert_eq!(app.prompt, Prompt::Scan);
-    assert_eq!(app.points_in_flight, None);
+    assert_eq!(app.counter.prompt, Prompt::Scan);
+    assert_eq!(app.counter.points, None);
     assert_eq!(notice(&app), (Tone::Info, "Cancelled: nothing was sent."));
 }
 
@@ -383,8 +316,8 @@ fn the_servers_refusals_are_shown_in_its_own_words() {
         notice(&app),
         (Tone::Error, "Not enough points: the balance is 40 points.")
     );
-    assert_eq!(app.unanswered, None, "a refusal is an answer");
-    assert_eq!(app.member.as_ref().map(|m| m.points), Some(40));
+    assert_eq!(app.counter.points, None, "a refusal is an answer");
+    assert_eq!(app.counter.member().map(|m| m.points), Some(40));
 
     let code = claim_code_from_body("7KQ2M9XRT4PB");
     type_text(&mut app, &code);
@@ -419,10 +352,14 @@ fn a_timed_out_earn_is_retried_with_the_same_key_by_one_key() {
             result: Err(timed_out()),
         },
     );
-    let pending = app.unanswered.clone().expect("the earn is unanswered");
+    let pending = app
+        .counter
+        .unanswered()
+        .cloned()
+        .expect("the earn is unanswered");
     assert_eq!(pending.request, first);
     assert_eq!(pending.detail, "no answer within 5 seconds");
-    assert_eq!(app.reachable, Some(false));
+    assert_eq!(app.health.reachable, Some(false));
     assert_eq!(notice(&app).0, Tone::Warning);
 
     let retry = type_text(&mut app, "t");
@@ -445,8 +382,8 @@ fn a_timed_out_earn_is_retried_with_the_same_key_by_one_key() {
             result: Ok(receipt(TxType::Earn, 50, 150, true)),
         },
     );
-    assert_eq!(app.unanswered, None);
-    assert_eq!(app.member.as_ref().map(|m| m.points), Some(150));
+    assert_eq!(app.counter.unanswered(), None);
+    assert_eq!(app.counter.member().map(|m| m.points), Some(150));
     assert_eq!(
         notice(&app),
         (
@@ -507,7 +444,7 @@ fn a_retry_that_times_out_again_stays_ready_to_retry() {
                 result: Err(timed_out()),
             },
         );
-        assert_eq!(app.unanswered.as_ref().map(|u| &u.request), Some(&first));
+        assert_eq!(app.counter.unanswered().map(|u| &u.request), Some(&first));
         assert_eq!(
             type_text(&mut app, "t"),
             vec![Command::Points {
@@ -564,7 +501,7 @@ fn no_new_earn_starts_while_one_is_unanswered_until_it_is_dropped() {
         },
     );
     type_text(&mut app, "e");
-    assert_eq!(app.prompt, Prompt::Scan);
+    assert_eq!(app.counter.prompt, Prompt::Scan);
     assert_eq!(
         notice(&app),
         (
@@ -573,16 +510,16 @@ fn no_new_earn_starts_while_one_is_unanswered_until_it_is_dropped() {
         )
     );
     type_text(&mut app, "x");
-    assert_eq!(app.unanswered, None);
+    assert_eq!(app.counter.unanswered(), None);
     type_text(&mut app, "e");
-    assert_eq!(app.prompt, Prompt::Amount(TxType::Earn));
+    assert_eq!(app.counter.prompt, Prompt::Amount(TxType::Earn));
 }
 
 #[test]
 fn enrolling_asks_first_then_shows_the_new_member() {
     let mut app = signed_in();
     assert!(type_text(&mut app, "n").is_empty());
-    assert_eq!(app.prompt, Prompt::ConfirmEnrol);
+    assert_eq!(app.counter.prompt, Prompt::ConfirmEnrol);
     assert_eq!(press(&mut app, KeyCode::Enter), vec![Command::Enrol]);
     let commands = answer(&mut app, ApiEvent::Enrolled(Ok(member("MBR-NEW23456", 0))));
     assert_eq!(
@@ -591,7 +528,7 @@ fn enrolling_asks_first_then_shows_the_new_member() {
             external_id: "MBR-NEW23456".to_owned()
         }]
     );
-    assert_eq!(app.member, Some(member("MBR-NEW23456", 0)));
+    assert_eq!(app.counter.member(), Some(&member("MBR-NEW23456", 0)));
     assert_eq!(
         notice(&app),
         (
@@ -606,7 +543,7 @@ fn q_quits_only_from_an_empty_scan_line_and_ctrl_c_always() {
     let mut app = signed_in();
     type_text(&mut app, "MBR-");
     assert!(type_text(&mut app, "q").is_empty());
-    assert_eq!(app.input, "MBR-q");
+    assert_eq!(app.counter.input, "MBR-q");
     press(&mut app, KeyCode::Esc);
     assert_eq!(type_text(&mut app, "q"), vec![Command::Quit]);
 
@@ -652,23 +589,23 @@ fn key_releases_are_not_typing() {
         state: KeyEventState::NONE,
     };
     app.update(Event::Key(release));
-    assert_eq!(app.input, "");
+    assert_eq!(app.counter.input, "");
 }
 
 #[test]
 fn question_mark_toggles_the_help_and_escape_closes_it() {
     let mut app = signed_in();
     type_text(&mut app, "?");
-    assert!(app.show_help);
+    assert!(app.counter.show_help);
     type_text(&mut app, "?");
-    assert!(!app.show_help);
+    assert!(!app.counter.show_help);
     type_text(&mut app, "?");
     press(&mut app, KeyCode::Esc);
-    assert!(!app.show_help);
+    assert!(!app.counter.show_help);
     type_text(&mut app, "?");
     type_text(&mut app, "M");
-    assert!(!app.show_help, "a scan closes the help");
-    assert_eq!(app.input, "M");
+    assert!(!app.counter.show_help, "a scan closes the help");
+    assert_eq!(app.counter.input, "M");
 }
 
 #[test]
@@ -678,11 +615,11 @@ fn the_server_is_checked_every_three_seconds_one_check_at_a_time() {
     let checks_while_out: usize = (0..12).map(|_| app.update(Event::Tick).len()).sum();
     assert_eq!(checks_while_out, 0, "the first check has not answered");
     answer(&mut app, ApiEvent::Health(false));
-    assert_eq!(app.reachable, Some(false));
+    assert_eq!(app.health.reachable, Some(false));
     let checks: Vec<Command> = (0..12).flat_map(|_| app.update(Event::Tick)).collect();
     assert_eq!(checks, vec![Command::CheckHealth]);
     answer(&mut app, ApiEvent::Health(true));
-    assert_eq!(app.reachable, Some(true));
+    assert_eq!(app.health.reachable, Some(true));
     let mut checks = 0;
     for _ in 0..12 {
         for command in app.update(Event::Tick) {

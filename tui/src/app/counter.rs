@@ -1,0 +1,347 @@
+//! The counter screen: the one input line and its prompts, and the member on screen with their last
+//! transactions.
+
+use crossterm::event::{KeyCode, KeyEvent};
+use loyalty_core::wire::{LedgerEntry, Member, MemberDetail, ScanOutcome, TxType};
+use loyalty_core::{LoyaltyError, ScanCode, parse_scan};
+
+use super::{App, Awaiting, Command, PendingPoints, Tone, Unanswered};
+use crate::client::PointsRequest;
+
+/// The largest amount the server accepts, checked here too so a typo never leaves the counter.
+const MAX_POINTS: i64 = 1_000_000;
+
+/// What the one input line is for right now.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Prompt {
+    /// A code, from the scanner or typed, then Enter.
+    #[default]
+    Scan,
+    /// How many points to earn or redeem for the member on screen.
+    Amount(TxType),
+    /// The amount is typed; Enter sends it.
+    ConfirmPoints(PointsRequest),
+    ConfirmEnrol,
+}
+
+/// The member's recent transactions as far as they are known.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ledger {
+    Loading,
+    Loaded(Vec<LedgerEntry>),
+    Failed(String),
+}
+
+/// What the member panel shows.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum MemberPanel {
+    #[default]
+    Empty,
+    /// The latest scan sent: an answer to an earlier one must not take its place.
+    LookingUp {
+        code: String,
+    },
+    Shown {
+        member: Member,
+        ledger: Ledger,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Counter {
+    /// What is typed on the input line.
+    pub input: String,
+    pub prompt: Prompt,
+    pub panel: MemberPanel,
+    /// The earn or redeem not settled yet: out, or without an answer.
+    pub points: Option<PendingPoints>,
+    pub show_help: bool,
+}
+
+impl Counter {
+    /// The member on screen.
+    pub fn member(&self) -> Option<&Member> {
+        match &self.panel {
+            MemberPanel::Shown { member, .. } => Some(member),
+            MemberPanel::Empty | MemberPanel::LookingUp { .. } => None,
+        }
+    }
+
+    /// The earn or redeem that got no answer, while it is not settled.
+    pub fn unanswered(&self) -> Option<&Unanswered> {
+        self.points.as_ref().and_then(PendingPoints::unanswered)
+    }
+
+    /// Back to an empty scan line.
+    pub(super) fn clear_line(&mut self) {
+        self.prompt = Prompt::Scan;
+        self.input.clear();
+    }
+}
+
+impl App {
+    pub(super) fn on_counter_key(&mut self, key: KeyEvent) -> Vec<Command> {
+        if let KeyCode::Char('?') = key.code {
+            self.counter.show_help = !self.counter.show_help;
+            return Vec::new();
+        }
+        if self.counter.show_help && matches!(key.code, KeyCode::Esc) {
+            self.counter.show_help = false;
+            return Vec::new();
+        }
+        self.counter.show_help = false;
+        if key.code == KeyCode::F(5) {
+            return self.retry();
+        }
+        match self.counter.prompt.clone() {
+            Prompt::Scan => self.on_scan_key(key),
+            Prompt::Amount(tx_type) => self.on_amount_key(key, tx_type),
+            Prompt::ConfirmPoints(request) => {
+                self.on_confirm_key(key, |app| app.send_points(request))
+            }
+            Prompt::ConfirmEnrol => self.on_confirm_key(key, Self::send_enrol),
+        }
+    }
+
+    fn on_scan_key(&mut self, key: KeyEvent) -> Vec<Command> {
+        match key.code {
+            KeyCode::Char(c) if self.counter.input.is_empty() => match c {
+                'q' if self.counter.points.is_some() => {
+                    self.tell(
+                        Tone::Warning,
+                        "An earn or redeem is still unanswered: t sends it again, x drops it, then q quits.",
+                    );
+                    Vec::new()
+                }
+                'q' => vec![Command::Quit],
+                'e' => self.ask_amount(TxType::Earn),
+                'r' => self.ask_amount(TxType::Redeem),
+                'n' => {
+                    self.counter.prompt = Prompt::ConfirmEnrol;
+                    Vec::new()
+                }
+                't' => self.retry(),
+                'x' => self.drop_unanswered(),
+                _ => {
+                    self.counter.input.push(c);
+                    Vec::new()
+                }
+            },
+            KeyCode::Char(c) => {
+                self.counter.input.push(c);
+                Vec::new()
+            }
+            KeyCode::Backspace => {
+                self.counter.input.pop();
+                Vec::new()
+            }
+            KeyCode::Esc => {
+                self.counter.input.clear();
+                Vec::new()
+            }
+            KeyCode::Enter => self.scan(),
+            _ => Vec::new(),
+        }
+    }
+
+    fn on_amount_key(&mut self, key: KeyEvent, tx_type: TxType) -> Vec<Command> {
+        let input = &mut self.counter.input;
+        match key.code {
+            KeyCode::Char(c) if c.is_ascii_digit() && input.len() < 7 => input.push(c),
+            KeyCode::Char(c) if c.is_ascii_digit() => {}
+            KeyCode::Char(c) => {
+                // Anything but a digit is the start of a scan: the scan line always has the keyboard.
+                self.cancel_prompt();
+                self.counter.input.push(c);
+            }
+            KeyCode::Backspace => {
+                input.pop();
+            }
+            KeyCode::Esc => self.cancel_prompt(),
+            KeyCode::Enter => {
+                let Some(external_id) = self.counter.member().map(|m| m.external_id.clone()) else {
+                    self.cancel_prompt();
+                    return Vec::new();
+                };
+                let amount = std::mem::take(&mut self.counter.input).parse::<i64>();
+                match amount {
+                    Ok(points) if (1..=MAX_POINTS).contains(&points) => {
+                        let request = PointsRequest::new(tx_type, &external_id, points);
+                        self.counter.prompt = Prompt::ConfirmPoints(request);
+                    }
+                    _ => self.tell(Tone::Error, LoyaltyError::InvalidAmount.to_string()),
+                }
+            }
+            _ => {}
+        }
+        Vec::new()
+    }
+
+    fn on_confirm_key(
+        &mut self,
+        key: KeyEvent,
+        confirm: impl FnOnce(&mut Self) -> Vec<Command>,
+    ) -> Vec<Command> {
+        match key.code {
+            KeyCode::Enter => {
+                self.counter.prompt = Prompt::Scan;
+                confirm(self)
+            }
+            KeyCode::Esc => {
+                self.cancel_prompt();
+                Vec::new()
+            }
+            KeyCode::Char(c) => {
+                self.cancel_prompt();
+                self.counter.input.push(c);
+                Vec::new()
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    fn cancel_prompt(&mut self) {
+        if self.counter.prompt != Prompt::Scan {
+            self.tell(Tone::Info, "Cancelled: nothing was sent.");
+        }
+        self.counter.clear_line();
+    }
+
+    fn scan(&mut self) -> Vec<Command> {
+        let typed = std::mem::take(&mut self.counter.input);
+        if typed.trim().is_empty() {
+            return Vec::new();
+        }
+        // A new customer: the previous one's pass must never stay on screen while this one is looked up.
+        if let MemberPanel::Shown { .. } = self.counter.panel {
+            self.counter.panel = MemberPanel::Empty;
+        }
+        match parse_scan(&typed) {
+            Ok(ScanCode::Claim(code) | ScanCode::Member(code)) => {
+                self.counter.panel = MemberPanel::LookingUp { code: code.clone() };
+                self.awaiting = Some(Awaiting::Scan);
+                vec![Command::Scan { code }]
+            }
+            Err(e) => {
+                self.tell(Tone::Error, e.to_string());
+                Vec::new()
+            }
+        }
+    }
+
+    fn send_enrol(&mut self) -> Vec<Command> {
+        self.counter.panel = MemberPanel::Empty;
+        self.awaiting = Some(Awaiting::Enrol);
+        vec![Command::Enrol]
+    }
+
+    pub(super) fn on_scanned(
+        &mut self,
+        code: String,
+        result: Result<ScanOutcome, LoyaltyError>,
+    ) -> Vec<Command> {
+        if !matches!(&self.counter.panel, MemberPanel::LookingUp { code: latest } if *latest == code)
+        {
+            if let Ok(ScanOutcome::Claimed { member, .. }) = result {
+                // Overtaken by a later request, but the postcard is burned: its new pass must not go unseen.
+                self.tell(
+                    Tone::Info,
+                    format!(
+                        "Postcard {code} claimed earlier: new member {}.",
+                        member.external_id
+                    ),
+                );
+            }
+            return Vec::new();
+        }
+        if self.awaiting == Some(Awaiting::Scan) {
+            self.awaiting = None;
+        }
+        match result {
+            Ok(outcome) => {
+                let member = outcome.member().clone();
+                match &outcome {
+                    ScanOutcome::Claimed { .. } => self.tell(
+                        Tone::Success,
+                        format!(
+                            "Postcard {code} claimed: new member {}.",
+                            member.external_id
+                        ),
+                    ),
+                    ScanOutcome::Member { .. } => self.tell(
+                        Tone::Info,
+                        format!("Member {}: {} points.", member.external_id, member.points),
+                    ),
+                }
+                self.show_member(member)
+            }
+            Err(e) => {
+                self.counter.panel = MemberPanel::Empty;
+                self.fail(e);
+                Vec::new()
+            }
+        }
+    }
+
+    pub(super) fn on_member_loaded(
+        &mut self,
+        external_id: &str,
+        result: Result<MemberDetail, LoyaltyError>,
+    ) {
+        let MemberPanel::Shown { member, ledger } = &mut self.counter.panel else {
+            return;
+        };
+        if member.external_id != external_id {
+            return;
+        }
+        match result {
+            Ok(detail) => {
+                *member = detail.member;
+                *ledger = Ledger::Loaded(detail.ledger);
+            }
+            Err(LoyaltyError::NotSignedIn) => self.fail(LoyaltyError::NotSignedIn),
+            Err(e) => {
+                *ledger = Ledger::Failed(e.to_string());
+                if let LoyaltyError::Network { .. } = e {
+                    self.health.reachable = Some(false);
+                }
+            }
+        }
+    }
+
+    pub(super) fn on_enrolled(&mut self, result: Result<Member, LoyaltyError>) -> Vec<Command> {
+        if self.awaiting == Some(Awaiting::Enrol) {
+            self.awaiting = None;
+        }
+        match result {
+            Ok(member) => {
+                self.tell(
+                    Tone::Success,
+                    format!(
+                        "New member {} enrolled: hand over their pass.",
+                        member.external_id
+                    ),
+                );
+                if let MemberPanel::LookingUp { .. } = self.counter.panel {
+                    // A scan sent since takes the panel; the notice names the new pass.
+                    return Vec::new();
+                }
+                self.show_member(member)
+            }
+            Err(e) => {
+                self.fail(e);
+                Vec::new()
+            }
+        }
+    }
+
+    fn show_member(&mut self, member: Member) -> Vec<Command> {
+        let external_id = member.external_id.clone();
+        self.counter.panel = MemberPanel::Shown {
+            member,
+            ledger: Ledger::Loading,
+        };
+        self.counter.prompt = Prompt::Scan;
+        vec![Command::LoadMember { external_id }]
+    }
+}
