@@ -1,13 +1,16 @@
 //! The test harness (feature `testkit`): one real PostgreSQL cluster per test run, a fresh migrated database
-//! per test, and the real HTTP application over it.
+//! per test, the real HTTP application over it, and counters signed in as its staff that call what the
+//! server's own functions call.
 
 mod api;
 mod cluster;
 mod db;
 mod server;
+mod till;
 mod tls;
 
 pub use api::{ApiClient, refused, session_cookie};
-pub use db::{TestDb, member_of, new_program, postcard_of};
+pub use db::{STAFF_PASSWORD, TestDb, member_of, new_program, postcard_of};
 pub use server::{Credentials, ServerProcess, TestServer};
+pub use till::{Till, points_request};
 pub use tls::TestTls;

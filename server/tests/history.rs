@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
-use app::auth::server::Staff;
+use app::auth::db::Staff;
 use app::history::db::{
     CSV_HEADER, Cursor, history_csv, history_page, history_summary, program_clock, push_page_query,
     void,
@@ -12,7 +12,7 @@ use app::history::db::{
 use app::history::{
     CsvQuery, csv_download, parse_filter, void_outcome_from_query, void_return_path,
 };
-use app::points::db::{PointsRequest, apply_points};
+use app::points::db::PointsRequest;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
@@ -21,8 +21,8 @@ use loyalty_core::LoyaltyError;
 use loyalty_core::wire::{
     DailyPoints, HistoryFilter, HistorySummary, HistoryTotals, LedgerEntry, Role, TxType,
 };
-use server::testkit::{Credentials, TestDb, TestServer, member_of, new_program};
-use sqlx::{Postgres, QueryBuilder};
+use server::testkit::{TestDb, TestServer, Till, member_of, new_program, points_request};
+use sqlx::{PgConnection, Postgres, QueryBuilder};
 use tokio::sync::Barrier;
 use uuid::Uuid;
 
@@ -42,21 +42,6 @@ fn day(d: u32) -> NaiveDate {
 
 fn at(d: u32, h: u32, m: u32, s: u32, micros: u32) -> DateTime<Utc> {
     day(d).and_hms_micro_opt(h, m, s, micros).unwrap().and_utc()
-}
-
-/// A staff account, inserted directly: these tests never sign in with it.
-async fn staff_row(db: &TestDb, program_id: Uuid, email: &str, name: &str, role: Role) -> Uuid {
-    sqlx::query_scalar(
-        "insert into staff (program_id, email, display_name, role, password_hash)
-         values ($1, $2, $3, $4, 'not a password hash') returning id",
-    )
-    .bind(program_id)
-    .bind(email)
-    .bind(name)
-    .bind(role.as_sql())
-    .fetch_one(&db.owner)
-    .await
-    .unwrap()
 }
 
 fn session_of(program_id: Uuid, id: Uuid, role: Role) -> Staff {
@@ -112,7 +97,7 @@ async fn seeded_history(db: &TestDb) -> Seeded {
         ("bob@example.com", "Bob Clerk", Role::Clerk),
     ] {
         staff.push(StaffMember {
-            id: staff_row(db, db.program_id, email, name, role).await,
+            id: db.staff_named(db.program_id, email, name, role).await,
             email: email.into(),
             name: name.into(),
         });
@@ -504,33 +489,25 @@ async fn totals_and_daily_sums_are_sqls_own_sums() {
 #[tokio::test]
 async fn keyset_pages_over_300_rows_with_shared_timestamps_skip_and_repeat_nothing() {
     let db = TestDb::new().await;
+    let till = Till::clerk(&db).await;
     let members = [db.member(0).await, db.member(0).await];
-    let earn = |i: usize| PointsRequest {
-        external_id: &members[i % 2],
-        tx_type: TxType::Earn,
-        points: (i % 9 + 1) as i64,
-        note: None,
-        idempotency_key: None,
-        staff_id: None,
-    };
-    // Rows made in one database transaction share its now(): 200 rows at one instant, 40 at another.
+    let earn = |i: usize| (members[i % 2].as_str(), (i % 9 + 1) as i64);
+    // Rows made in one database transaction share its now(): 200 rows at one instant, 40 at another. The
+    // counter commits each change at once, so these are made by the function itself.
     let mut tx = db.owner.begin().await.unwrap();
     for i in 0..200 {
-        apply_points(&mut *tx, db.program_id, &earn(i))
-            .await
-            .unwrap();
+        let (member, points) = earn(i);
+        earn_in(&mut tx, db.program_id, member, points).await;
     }
     tx.commit().await.unwrap();
     for i in 0..60 {
-        apply_points(&db.app, db.program_id, &earn(i))
-            .await
-            .unwrap();
+        let (member, points) = earn(i);
+        till.earn(member, points).await.unwrap();
     }
     let mut tx = db.owner.begin().await.unwrap();
     for i in 0..40 {
-        apply_points(&mut *tx, db.program_id, &earn(i))
-            .await
-            .unwrap();
+        let (member, points) = earn(i);
+        earn_in(&mut tx, db.program_id, member, points).await;
     }
     tx.commit().await.unwrap();
 
@@ -566,9 +543,8 @@ async fn keyset_pages_over_300_rows_with_shared_timestamps_skip_and_repeat_nothi
         .await
         .unwrap();
     for i in 0..30 {
-        apply_points(&db.app, db.program_id, &earn(i))
-            .await
-            .unwrap();
+        let (member, points) = earn(i);
+        till.earn(member, points).await.unwrap();
     }
     let mut seen = ids(&first.entries);
     let mut cursor = first.next_cursor;
@@ -950,37 +926,45 @@ async fn last_id(db: &TestDb) -> i64 {
         .unwrap()
 }
 
-async fn transact(db: &TestDb, member: &str, points: i64, tx_type: TxType) -> i64 {
-    apply_points(
-        &db.app,
-        db.program_id,
-        &PointsRequest {
-            external_id: member,
-            tx_type,
-            points,
-            note: Some("at the till"),
-            idempotency_key: None,
-            staff_id: None,
-        },
-    )
+/// An earn or a redeem at `till`: its ledger row's id.
+async fn transact(till: &Till, member: &str, points: i64, tx_type: TxType) -> i64 {
+    till.apply(&PointsRequest {
+        note: Some("at the till"),
+        ..points_request(member, tx_type, points)
+    })
     .await
     .unwrap()
     .transaction_id
 }
 
+/// An earn through the function itself, inside `tx`: rows made in one transaction share its now().
+async fn earn_in(tx: &mut PgConnection, program_id: Uuid, member: &str, points: i64) {
+    let answer: serde_json::Value = sqlx::query_scalar(
+        "select public.process_membership_transaction($1, $2, $3, 'EARN', null)",
+    )
+    .bind(program_id)
+    .bind(member)
+    .bind(points)
+    .fetch_one(tx)
+    .await
+    .unwrap();
+    assert_eq!(answer["success"], true, "{answer}");
+}
+
 #[tokio::test]
 async fn a_void_is_a_linked_compensating_entry_that_restores_the_balance() {
     let db = TestDb::new().await;
-    let manager = staff_row(
-        &db,
-        db.program_id,
-        "alice@example.com",
-        "Alice Manager",
-        Role::Manager,
-    )
-    .await;
+    let manager = db
+        .staff_named(
+            db.program_id,
+            "alice@example.com",
+            "Alice Manager",
+            Role::Manager,
+        )
+        .await;
     let member = db.member(100).await;
-    let earned = transact(&db, &member, 50, TxType::Earn).await;
+    let till = Till::clerk(&db).await;
+    let earned = transact(&till, &member, 50, TxType::Earn).await;
     assert_eq!(db.balance(&member).await, 150);
 
     let void_of_earn = void(
@@ -1004,7 +988,7 @@ async fn a_void_is_a_linked_compensating_entry_that_restores_the_balance() {
     );
     assert_eq!(db.balance(&member).await, 100);
 
-    let redeemed = transact(&db, &member, 30, TxType::Redeem).await;
+    let redeemed = transact(&till, &member, 30, TxType::Redeem).await;
     let void_of_redeem = void(
         &db.app,
         db.program_id,
@@ -1035,8 +1019,9 @@ async fn a_void_is_a_linked_compensating_entry_that_restores_the_balance() {
 async fn refused_voids_say_why_and_write_nothing() {
     let db = TestDb::new().await;
     let member = db.member(0).await;
-    let earned = transact(&db, &member, 50, TxType::Earn).await;
-    let spent = transact(&db, &member, 40, TxType::Redeem).await;
+    let till = Till::clerk(&db).await;
+    let earned = transact(&till, &member, 50, TxType::Earn).await;
+    let spent = transact(&till, &member, 40, TxType::Redeem).await;
 
     let too_long = "x".repeat(401);
     let refusals: Vec<(i64, &str, LoyaltyError, &str)> = vec![
@@ -1190,15 +1175,12 @@ async fn void_transaction_is_hardened_like_the_other_functions() {
 /// 200,000 rows in the program (and 20,000 in another), spread over 200 members, two staff members and
 /// 277 days: enough that a sort of the program would show.
 async fn big_ledger(db: &TestDb) -> (String, String) {
-    let alice = staff_row(
-        db,
-        db.program_id,
-        "alice@example.com",
-        "Alice",
-        Role::Manager,
-    )
-    .await;
-    let bob = staff_row(db, db.program_id, "bob@example.com", "Bob", Role::Clerk).await;
+    let alice = db
+        .staff_named(db.program_id, "alice@example.com", "Alice", Role::Manager)
+        .await;
+    let bob = db
+        .staff_named(db.program_id, "bob@example.com", "Bob", Role::Clerk)
+        .await;
     let other = new_program(&db.owner, "Other program").await;
     for (program, members, rows) in [(db.program_id, 200, 200_000), (other, 20, 20_000)] {
         sqlx::query("select create_member_pass($1, 'MBR') from generate_series(1, $2)")
@@ -1382,24 +1364,13 @@ fn error_of(body: &[u8]) -> LoyaltyError {
         .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(body)))
 }
 
-/// Signs in through the real sign-in: the cookie header value and the session's CSRF token.
-async fn signed_in(server: &TestServer, who: &Credentials) -> (String, String) {
-    let session = app::auth::db::sign_in(&server.db.app, &who.email, &who.password, "test")
-        .await
-        .unwrap();
-    (
-        format!("{}={}", app::auth::SESSION_COOKIE, session.cookie_value),
-        session.staff.csrf_token,
-    )
-}
-
 #[tokio::test]
 async fn over_http_the_history_the_void_and_the_csv_are_for_managers_only() {
     let server = TestServer::start().await;
     let (addr, db) = (&server, &server.db);
-    let manager = signed_in(&server, &server.manager).await;
-    let clerk = signed_in(&server, &server.clerk).await;
-    let (manager_cookie, clerk_cookie) = (manager.0.clone(), clerk.0.clone());
+    let manager = Till::sign_in(db, &server.manager).await;
+    let clerk = Till::sign_in(db, &server.clerk).await;
+    let (manager_cookie, clerk_cookie) = (manager.cookie.clone(), clerk.cookie.clone());
     let member = db.member(100).await;
     let target = last_id(db).await;
     let form = ("Content-Type", "application/x-www-form-urlencoded");
@@ -1420,7 +1391,7 @@ async fn over_http_the_history_the_void_and_the_csv_are_for_managers_only() {
         assert_eq!((got, error_of(&body)), (status, expected.clone()));
         let (got, _, body) = http(addr, "POST", "/api/history_summary", &headers, "").await;
         assert_eq!((got, error_of(&body)), (status, expected.clone()));
-        let csrf = clerk.1.clone();
+        let csrf = clerk.csrf.clone();
         let (got, _, body) =
             http(addr, "POST", "/api/void", &headers, &void_body(&csrf, "x")).await;
         assert_eq!((got, error_of(&body)), (status, expected.clone()));
@@ -1473,7 +1444,7 @@ async fn over_http_the_history_the_void_and_the_csv_are_for_managers_only() {
     )
     .await;
     assert_eq!((status, error_of(&body)), (403, LoyaltyError::CsrfRejected));
-    let csrf = manager.1.clone();
+    let csrf = manager.csrf.clone();
     let (status, _, body) = http(
         addr,
         "POST",
@@ -1572,13 +1543,14 @@ async fn page_with_status(addr: &TestServer, path: &str, cookie: &str, expected:
 async fn the_history_page_works_without_javascript() {
     let server = TestServer::start().await;
     let (addr, db) = (&server, &server.db);
-    let (manager, csrf) = signed_in(&server, &server.manager).await;
-    let (clerk, _) = signed_in(&server, &server.clerk).await;
+    let manager = Till::sign_in(db, &server.manager).await;
+    let at_counter = Till::sign_in(db, &server.clerk).await;
+    let (csrf, manager, clerk) = (manager.csrf, manager.cookie, at_counter.cookie.clone());
     let member = db.member(0).await;
     for i in 0..60 {
-        transact(db, &member, i % 7 + 1, TxType::Earn).await;
+        transact(&at_counter, &member, i % 7 + 1, TxType::Earn).await;
     }
-    let redeemed = transact(db, &member, 3, TxType::Redeem).await;
+    let redeemed = transact(&at_counter, &member, 3, TxType::Redeem).await;
 
     let html = page(addr, "/history", &manager).await;
     assert_eq!(
@@ -1652,32 +1624,15 @@ async fn the_history_page_works_without_javascript() {
     assert!(!html.contains("<tr id=\"tx-"));
 }
 
-/// An earn now, through the function, as the counter makes it.
-async fn earn_now(db: &TestDb, member: &str, points: i64) {
-    apply_points(
-        &db.app,
-        db.program_id,
-        &PointsRequest {
-            external_id: member,
-            tx_type: TxType::Earn,
-            points,
-            note: None,
-            idempotency_key: None,
-            staff_id: None,
-        },
-    )
-    .await
-    .unwrap();
-}
-
 #[tokio::test]
 async fn summed_days_give_the_sums_the_rows_give_and_are_summed_once() {
     const TASKS: usize = 8;
     let db = TestDb::with_pool_size(TASKS as u32).await;
     let seeded = seeded_history(&db).await;
     let member = &seeded.members[0];
+    let till = Till::clerk(&db).await;
     for points in [5, 6, 7] {
-        earn_now(&db, member, points).await;
+        till.earn(member, points).await.unwrap();
     }
     let filters = [
         HistoryFilter::default(),
@@ -1748,7 +1703,7 @@ async fn summed_days_give_the_sums_the_rows_give_and_are_summed_once() {
     }
 
     // Today's changes, not summed yet, count as they come; summing again changes nothing.
-    earn_now(&db, member, 11).await;
+    till.earn(member, 11).await.unwrap();
     app::history::db::roll_up_ledger_days(&db.app)
         .await
         .unwrap();

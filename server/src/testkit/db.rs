@@ -1,10 +1,27 @@
 //! A test's own database: made from the migrated template, with one program in it, dropped when the test ends.
 
+use app::db::CounterPool;
+use loyalty_core::wire::Role;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Connection, PgConnection, PgPool};
 use uuid::Uuid;
 
 use super::cluster::{cluster, cluster_url, exec, template_name};
+use super::server::Credentials;
+
+/// The password of every staff member [`TestDb::staff`] makes.
+pub const STAFF_PASSWORD: &str = "test-staff-password";
+
+/// [`STAFF_PASSWORD`] hashed as the server hashes passwords, once per test process: hashing is slow on purpose.
+async fn staff_password_hash() -> &'static str {
+    static HASH: tokio::sync::OnceCell<String> = tokio::sync::OnceCell::const_new();
+    HASH.get_or_init(|| async {
+        tokio::task::spawn_blocking(|| app::auth::db::hash_password(STAFF_PASSWORD))
+            .await
+            .expect("hashing the test password")
+    })
+    .await
+}
 
 /// A fresh, migrated database with one program in it; dropped when the test ends, pass or fail.
 pub struct TestDb {
@@ -13,6 +30,9 @@ pub struct TestDb {
     pub app: PgPool,
     /// Connected as a superuser, for setting up and for looking behind the functions.
     pub owner: PgPool,
+    /// The counter's connections, as the server makes them from `app`: shared by every [`super::Till`] of
+    /// the test, as one server's are by all its clerks.
+    pub counter: CounterPool,
     pub program_id: Uuid,
 }
 
@@ -77,6 +97,7 @@ impl TestDb {
         let program_id = new_program(&owner, "Test program").await;
         Self {
             name,
+            counter: CounterPool::like(&app),
             app,
             owner,
             program_id,
@@ -100,6 +121,35 @@ impl TestDb {
             format!("?{query}")
         };
         format!("{scheme}://{authority}/{}{query}", self.name)
+    }
+
+    /// A new staff member of `program_id` (this database's program, or one made with [`new_program`]) named
+    /// `Test clerk` or `Test manager`, with a fresh email and [`STAFF_PASSWORD`]: their id and what signs them in.
+    pub async fn staff(&self, program_id: Uuid, role: Role) -> (Uuid, Credentials) {
+        let email = format!("{}@test.example", Uuid::new_v4().simple());
+        let name = match role {
+            Role::Clerk => "Test clerk",
+            Role::Manager => "Test manager",
+        };
+        let id = self.staff_named(program_id, &email, name, role).await;
+        let password = STAFF_PASSWORD.to_owned();
+        (id, Credentials { email, password })
+    }
+
+    /// A new staff member of `program_id` with this email and name, and [`STAFF_PASSWORD`].
+    pub async fn staff_named(&self, program_id: Uuid, email: &str, name: &str, role: Role) -> Uuid {
+        sqlx::query_scalar(
+            "insert into staff (program_id, email, display_name, role, password_hash)
+             values ($1, $2, $3, $4, $5) returning id",
+        )
+        .bind(program_id)
+        .bind(email)
+        .bind(name)
+        .bind(role.as_sql())
+        .bind(staff_password_hash().await)
+        .fetch_one(&self.owner)
+        .await
+        .unwrap()
     }
 
     /// A member pass of this program with `points`, made through the hardened functions.
