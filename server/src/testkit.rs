@@ -11,6 +11,6 @@ mod tls;
 
 pub use api::{ApiClient, refused, session_cookie};
 pub use db::{STAFF_PASSWORD, TestDb, member_of, new_program, postcard_of};
-pub use server::{Credentials, ServerProcess, TestServer};
+pub use server::{Credentials, ServerProcess, TestServer, free_port};
 pub use till::{Till, points_request};
 pub use tls::TestTls;

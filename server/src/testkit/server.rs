@@ -117,11 +117,7 @@ pub struct ServerProcess {
 impl ServerProcess {
     /// Starts `bin` (the test's `env!("CARGO_BIN_EXE_server")`) on `database_url` and waits until it listens.
     pub async fn start(bin: &str, database_url: &str, env: &[(&str, &str)]) -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
-        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], free_port()));
         let mut all = vec![
             ("DATABASE_URL".to_owned(), database_url.to_owned()),
             ("LOYALTY_ADDR".to_owned(), addr.to_string()),
@@ -205,4 +201,12 @@ impl Drop for ServerProcess {
         self.kill();
         let _ = std::fs::remove_file(&self.log);
     }
+}
+
+/// A loopback port nothing listens on at the moment of asking.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
 }
