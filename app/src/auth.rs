@@ -11,10 +11,14 @@ pub mod db;
 /// The session cookie's name.
 pub const SESSION_COOKIE: &str = "loyalty_session";
 
-/// The posts whose server functions check the session in the same statement as their change
-/// ([`db::SessionKey`]): the server's session layer leaves them alone, so the busiest calls at a counter take one
-/// round trip to the database rather than two.
-pub const SESSION_CHECKED_IN_STATEMENT: [&str; 3] = ["/api/earn", "/api/redeem", "/api/scan"];
+/// The paths of the server functions that check the session in the same statement as their change
+/// ([`db::SessionKey`]), read from the functions themselves: the server's session layer leaves them alone, so
+/// the busiest calls at a counter take one round trip to the database rather than two.
+pub const SESSION_CHECKED_IN_STATEMENT: [&str; 3] = [
+    <crate::points::Earn as server_fn::ServerFn>::PATH,
+    <crate::points::Redeem as server_fn::ServerFn>::PATH,
+    <crate::claim::Scan as server_fn::ServerFn>::PATH,
+];
 
 #[cfg(feature = "ssr")]
 impl From<&db::Staff> for StaffSession {

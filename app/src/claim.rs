@@ -4,20 +4,33 @@ use loyalty_core::wire::ScanOutcome;
 #[cfg(feature = "ssr")]
 pub mod db;
 
-/// Resolves what a scanner or a clerk entered: burns a postcard, or finds the member a pass belongs to.
+/// Resolves what a scanner or a clerk entered, as the staff member of a session: burns a postcard (the session
+/// checked in the same statement), or finds the member a pass belongs to.
 #[cfg(feature = "ssr")]
 pub async fn resolve_scan(
     pool: &sqlx::PgPool,
-    program_id: uuid::Uuid,
-    staff_id: Option<uuid::Uuid>,
+    counter: &crate::db::CounterPool,
+    session: &crate::auth::db::SessionKey,
+    csrf: &str,
     raw: &str,
 ) -> loyalty_core::Result<ScanOutcome> {
     use loyalty_core::{ScanCode, parse_scan};
-    match parse_scan(raw)? {
-        ScanCode::Claim(code) => db::claim_postcard(pool, program_id, staff_id, &code).await,
-        ScanCode::Member(external_id) => Ok(ScanOutcome::Member {
-            member: crate::members::db::find_member(pool, program_id, &external_id).await?,
-        }),
+    let parsed = match parse_scan(raw) {
+        Ok(parsed) => parsed,
+        Err(err) => {
+            // Whoever is not signed in hears that first, whatever they sent.
+            session.check(counter, csrf).await?;
+            return Err(err);
+        }
+    };
+    match parsed {
+        ScanCode::Claim(code) => db::claim_postcard(counter, session, csrf, &code).await,
+        ScanCode::Member(external_id) => {
+            session.check(counter, csrf).await?;
+            let member =
+                crate::members::db::find_member(pool, session.program_id, &external_id).await?;
+            Ok(ScanOutcome::Member { member })
+        }
     }
 }
 
@@ -29,35 +42,8 @@ pub async fn scan(csrf: String, code: String) -> Result<ScanOutcome, loyalty_cor
     };
     answer(
         async {
-            use loyalty_core::{ScanCode, parse_scan};
-            let pool = pool()?;
-            // A postcard is burned by one statement that also checks the session; a member pass is looked up
-            // as the session's staff member.
-            let parsed = match parse_scan(&code) {
-                Ok(parsed) => parsed,
-                Err(err) => {
-                    // Whoever is not signed in hears that first, whatever they sent.
-                    looked_up_staff_for_change(&csrf).await?;
-                    return Err(err);
-                }
-            };
-            let outcome = match parsed {
-                ScanCode::Claim(code) => {
-                    db::claim_postcard_in_session(&counter_pool()?, &session_key()?, &csrf, &code)
-                        .await?
-                }
-                ScanCode::Member(external_id) => {
-                    let staff = looked_up_staff_for_change(&csrf).await?;
-                    ScanOutcome::Member {
-                        member: crate::members::db::find_member(
-                            &pool,
-                            staff.program_id,
-                            &external_id,
-                        )
-                        .await?,
-                    }
-                }
-            };
+            let outcome =
+                resolve_scan(&pool()?, &counter_pool()?, &session_key()?, &csrf, &code).await?;
             let member = &outcome.member().external_id;
             match &outcome {
                 ScanOutcome::Claimed { .. } => {

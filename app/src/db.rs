@@ -64,9 +64,8 @@ impl RpcAnswer {
     }
 }
 
-/// `err` with the moment it names (a claim, a withdrawal) put on the program's clock, `offset_secs` ahead of
-/// UTC (`public.program_utc_offset`), so a clerk in New York reads the day it was in New York.
-pub fn on_program_clock(mut err: LoyaltyError, offset_secs: Option<i32>) -> LoyaltyError {
+/// `err` with the moment it names put on a clock `offset_secs` ahead of UTC.
+fn on_program_clock(mut err: LoyaltyError, offset_secs: Option<i32>) -> LoyaltyError {
     if let (Some(at), Some(offset)) = (
         err.moment_mut(),
         offset_secs.and_then(chrono::FixedOffset::east_opt),
@@ -76,8 +75,9 @@ pub fn on_program_clock(mut err: LoyaltyError, offset_secs: Option<i32>) -> Loya
     err
 }
 
-/// [`on_program_clock`] for a refusal whose statement did not already read the offset: asked of the database,
-/// which knows the time zones, on these refusals only.
+/// `err` with the moment it names (a claim, a withdrawal) put on the program's clock, so a clerk in New York
+/// reads the day it was in New York. The offset is asked of the database (`public.program_utc_offset`), which
+/// knows the time zones, on these refusals only.
 pub async fn read_on_program_clock(
     db: impl sqlx::PgExecutor<'_>,
     program_id: uuid::Uuid,

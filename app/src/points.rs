@@ -34,11 +34,8 @@ async fn apply(
                 points,
                 note,
                 idempotency_key: (!key.is_empty()).then_some(key),
-                // The session's staff member, filled in by the statement that checks the session.
-                staff_id: None,
             };
-            let receipt =
-                db::apply_points_in_session(&counter_pool()?, &session, &csrf, &request).await?;
+            let receipt = db::apply_points(&counter_pool()?, &session, &csrf, &request).await?;
             redirect_form_post(&format!(
                 "/member/{}?receipt={}",
                 receipt.external_id, receipt.transaction_id

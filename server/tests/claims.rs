@@ -2,20 +2,18 @@
 
 use std::sync::Arc;
 
-use app::claim::resolve_scan;
 use loyalty_core::LoyaltyError;
 use loyalty_core::wire::{PassOrigin, ScanOutcome};
-use server::testkit::TestDb;
+use server::testkit::{TestDb, Till};
 use tokio::sync::Barrier;
 
 #[tokio::test]
 async fn double_tap_claims_once_then_says_when() {
     let db = TestDb::new().await;
+    let till = Till::clerk(&db).await;
     let code = db.postcard().await;
 
-    let first = resolve_scan(&db.app, db.program_id, None, &code)
-        .await
-        .unwrap();
+    let first = till.scan(&code).await.unwrap();
     let ScanOutcome::Claimed { member, .. } = &first else {
         panic!("expected a claim, got {first:?}");
     };
@@ -23,9 +21,7 @@ async fn double_tap_claims_once_then_says_when() {
     assert!(member.external_id.starts_with("CLM-"));
     assert_eq!(member.points, 0);
 
-    let second = resolve_scan(&db.app, db.program_id, None, &code)
-        .await
-        .unwrap_err();
+    let second = till.scan(&code).await.unwrap_err();
     let LoyaltyError::AlreadyClaimed { claimed_at } = second else {
         panic!("expected ALREADY_CLAIMED, got {second:?}");
     };
@@ -46,15 +42,12 @@ async fn double_tap_claims_once_then_says_when() {
 #[tokio::test]
 async fn the_pass_a_postcard_became_opens_its_member() {
     let db = TestDb::new().await;
+    let till = Till::clerk(&db).await;
     let code = db.postcard().await;
-    let claimed = resolve_scan(&db.app, db.program_id, None, &code)
-        .await
-        .unwrap();
+    let claimed = till.scan(&code).await.unwrap();
     let pass = claimed.member().external_id.to_ascii_lowercase();
 
-    let scanned = resolve_scan(&db.app, db.program_id, None, &format!("  {pass} "))
-        .await
-        .unwrap();
+    let scanned = till.scan(&format!("  {pass} ")).await.unwrap();
     assert_eq!(
         scanned,
         ScanOutcome::Member {
@@ -91,16 +84,18 @@ async fn the_answer_describes_the_state_after_the_burn() {
 #[tokio::test]
 async fn two_hundred_concurrent_claims_of_one_postcard_burn_it_once() {
     const TASKS: usize = 200;
+    // Each clerk's scans queue behind one another (the throttle counts them one by one): many clerks race.
+    const CLERKS: usize = 20;
     let db = TestDb::with_pool_size(40).await;
+    let tills = Till::clerks(&db, CLERKS).await;
     let code = db.postcard().await;
     let barrier = Arc::new(Barrier::new(TASKS));
     let tasks: Vec<_> = (0..TASKS)
-        .map(|_| {
-            let (pool, program_id, code, barrier) =
-                (db.app.clone(), db.program_id, code.clone(), barrier.clone());
+        .map(|n| {
+            let (till, code, barrier) = (tills[n % CLERKS].clone(), code.clone(), barrier.clone());
             tokio::spawn(async move {
                 barrier.wait().await;
-                resolve_scan(&pool, program_id, None, &code).await
+                till.scan(&code).await
             })
         })
         .collect();
@@ -125,15 +120,13 @@ async fn two_hundred_concurrent_claims_of_one_postcard_burn_it_once() {
 #[tokio::test]
 async fn unknown_malformed_and_mistyped_codes_are_told_apart() {
     let db = TestDb::new().await;
+    let till = Till::clerk(&db).await;
     let code = db.postcard().await;
     // A well-formed code that was never issued.
     let unissued = loyalty_core::code::claim_code_from_body("ABCDEFGHJKMN");
+    assert_eq!(till.scan(&unissued).await, Err(LoyaltyError::InvalidCode));
     assert_eq!(
-        resolve_scan(&db.app, db.program_id, None, &unissued).await,
-        Err(LoyaltyError::InvalidCode)
-    );
-    assert_eq!(
-        resolve_scan(&db.app, db.program_id, None, "hello world").await,
+        till.scan("hello world").await,
         Err(LoyaltyError::MalformedCode)
     );
     let mut typo = code.into_bytes();
@@ -142,12 +135,9 @@ async fn unknown_malformed_and_mistyped_codes_are_told_apart() {
         typo[5] = if typo[5] == b'A' { b'B' } else { b'A' };
     }
     let typo = String::from_utf8(typo).unwrap();
+    assert_eq!(till.scan(&typo).await, Err(LoyaltyError::MistypedCode));
     assert_eq!(
-        resolve_scan(&db.app, db.program_id, None, &typo).await,
-        Err(LoyaltyError::MistypedCode)
-    );
-    assert_eq!(
-        resolve_scan(&db.app, db.program_id, None, "MBR-ZZZZ2222").await,
+        till.scan("MBR-ZZZZ2222").await,
         Err(LoyaltyError::MemberNotFound)
     );
 }
@@ -155,16 +145,14 @@ async fn unknown_malformed_and_mistyped_codes_are_told_apart() {
 #[tokio::test]
 async fn another_programs_postcard_and_member_are_not_found() {
     let db = TestDb::new().await;
+    let till = Till::clerk(&db).await;
     let other = server::testkit::new_program(&db.owner, "Other program").await;
     let their_code = server::testkit::postcard_of(&db.owner, other).await;
     let their_member = server::testkit::member_of(&db.owner, other, 50).await;
 
+    assert_eq!(till.scan(&their_code).await, Err(LoyaltyError::InvalidCode));
     assert_eq!(
-        resolve_scan(&db.app, db.program_id, None, &their_code).await,
-        Err(LoyaltyError::InvalidCode)
-    );
-    assert_eq!(
-        resolve_scan(&db.app, db.program_id, None, &their_member).await,
+        till.scan(&their_member).await,
         Err(LoyaltyError::MemberNotFound)
     );
     let unclaimed: bool =

@@ -5,15 +5,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use loyalty_core::wire::Role;
-use server::testkit::{ApiClient, Credentials, ServerProcess, TestDb, TestTls};
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use server::testkit::{ApiClient, Credentials, ServerProcess, TestDb, TestTls, free_port};
 
 fn is_root() -> bool {
     use std::os::unix::fs::MetadataExt;

@@ -2,14 +2,7 @@
 
 use server::database::{Database, DatabaseConfig};
 use server::embedded::{EmbeddedError, EmbeddedPostgres};
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use server::testkit::free_port;
 
 async fn programs(db: &Database) -> Vec<String> {
     sqlx::query_scalar("select name from programs order by name")

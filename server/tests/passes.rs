@@ -5,7 +5,7 @@ use std::sync::Arc;
 use loyalty_core::LoyaltyError;
 use reqwest::StatusCode;
 use reqwest::header::{ACCEPT, LOCATION, REFERER};
-use server::testkit::{ApiClient, TestServer, member_of, new_program, refused};
+use server::testkit::{ApiClient, TestServer, Till, member_of, new_program, refused};
 use tokio::sync::Barrier;
 
 /// A browser without a session that does not follow redirects, so a redirect to sign-in would show.
@@ -93,15 +93,9 @@ async fn every_new_pass_has_its_own_long_random_token() {
         let member = server.db.member(0).await;
         tokens.push(token_of(&server, &member).await);
     }
-    let claimed = app::claim::db::claim_postcard(
-        &server.db.app,
-        server.db.program_id,
-        None,
-        &server.db.postcard().await,
-    )
-    .await
-    .unwrap();
-    tokens.push(token_of(&server, &claimed.member().external_id).await);
+    let till = Till::sign_in(&server.db, &server.clerk).await;
+    let claimed = till.claim(&server.db.postcard().await).await;
+    tokens.push(token_of(&server, &claimed).await);
     for token in &tokens {
         assert!(app::passes::is_pass_token(token), "{token}");
     }

@@ -3,39 +3,25 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use app::points::db::{PointsRequest, apply_points};
+use app::points::db::PointsRequest;
 use loyalty_core::LoyaltyError;
 use loyalty_core::wire::{PointsReceipt, TxType};
-use server::testkit::TestDb;
+use server::testkit::{TestDb, Till, points_request as request};
 use tokio::sync::Barrier;
-
-fn request(external_id: &str, tx_type: TxType, points: i64) -> PointsRequest<'_> {
-    PointsRequest {
-        external_id,
-        tx_type,
-        points,
-        note: None,
-        idempotency_key: None,
-        staff_id: None,
-    }
-}
+use uuid::Uuid;
 
 #[tokio::test]
 async fn race_test_two_redeems_of_the_whole_balance_one_succeeds() {
     let db = TestDb::new().await;
+    let till = Till::clerk(&db).await;
     let member = db.member(100).await;
     let barrier = Arc::new(Barrier::new(2));
     let tasks: Vec<_> = (0..2)
         .map(|_| {
-            let (pool, program_id, member, barrier) = (
-                db.app.clone(),
-                db.program_id,
-                member.clone(),
-                barrier.clone(),
-            );
+            let (till, member, barrier) = (till.clone(), member.clone(), barrier.clone());
             tokio::spawn(async move {
                 barrier.wait().await;
-                apply_points(&pool, program_id, &request(&member, TxType::Redeem, 100)).await
+                till.redeem(&member, 100).await
             })
         })
         .collect();
@@ -56,15 +42,10 @@ async fn race_test_two_redeems_of_the_whole_balance_one_succeeds() {
 #[tokio::test]
 async fn insufficient_funds_says_the_balance_and_changes_nothing() {
     let db = TestDb::new().await;
+    let till = Till::clerk(&db).await;
     let member = db.member(40).await;
     let rows = db.ledger_rows().await;
-    let err = apply_points(
-        &db.app,
-        db.program_id,
-        &request(&member, TxType::Redeem, 41),
-    )
-    .await
-    .unwrap_err();
+    let err = till.redeem(&member, 41).await.unwrap_err();
     assert_eq!(err, LoyaltyError::InsufficientFunds { balance: 40 });
     assert_eq!(
         err.to_string(),
@@ -75,26 +56,21 @@ async fn insufficient_funds_says_the_balance_and_changes_nothing() {
 }
 
 #[tokio::test]
-async fn earn_and_redeem_record_the_balance_after_each_change() {
+async fn earn_and_redeem_record_the_balance_after_each_change_and_who_made_it() {
     let db = TestDb::new().await;
+    let till = Till::clerk(&db).await;
     let member = db.member(0).await;
-    let earned = apply_points(&db.app, db.program_id, &request(&member, TxType::Earn, 120))
-        .await
-        .unwrap();
+    let earned = till.earn(&member, 120).await.unwrap();
     assert_eq!(earned.new_balance, 120);
-    let redeemed = apply_points(
-        &db.app,
-        db.program_id,
-        &request(&member, TxType::Redeem, 20),
-    )
-    .await
-    .unwrap();
+    let redeemed = till.redeem(&member, 20).await.unwrap();
     assert_eq!(redeemed.new_balance, 100);
-    let after: Vec<i32> = sqlx::query_scalar("select balance_after from transactions order by id")
-        .fetch_all(&db.owner)
-        .await
-        .unwrap();
-    assert_eq!(after, vec![120, 100]);
+    let after: Vec<(i32, Option<Uuid>)> =
+        sqlx::query_as("select balance_after, staff_id from transactions order by id")
+            .fetch_all(&db.owner)
+            .await
+            .unwrap();
+    let clerk = Some(till.staff.id);
+    assert_eq!(after, vec![(120, clerk), (100, clerk)]);
 }
 
 /// Many tasks of random earns and redeems on a handful of members: afterwards no balance is below zero, every
@@ -104,6 +80,7 @@ async fn storm_of_concurrent_earns_and_redeems_keeps_every_promise() {
     const TASKS: usize = 64;
     const OPS: usize = 40;
     let db = TestDb::with_pool_size(32).await;
+    let till = Till::clerk(&db).await;
     let mut members = Vec::new();
     for _ in 0..5 {
         members.push(db.member(50).await);
@@ -113,12 +90,7 @@ async fn storm_of_concurrent_earns_and_redeems_keeps_every_promise() {
     let barrier = Arc::new(Barrier::new(TASKS));
     let tasks: Vec<_> = (0..TASKS)
         .map(|task| {
-            let (pool, program_id, members, barrier) = (
-                db.app.clone(),
-                db.program_id,
-                members.clone(),
-                barrier.clone(),
-            );
+            let (till, members, barrier) = (till.clone(), members.clone(), barrier.clone());
             tokio::spawn(async move {
                 let mut rng = 0x9E37_79B9_7F4A_7C15_u64
                     ^ (task as u64 + 1).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -138,7 +110,7 @@ async fn storm_of_concurrent_earns_and_redeems_keeps_every_promise() {
                         TxType::Redeem
                     };
                     let points = (next() % 60 + 1) as i64;
-                    match apply_points(&pool, program_id, &request(member, tx_type, points)).await {
+                    match till.apply(&request(member, tx_type, points)).await {
                         Ok(receipt) => acknowledged.push(receipt),
                         Err(LoyaltyError::InsufficientFunds { balance }) => {
                             assert!(balance < points)
@@ -210,6 +182,7 @@ async fn storm_of_concurrent_earns_and_redeems_keeps_every_promise() {
 #[tokio::test]
 async fn zero_negative_null_and_huge_amounts_are_refused_and_change_nothing() {
     let db = TestDb::new().await;
+    let till = Till::clerk(&db).await;
     let member = db.member(100).await;
     let rows = db.ledger_rows().await;
     for tx_type in [TxType::Earn, TxType::Redeem] {
@@ -225,7 +198,7 @@ async fn zero_negative_null_and_huge_amounts_are_refused_and_change_nothing() {
             1_000_001,
         ] {
             assert_eq!(
-                apply_points(&db.app, db.program_id, &request(&member, tx_type, points)).await,
+                till.apply(&request(&member, tx_type, points)).await,
                 Err(LoyaltyError::InvalidAmount),
                 "{tx_type:?} {points}"
             );
@@ -248,6 +221,7 @@ async fn zero_negative_null_and_huge_amounts_are_refused_and_change_nothing() {
 #[tokio::test]
 async fn a_balance_cannot_overflow() {
     let db = TestDb::new().await;
+    let till = Till::clerk(&db).await;
     let member = db.member(0).await;
     sqlx::query("update passes_master set points = 2147483000 where external_id = $1")
         .bind(&member)
@@ -255,12 +229,7 @@ async fn a_balance_cannot_overflow() {
         .await
         .unwrap();
     assert_eq!(
-        apply_points(
-            &db.app,
-            db.program_id,
-            &request(&member, TxType::Earn, 1000)
-        )
-        .await,
+        till.earn(&member, 1000).await,
         Err(LoyaltyError::BalanceLimit {
             balance: 2147483000
         })
@@ -291,11 +260,12 @@ async fn unknown_and_wrongly_cased_types_are_refused_and_change_nothing() {
 #[tokio::test]
 async fn another_programs_member_is_not_found_and_keeps_their_points() {
     let db = TestDb::new().await;
+    let till = Till::clerk(&db).await;
     let other = server::testkit::new_program(&db.owner, "Other program").await;
     let theirs = server::testkit::member_of(&db.owner, other, 80).await;
     for tx_type in [TxType::Earn, TxType::Redeem] {
         assert_eq!(
-            apply_points(&db.app, db.program_id, &request(&theirs, tx_type, 10)).await,
+            till.apply(&request(&theirs, tx_type, 10)).await,
             Err(LoyaltyError::MemberNotFound)
         );
     }
@@ -305,14 +275,15 @@ async fn another_programs_member_is_not_found_and_keeps_their_points() {
 #[tokio::test]
 async fn a_replayed_request_applies_once_and_answers_as_the_first_did() {
     let db = TestDb::new().await;
+    let till = Till::clerk(&db).await;
     let member = db.member(100).await;
     let req = PointsRequest {
         idempotency_key: Some("till-3/receipt-881"),
         note: Some("coffee"),
         ..request(&member, TxType::Redeem, 30)
     };
-    let first = apply_points(&db.app, db.program_id, &req).await.unwrap();
-    let again = apply_points(&db.app, db.program_id, &req).await.unwrap();
+    let first = till.apply(&req).await.unwrap();
+    let again = till.apply(&req).await.unwrap();
     assert!(!first.replayed);
     assert!(again.replayed);
     assert_eq!(
@@ -325,30 +296,21 @@ async fn a_replayed_request_applies_once_and_answers_as_the_first_did() {
 #[tokio::test]
 async fn a_retry_is_answered_as_the_first_call_even_when_it_would_now_be_refused() {
     let db = TestDb::new().await;
+    let till = Till::clerk(&db).await;
     let member = db.member(100).await;
     let redeem_all = PointsRequest {
         idempotency_key: Some("till-1/receipt-7"),
         ..request(&member, TxType::Redeem, 100)
     };
-    let first = apply_points(&db.app, db.program_id, &redeem_all)
-        .await
-        .unwrap();
+    let first = till.apply(&redeem_all).await.unwrap();
     // The balance is now 0: the same redeem made afresh would be refused, but its retry is the first answer.
-    let again = apply_points(&db.app, db.program_id, &redeem_all)
-        .await
-        .unwrap();
+    let again = till.apply(&redeem_all).await.unwrap();
     assert!(again.replayed);
     assert_eq!(
         (again.transaction_id, again.new_balance),
         (first.transaction_id, 0)
     );
-    let afresh = apply_points(
-        &db.app,
-        db.program_id,
-        &request(&member, TxType::Redeem, 100),
-    )
-    .await
-    .unwrap_err();
+    let afresh = till.redeem(&member, 100).await.unwrap_err();
     assert_eq!(afresh, LoyaltyError::InsufficientFunds { balance: 0 });
     // A refused call leaves its key unused: once funds arrive, the same key goes through, once.
     let refused = PointsRequest {
@@ -356,24 +318,13 @@ async fn a_retry_is_answered_as_the_first_call_even_when_it_would_now_be_refused
         ..request(&member, TxType::Redeem, 10)
     };
     assert_eq!(
-        apply_points(&db.app, db.program_id, &refused)
-            .await
-            .unwrap_err(),
+        till.apply(&refused).await.unwrap_err(),
         LoyaltyError::InsufficientFunds { balance: 0 }
     );
-    apply_points(&db.app, db.program_id, &request(&member, TxType::Earn, 25))
-        .await
-        .unwrap();
-    let later = apply_points(&db.app, db.program_id, &refused)
-        .await
-        .unwrap();
+    till.earn(&member, 25).await.unwrap();
+    let later = till.apply(&refused).await.unwrap();
     assert!(!later.replayed);
-    assert!(
-        apply_points(&db.app, db.program_id, &refused)
-            .await
-            .unwrap()
-            .replayed
-    );
+    assert!(till.apply(&refused).await.unwrap().replayed);
     assert_eq!(db.balance(&member).await, 15);
     assert!(db.invariant_violations().await.is_empty());
 }
@@ -381,17 +332,14 @@ async fn a_retry_is_answered_as_the_first_call_even_when_it_would_now_be_refused
 #[tokio::test]
 async fn a_key_reused_for_a_different_request_is_refused() {
     let db = TestDb::new().await;
+    let till = Till::clerk(&db).await;
     let member = db.member(100).await;
     let other_member = db.member(100).await;
     let key = Some("key-1");
-    apply_points(
-        &db.app,
-        db.program_id,
-        &PointsRequest {
-            idempotency_key: key,
-            ..request(&member, TxType::Earn, 5)
-        },
-    )
+    till.apply(&PointsRequest {
+        idempotency_key: key,
+        ..request(&member, TxType::Earn, 5)
+    })
     .await
     .unwrap();
     for different in [
@@ -403,16 +351,13 @@ async fn a_key_reused_for_a_different_request_is_refused() {
             ..request(&member, TxType::Earn, 5)
         },
     ] {
-        let err = apply_points(
-            &db.app,
-            db.program_id,
-            &PointsRequest {
+        let err = till
+            .apply(&PointsRequest {
                 idempotency_key: key,
                 ..different
-            },
-        )
-        .await
-        .unwrap_err();
+            })
+            .await
+            .unwrap_err();
         assert_eq!(err, LoyaltyError::IdempotencyMismatch);
     }
     assert_eq!(db.balance(&member).await, 105);
@@ -423,24 +368,20 @@ async fn a_key_reused_for_a_different_request_is_refused() {
 async fn thirty_two_concurrent_calls_with_one_key_apply_once() {
     const TASKS: usize = 32;
     let db = TestDb::with_pool_size(32).await;
+    let till = Till::clerk(&db).await;
     let member = db.member(0).await;
     let rows = db.ledger_rows().await;
     let barrier = Arc::new(Barrier::new(TASKS));
     let tasks: Vec<_> = (0..TASKS)
         .map(|_| {
-            let (pool, program_id, member, barrier) = (
-                db.app.clone(),
-                db.program_id,
-                member.clone(),
-                barrier.clone(),
-            );
+            let (till, member, barrier) = (till.clone(), member.clone(), barrier.clone());
             tokio::spawn(async move {
                 let req = PointsRequest {
                     idempotency_key: Some("same-key"),
                     ..request(&member, TxType::Earn, 25)
                 };
                 barrier.wait().await;
-                apply_points(&pool, program_id, &req).await.unwrap()
+                till.apply(&req).await.unwrap()
             })
         })
         .collect();
@@ -462,23 +403,19 @@ async fn thirty_two_concurrent_calls_with_one_key_apply_once() {
 async fn one_key_raced_across_two_members_applies_to_one_only() {
     const TASKS: usize = 16;
     let db = TestDb::with_pool_size(16).await;
+    let till = Till::clerk(&db).await;
     let members = [db.member(0).await, db.member(0).await];
     let barrier = Arc::new(Barrier::new(TASKS));
     let tasks: Vec<_> = (0..TASKS)
         .map(|i| {
-            let (pool, program_id, member, barrier) = (
-                db.app.clone(),
-                db.program_id,
-                members[i % 2].clone(),
-                barrier.clone(),
-            );
+            let (till, member, barrier) = (till.clone(), members[i % 2].clone(), barrier.clone());
             tokio::spawn(async move {
                 let req = PointsRequest {
                     idempotency_key: Some("contested"),
                     ..request(&member, TxType::Earn, 9)
                 };
                 barrier.wait().await;
-                apply_points(&pool, program_id, &req).await
+                till.apply(&req).await
             })
         })
         .collect();

@@ -10,7 +10,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use loyalty_core::LoyaltyError;
-use server::testkit::{ApiClient, TestDb, TestServer, TestTls};
+use server::testkit::{ApiClient, TestDb, TestServer, TestTls, Till};
 use server::tls::TlsListener;
 use server::wallet::{Attempt, Backoff, Webhook, WorkerSettings, deliver_next};
 use tokio::sync::Barrier;
@@ -123,19 +123,15 @@ async fn until_delivered(db: &TestDb) {
     }
 }
 
-async fn claim(db: &TestDb) -> String {
-    let code = db.postcard().await;
-    app::claim::db::claim_postcard(&db.app, db.program_id, None, &code)
-        .await
-        .unwrap()
-        .member()
-        .external_id
-        .clone()
+/// A new member from a postcard of `db`'s program, scanned at `till`: the pass's external id.
+async fn claim(db: &TestDb, till: &Till) -> String {
+    till.claim(&db.postcard().await).await
 }
 
 #[tokio::test]
 async fn claims_during_a_wallet_outage_succeed_and_are_each_delivered_once_when_it_recovers() {
     let db = TestDb::new().await;
+    let till = Till::clerk(&db).await;
     let (service, url) = wallet_service(0).await;
     service.down.store(true, Ordering::SeqCst);
     let workers: Vec<_> = (0..2)
@@ -143,7 +139,7 @@ async fn claims_during_a_wallet_outage_succeed_and_are_each_delivered_once_when_
         .collect();
     let mut members = Vec::new();
     for _ in 0..12 {
-        members.push(claim(&db).await);
+        members.push(claim(&db, &till).await);
     }
     // The outage lasts until the workers have been refused, and have retried, a good few times.
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -199,11 +195,12 @@ async fn claims_during_a_wallet_outage_succeed_and_are_each_delivered_once_when_
 #[tokio::test]
 async fn a_failed_delivery_is_recorded_and_put_off_exponentially() {
     let db = TestDb::new().await;
+    let till = Till::clerk(&db).await;
     // A port with nothing listening: the wallet service is down.
     let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/passes", closed.local_addr().unwrap());
     drop(closed);
-    claim(&db).await;
+    claim(&db, &till).await;
     let backoff = Backoff {
         first: Duration::from_secs(60),
         max: Duration::from_secs(600),
@@ -239,10 +236,11 @@ async fn a_failed_delivery_is_recorded_and_put_off_exponentially() {
 async fn an_https_wallet_service_is_delivered_to_when_its_ca_is_trusted_and_refused_in_words_when_not()
  {
     let db = TestDb::new().await;
+    let till = Till::clerk(&db).await;
     let tls = TestTls::generate();
     let (service, url) = serve_wallet_service(0, Some(&tls)).await;
     assert!(url.starts_with("https://"));
-    let external_id = claim(&db).await;
+    let external_id = claim(&db, &till).await;
     let backoff = Backoff {
         first: Duration::from_millis(1),
         max: Duration::from_millis(1),
@@ -282,10 +280,16 @@ async fn an_https_wallet_service_is_delivered_to_when_its_ca_is_trusted_and_refu
 async fn a_claim_that_rolls_back_leaves_no_outbox_row() {
     let db = TestDb::new().await;
     let code = db.postcard().await;
+    // The function itself, in a transaction of the test's: the counter's path commits its statement at once.
     let mut tx = db.app.begin().await.unwrap();
-    app::claim::db::claim_postcard(&mut *tx, db.program_id, None, &code)
-        .await
-        .unwrap();
+    let answer: serde_json::Value =
+        sqlx::query_scalar("select public.process_claim_attempt($1, $2)")
+            .bind(&code)
+            .bind(db.program_id)
+            .fetch_one(&mut *tx)
+            .await
+            .unwrap();
+    assert_eq!(answer["success"], true, "{answer}");
     let inside: i64 = sqlx::query_scalar("select count(*) from wallet_outbox")
         .fetch_one(&mut *tx)
         .await
@@ -297,13 +301,12 @@ async fn a_claim_that_rolls_back_leaves_no_outbox_row() {
         .await
         .unwrap();
     assert_eq!(after, 0);
-    // The postcard is still unclaimed, and claiming it for real announces it once.
-    app::claim::db::claim_postcard(&db.app, db.program_id, None, &code)
-        .await
-        .unwrap();
+    // The postcard is still unclaimed, and claiming it at the counter announces it once.
+    let till = Till::clerk(&db).await;
+    till.claim(&code).await;
     assert_eq!(undelivered(&db).await, 1);
     // A refused claim (already claimed) writes nothing either.
-    let again = app::claim::db::claim_postcard(&db.app, db.program_id, None, &code).await;
+    let again = till.scan(&code).await;
     assert!(matches!(again, Err(LoyaltyError::AlreadyClaimed { .. })));
     assert_eq!(undelivered(&db).await, 1);
 }
@@ -311,9 +314,10 @@ async fn a_claim_that_rolls_back_leaves_no_outbox_row() {
 #[tokio::test]
 async fn workers_running_at_once_never_send_one_row_twice() {
     let db = TestDb::with_pool_size(12).await;
+    let till = Till::clerk(&db).await;
     let rows = 40;
     for _ in 0..rows {
-        claim(&db).await;
+        claim(&db, &till).await;
     }
     let (service, url) = wallet_service(0).await;
     let workers = 6;
@@ -372,8 +376,9 @@ async fn the_pass_page_provider_answers_with_the_members_pass_page() {
 #[tokio::test]
 async fn managers_see_delivery_state_and_clerks_do_not() {
     let server = TestServer::start().await;
+    let till = Till::sign_in(&server.db, &server.clerk).await;
     let (_service, url) = wallet_service(1).await;
-    let member = claim(&server.db).await;
+    let member = claim(&server.db, &till).await;
     let provider = webhook(&url);
     let backoff = Backoff {
         first: Duration::ZERO,
@@ -385,7 +390,7 @@ async fn managers_see_delivery_state_and_clerks_do_not() {
             .unwrap(),
         Some(Attempt::Failed { .. })
     ));
-    claim(&server.db).await;
+    claim(&server.db, &till).await;
     let manager = ApiClient::sign_in(&server, &server.manager).await;
     let overview: app::passes::WalletOverview =
         manager.post("wallet", &[]).await.json().await.unwrap();

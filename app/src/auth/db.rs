@@ -10,7 +10,7 @@ use sha2::{Digest, Sha256};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::db::{CounterConnection, RpcAnswer, db_error};
+use crate::db::{CounterConnection, CounterPool, RpcAnswer, db_error};
 
 /// A session ends after this long without a request.
 pub const IDLE_MINUTES: i64 = 30;
@@ -375,6 +375,17 @@ impl SessionKey {
             conn.outcome(touched)?;
         }
         answer.ok_or(LoyaltyError::Internal)
+    }
+
+    /// Checks the session and its CSRF token as an [`in_session!`] statement does, for a request that must be
+    /// made by whoever may change something but changes nothing itself (a scan that finds a member's pass).
+    pub async fn check(&self, db: &CounterPool, csrf: &str) -> Result<()> {
+        let mut conn = db.get().await?;
+        let row = self
+            .query(crate::in_session!("true"), csrf)
+            .fetch_optional(conn.conn())
+            .await;
+        self.answer::<bool>(conn, row).await.map(drop)
     }
 }
 

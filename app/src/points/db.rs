@@ -2,11 +2,9 @@
 
 use loyalty_core::wire::{PointsReceipt, TxType};
 use loyalty_core::{LoyaltyError, Result};
-use sqlx::PgExecutor;
-use uuid::Uuid;
 
 use crate::auth::db::SessionKey;
-use crate::db::{CounterPool, RpcAnswer, db_error};
+use crate::db::{CounterPool, RpcAnswer};
 
 /// One earn or redeem, as the point of sale asks for it.
 #[derive(Debug, Clone)]
@@ -17,33 +15,11 @@ pub struct PointsRequest<'a> {
     pub note: Option<&'a str>,
     /// Makes retries of this request apply once.
     pub idempotency_key: Option<&'a str>,
-    pub staff_id: Option<Uuid>,
 }
 
-/// Applies an earn or a redeem under the member's row lock; a redeem never drives the balance below zero.
+/// Applies an earn or a redeem as the staff member of a session, checked in the same statement, under the
+/// member's row lock; a redeem never drives the balance below zero.
 pub async fn apply_points(
-    db: impl PgExecutor<'_>,
-    program_id: Uuid,
-    req: &PointsRequest<'_>,
-) -> Result<PointsReceipt> {
-    let answer: sqlx::types::Json<RpcAnswer> = sqlx::query_scalar(
-        "select public.process_membership_transaction($1, $2, $3, $4, $5, $6, $7)",
-    )
-    .bind(program_id)
-    .bind(req.external_id)
-    .bind(req.points)
-    .bind(req.tx_type.as_sql())
-    .bind(req.note)
-    .bind(req.idempotency_key)
-    .bind(req.staff_id)
-    .fetch_one(db)
-    .await
-    .map_err(db_error)?;
-    receipt(req, answer.0)
-}
-
-/// [`apply_points`] as the staff member of a session, checked in the same statement (`staff_id` is theirs).
-pub async fn apply_points_in_session(
     db: &CounterPool,
     session: &SessionKey,
     csrf: &str,

@@ -1,0 +1,111 @@
+//! A counter signed in as a staff member: earns, redeems and scans through the very functions the server's
+//! `earn`, `redeem` and `scan` call, the session checked in the same statement, on the counter's connections.
+
+use app::auth::db::{SessionKey, Staff};
+use app::db::CounterPool;
+use app::points::db::PointsRequest;
+use loyalty_core::Result;
+use loyalty_core::wire::{PointsReceipt, Role, ScanOutcome, TxType};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use super::db::TestDb;
+use super::server::Credentials;
+
+/// A staff member's session at the counter, opened by the real sign-in. Clones share the session.
+#[derive(Clone)]
+pub struct Till {
+    /// Who is signed in, as the session says.
+    pub staff: Staff,
+    /// The `Cookie` header value, `loyalty_session=…`, for a page read as this staff member.
+    pub cookie: String,
+    /// The session's CSRF token, which every change carries.
+    pub csrf: String,
+    session: SessionKey,
+    pool: PgPool,
+    counter: CounterPool,
+}
+
+impl Till {
+    /// A new clerk of the database's program, signed in.
+    pub async fn clerk(db: &TestDb) -> Self {
+        Self::clerk_of(db, db.program_id).await
+    }
+
+    /// A new clerk of `program_id` (one made with [`super::new_program`], say), signed in.
+    pub async fn clerk_of(db: &TestDb, program_id: Uuid) -> Self {
+        let (_, clerk) = db.staff(program_id, Role::Clerk).await;
+        Self::sign_in(db, &clerk).await
+    }
+
+    /// `count` new clerks of the database's program, each signed in: tills that race each other.
+    pub async fn clerks(db: &TestDb, count: usize) -> Vec<Self> {
+        let mut signing_in = tokio::task::JoinSet::new();
+        for _ in 0..count {
+            let (_, clerk) = db.staff(db.program_id, Role::Clerk).await;
+            let (pool, counter) = (db.app.clone(), db.counter.clone());
+            signing_in.spawn(async move { Self::open(pool, counter, &clerk).await });
+        }
+        signing_in.join_all().await
+    }
+
+    /// `who`, a staff member of the database (a [`super::TestServer`]'s clerk, say), signed in.
+    pub async fn sign_in(db: &TestDb, who: &Credentials) -> Self {
+        Self::open(db.app.clone(), db.counter.clone(), who).await
+    }
+
+    async fn open(pool: PgPool, counter: CounterPool, who: &Credentials) -> Self {
+        let opened = app::auth::db::sign_in(&pool, &who.email, &who.password, "test till")
+            .await
+            .unwrap_or_else(|e| panic!("signing {} in: {e}", who.email));
+        Self {
+            session: SessionKey::from_cookie(&opened.cookie_value).expect("a session cookie"),
+            csrf: opened.staff.csrf_token.clone(),
+            cookie: format!("{}={}", app::auth::SESSION_COOKIE, opened.cookie_value),
+            staff: opened.staff,
+            pool,
+            counter,
+        }
+    }
+
+    /// An earn or a redeem, as the point of sale sends it once its amount is read.
+    pub async fn apply(&self, request: &PointsRequest<'_>) -> Result<PointsReceipt> {
+        app::points::db::apply_points(&self.counter, &self.session, &self.csrf, request).await
+    }
+
+    /// Earns `points` for the member, with no note and no idempotency key.
+    pub async fn earn(&self, external_id: &str, points: i64) -> Result<PointsReceipt> {
+        self.apply(&points_request(external_id, TxType::Earn, points))
+            .await
+    }
+
+    /// Redeems `points` of the member, with no note and no idempotency key.
+    pub async fn redeem(&self, external_id: &str, points: i64) -> Result<PointsReceipt> {
+        self.apply(&points_request(external_id, TxType::Redeem, points))
+            .await
+    }
+
+    /// Scans what a scanner read or a clerk typed: a postcard is burned, a member pass is looked up.
+    pub async fn scan(&self, code: &str) -> Result<ScanOutcome> {
+        app::claim::resolve_scan(&self.pool, &self.counter, &self.session, &self.csrf, code).await
+    }
+
+    /// Scans a postcard that must become a member: the new pass's external id.
+    pub async fn claim(&self, postcard: &str) -> String {
+        match self.scan(postcard).await {
+            Ok(ScanOutcome::Claimed { member, .. }) => member.external_id,
+            other => panic!("claiming {postcard}: {other:?}"),
+        }
+    }
+}
+
+/// An earn or a redeem of `points` with no note and no idempotency key.
+pub fn points_request(external_id: &str, tx_type: TxType, points: i64) -> PointsRequest<'_> {
+    PointsRequest {
+        external_id,
+        tx_type,
+        points,
+        note: None,
+        idempotency_key: None,
+    }
+}
