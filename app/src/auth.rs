@@ -8,21 +8,9 @@ use loyalty_core::wire::StaffSession;
 #[cfg(feature = "ssr")]
 pub mod db;
 
-/// The session cookie's name.
-pub const SESSION_COOKIE: &str = "loyalty_session";
-
-/// The paths of the server functions that check the session in the same statement as their change
-/// ([`db::SessionKey`]), read from the functions themselves: the server's session layer leaves them alone, so
-/// the busiest calls at a counter take one round trip to the database rather than two.
-pub const SESSION_CHECKED_IN_STATEMENT: [&str; 3] = [
-    <crate::points::Earn as server_fn::ServerFn>::PATH,
-    <crate::points::Redeem as server_fn::ServerFn>::PATH,
-    <crate::claim::Scan as server_fn::ServerFn>::PATH,
-];
-
 #[cfg(feature = "ssr")]
-impl From<&db::Staff> for StaffSession {
-    fn from(staff: &db::Staff) -> Self {
+impl From<&crate::session::Staff> for StaffSession {
+    fn from(staff: &crate::session::Staff) -> Self {
         Self {
             staff_name: staff.name.clone(),
             email: staff.email.clone(),

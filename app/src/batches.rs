@@ -183,7 +183,7 @@ pub async fn batch_postcards(
 #[cfg(feature = "ssr")]
 pub async fn csv_download(
     axum::extract::State(pool): axum::extract::State<sqlx::PgPool>,
-    staff: Option<axum::Extension<crate::auth::db::Staff>>,
+    staff: Option<axum::Extension<crate::session::Staff>>,
     outcome: Option<axum::Extension<crate::request::Outcome>>,
     axum::extract::Query(query): axum::extract::Query<CsvQuery>,
 ) -> axum::response::Response {

@@ -10,7 +10,7 @@ pub mod db;
 pub async fn resolve_scan(
     pool: &sqlx::PgPool,
     counter: &crate::db::CounterPool,
-    session: &crate::auth::db::SessionKey,
+    session: &crate::session::SessionKey,
     csrf: &str,
     raw: &str,
 ) -> loyalty_core::Result<ScanOutcome> {
@@ -37,9 +37,7 @@ pub async fn resolve_scan(
 /// Scans a postcard or a member pass: a postcard becomes a new member, a pass opens its member.
 #[leptos::server(endpoint = "scan")]
 pub async fn scan(csrf: String, code: String) -> Result<ScanOutcome, loyalty_core::LoyaltyError> {
-    use crate::request::{
-        answer, counter_pool, looked_up_staff_for_change, pool, redirect_form_post, session_key,
-    };
+    use crate::request::{answer, counter_pool, pool, redirect_form_post, session_key};
     answer(
         async {
             let outcome =

@@ -17,6 +17,8 @@ pub mod points;
 pub mod program;
 #[cfg(feature = "ssr")]
 pub mod request;
+#[cfg(feature = "ssr")]
+pub mod session;
 pub mod staff;
 
 use leptos::prelude::*;

@@ -15,15 +15,13 @@ async fn apply(
     idempotency_key: String,
     tx_type: TxType,
 ) -> Result<PointsReceipt, LoyaltyError> {
-    use crate::request::{
-        answer, counter_pool, looked_up_staff_for_change, redirect_form_post, session_key,
-    };
+    use crate::request::{answer, counter_pool, redirect_form_post, session_key};
     answer(
         async {
             let session = session_key()?;
             let Ok(points) = points.trim().parse::<i64>() else {
                 // Whoever is not signed in hears that first, whatever they sent.
-                looked_up_staff_for_change(&csrf).await?;
+                session.check(&counter_pool()?, &csrf).await?;
                 return Err(LoyaltyError::InvalidAmount);
             };
             let note = note.as_deref().map(str::trim).filter(|n| !n.is_empty());

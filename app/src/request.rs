@@ -12,9 +12,8 @@ use loyalty_core::{LoyaltyError, Result};
 use sqlx::PgPool;
 use subtle::ConstantTimeEq;
 
-use crate::auth::SESSION_COOKIE;
-use crate::auth::db::{MAX_HOURS, SessionKey, Staff};
 use crate::db::CounterPool;
+use crate::session::{MAX_HOURS, SESSION_COOKIE, SessionKey, Staff};
 
 /// The database pool the server provides to every request.
 pub fn pool() -> Result<PgPool> {
@@ -47,21 +46,13 @@ pub fn session_key() -> Result<SessionKey> {
         .ok_or(LoyaltyError::NotSignedIn)
 }
 
-/// [`staff_for_change`] for a post the session layer left alone ([`crate::auth::SESSION_CHECKED_IN_STATEMENT`]),
-/// when it needs the staff member before its statement: looks the session up itself.
-pub async fn looked_up_staff_for_change(csrf: &str) -> Result<Staff> {
-    let cookie = session_cookie().ok_or(LoyaltyError::NotSignedIn)?;
-    let staff = crate::auth::db::session(&pool()?, &cookie).await?;
-    check_csrf(staff, csrf)
-}
-
 /// The signed-in staff member, for a request that changes something: its CSRF token must match the session's.
 pub fn staff_for_change(csrf: &str) -> Result<Staff> {
     check_csrf(current_staff()?, csrf)
 }
 
-/// The one CSRF check outside SQL (a change checked in its own statement compares the tokens there), in
-/// constant time.
+/// The CSRF check of every post the session layer looked up, in constant time. The counter's posts compare the
+/// tokens in their own statement instead ([`SessionKey::check`] and `in_session!`).
 fn check_csrf(staff: Staff, csrf: &str) -> Result<Staff> {
     if bool::from(csrf.as_bytes().ct_eq(staff.csrf_token.as_bytes())) {
         Ok(staff)

@@ -24,7 +24,7 @@ pub struct StaffMember {
 #[cfg(feature = "ssr")]
 async fn staff_rows(
     db: &sqlx::PgPool,
-    manager: &crate::auth::db::Staff,
+    manager: &crate::session::Staff,
     only: Option<Uuid>,
 ) -> Result<Vec<StaffMember>, LoyaltyError> {
     let rows: Vec<(Uuid, String, String, String, bool)> = sqlx::query_as(
@@ -103,7 +103,7 @@ pub async fn set_staff_password(
 
 #[cfg(feature = "ssr")]
 async fn change_access(
-    by: &crate::auth::db::Staff,
+    by: &crate::session::Staff,
     staff_id: Uuid,
     change: crate::auth::db::AccessChange<'_>,
 ) -> Result<StaffMember, LoyaltyError> {

@@ -581,7 +581,7 @@ async fn sign_ins_with_the_old_password_racing_its_change_leave_only_the_changer
         }
         // Whichever sign-ins got in before the change, only the session that asked for it is left.
         assert_eq!(open_sessions(&db, clerk).await, 1, "round {round}");
-        app::auth::db::session(&db.app, &mine.cookie_value)
+        app::session::signed_in(&db.app, &mine.cookie_value)
             .await
             .unwrap();
         current = next;
@@ -660,7 +660,7 @@ async fn a_sign_in_that_commits_while_a_password_change_waits_for_it_is_ended_by
     changing.await.unwrap().unwrap();
     // The till's session, committed while the change waited, is ended with the others; the changer's stays.
     assert_eq!(open_sessions(&db, clerk).await, 1);
-    app::auth::db::session(&db.app, &mine.cookie_value)
+    app::session::signed_in(&db.app, &mine.cookie_value)
         .await
         .unwrap();
 }

@@ -5,8 +5,8 @@ use loyalty_core::Result;
 use loyalty_core::wire::{Member, PassOrigin, ScanOutcome};
 use serde::Deserialize;
 
-use crate::auth::db::SessionKey;
 use crate::db::{CounterPool, RpcAnswer, read_on_program_clock};
+use crate::session::SessionKey;
 
 #[derive(Deserialize)]
 struct Claimed {

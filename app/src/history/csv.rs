@@ -2,8 +2,8 @@
 
 use loyalty_core::LoyaltyError;
 
-use crate::auth::db::Staff;
 use crate::request::{Outcome, csv_attachment, manager};
+use crate::session::Staff;
 
 use super::filter::parse_filter;
 

@@ -3,8 +3,8 @@
 use loyalty_core::wire::{PointsReceipt, TxType};
 use loyalty_core::{LoyaltyError, Result};
 
-use crate::auth::db::SessionKey;
 use crate::db::{CounterPool, RpcAnswer};
+use crate::session::SessionKey;
 
 /// One earn or redeem, as the point of sale asks for it.
 #[derive(Debug, Clone)]

@@ -1,9 +1,9 @@
 //! A counter signed in as a staff member: earns, redeems and scans through the very functions the server's
 //! `earn`, `redeem` and `scan` call, the session checked in the same statement, on the counter's connections.
 
-use app::auth::db::{SessionKey, Staff};
 use app::db::CounterPool;
 use app::points::db::PointsRequest;
+use app::session::{SessionKey, Staff};
 use loyalty_core::Result;
 use loyalty_core::wire::{PointsReceipt, Role, ScanOutcome, TxType};
 use sqlx::PgPool;
@@ -61,7 +61,7 @@ impl Till {
         Self {
             session: SessionKey::from_cookie(&opened.cookie_value).expect("a session cookie"),
             csrf: opened.staff.csrf_token.clone(),
-            cookie: format!("{}={}", app::auth::SESSION_COOKIE, opened.cookie_value),
+            cookie: format!("{}={}", app::session::SESSION_COOKIE, opened.cookie_value),
             staff: opened.staff,
             pool,
             counter,

@@ -413,7 +413,7 @@ pub(crate) fn cases() -> Vec<Case> {
                     ("new", "attacker-password-1".into()),
                 ]
             },
-            theirs: Refused("INVALID_INPUT"),
+            theirs: Refused("WRONG_CURRENT_PASSWORD"),
         },
         // Signing out ends the caller's own session only; last, as it ends the session it runs in.
         Case {

@@ -55,20 +55,17 @@ async fn sizes_and_names_are_checked_and_clerks_are_refused_by_the_database() {
     let db = TestDb::new().await;
     let manager = manager_of(&db, db.program_id).await;
     let (clerk, _) = db.staff(db.program_id, Role::Clerk).await;
-    for (name, size) in [
-        ("ok", 0),
-        ("ok", 100_001),
-        ("ok", -5),
-        ("  ", 10),
-        (&"x".repeat(101)[..], 10),
+    for (name, size, refusal) in [
+        ("ok", 0, LoyaltyError::InvalidBatchSize),
+        ("ok", 100_001, LoyaltyError::InvalidBatchSize),
+        ("ok", -5, LoyaltyError::InvalidBatchSize),
+        ("  ", 10, LoyaltyError::InvalidBatchName),
+        (&"x".repeat(101)[..], 10, LoyaltyError::InvalidBatchName),
     ] {
         let err = batches::create_batch(&db.app, db.program_id, manager, name, size, None)
             .await
             .unwrap_err();
-        assert!(
-            matches!(err, LoyaltyError::InvalidInput { .. }),
-            "{name:?} {size}: {err:?}"
-        );
+        assert_eq!(err, refusal, "{name:?} {size}");
     }
     assert_eq!(
         batches::create_batch(&db.app, db.program_id, clerk, "Mine", 10, None).await,
@@ -186,7 +183,7 @@ async fn an_order_sent_many_times_at_once_with_one_key_makes_one_batch() {
     )
     .await
     .unwrap_err();
-    assert!(matches!(too_long, LoyaltyError::InvalidInput { .. }));
+    assert_eq!(too_long, LoyaltyError::InvalidRequestKey);
     assert_eq!(
         too_long.to_string(),
         "This form is out of date: reload the page and try again."

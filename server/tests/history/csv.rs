@@ -1,8 +1,9 @@
 //! The CSV export: streamed as the rows are read, exactly the filter's rows, for managers only.
 
-use app::auth::db::Staff;
 use app::history::db::{CSV_HEADER, history_csv, void};
 use app::history::{CsvQuery, csv_download};
+use app::request::Outcome;
+use app::session::Staff;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use chrono::DateTime;
@@ -157,8 +158,20 @@ async fn the_csv_download_is_for_signed_in_managers_and_names_its_file() {
         serde_json::from_slice::<LoyaltyError>(&bytes).unwrap()
     };
 
-    let response = csv_download(State(db.app.clone()), None, Query(CsvQuery::default())).await;
+    let outcome = Outcome::default();
+    let response = csv_download(
+        State(db.app.clone()),
+        None,
+        Some(axum::Extension(outcome.clone())),
+        Query(CsvQuery::default()),
+    )
+    .await;
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        outcome.get(),
+        Some("NOT_SIGNED_IN"),
+        "the refusal's outcome"
+    );
     assert_eq!(
         body_json(response.into_body()).await,
         LoyaltyError::NotSignedIn
@@ -167,6 +180,7 @@ async fn the_csv_download_is_for_signed_in_managers_and_names_its_file() {
     let response = csv_download(
         State(db.app.clone()),
         Some(axum::Extension(clerk)),
+        None,
         Query(CsvQuery::default()),
     )
     .await;
@@ -178,6 +192,7 @@ async fn the_csv_download_is_for_signed_in_managers_and_names_its_file() {
     let response = csv_download(
         State(db.app.clone()),
         Some(axum::Extension(manager.clone())),
+        None,
         Query(CsvQuery {
             from: Some("1 March".into()),
             ..Default::default()
@@ -193,6 +208,7 @@ async fn the_csv_download_is_for_signed_in_managers_and_names_its_file() {
     let response = csv_download(
         State(db.app.clone()),
         Some(axum::Extension(manager)),
+        None,
         Query(CsvQuery {
             tx_type: Some("redeem".into()),
             member: Some(seeded.members[1].to_lowercase()),

@@ -63,9 +63,7 @@ fn a_plain_form_void_goes_back_to_the_page_it_came_from_with_its_outcome() {
         LoyaltyError::TransactionNotFound,
         LoyaltyError::ManagersOnly,
         LoyaltyError::CsrfRejected,
-        LoyaltyError::InvalidInput {
-            message: "Give a reason for the void, up to 400 characters.".into(),
-        },
+        LoyaltyError::InvalidVoidReason,
     ] {
         let path = void_return_path(None, 12, &Err(err.clone()));
         assert_eq!(
@@ -85,11 +83,16 @@ fn a_plain_form_void_goes_back_to_the_page_it_came_from_with_its_outcome() {
     // Only codes travel: a crafted link cannot put words on the page.
     assert_eq!(
         void_outcome_from_query(query_map(
+            "/history?void_error=INVALID_VOID_REASON&message=Call+us"
+        )),
+        Some(Err(LoyaltyError::InvalidVoidReason))
+    );
+    assert_eq!(
+        void_outcome_from_query(query_map(
             "/history?void_error=INVALID_INPUT&message=Call+us"
         )),
-        Some(Err(LoyaltyError::InvalidInput {
-            message: "Give a reason for the void, up to 400 characters.".into()
-        }))
+        Some(Err(LoyaltyError::Internal)),
+        "an error whose words would come from the link is not made from it"
     );
 }
 
