@@ -17,6 +17,8 @@ pub mod points;
 pub mod program;
 #[cfg(feature = "ssr")]
 pub mod request;
+#[cfg(feature = "ssr")]
+pub mod security;
 pub mod staff;
 
 use leptos::prelude::*;
@@ -31,6 +33,8 @@ pub const OUTPUT_NAME: &str = "loyalty";
 
 /// The HTML document every page is rendered into.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
+    #[cfg(feature = "ssr")]
+    security::use_page_policy();
     view! {
         <!DOCTYPE html>
         <html lang="en">

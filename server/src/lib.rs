@@ -63,6 +63,7 @@ pub fn router(state: AppState) -> Router {
     let pool = state.pool.clone();
     let counter = app::db::CounterPool::like(&pool);
     let cookies = app::request::SecureCookies(state.secure_cookies);
+    let https = state.secure_cookies;
     let context = move || {
         provide_context(pool.clone());
         provide_context(counter.clone());
@@ -107,6 +108,10 @@ pub fn router(state: AppState) -> Router {
         ))
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        .layer(layers::content_security_policy())
+        .layer(layers::no_sniffing())
+        .layer(layers::referrer_policy())
+        .layer(layers::strict_transport_security(https))
 }
 
 /// How long /healthz waits for the database before it says it is unavailable.
