@@ -3,6 +3,7 @@
 pub mod database;
 pub mod embedded;
 mod layers;
+pub mod listener;
 pub mod observe;
 pub mod seed;
 #[cfg(feature = "testkit")]

@@ -199,9 +199,7 @@ async fn serve(
         println!("  members:    {}", demo.members.join(", "));
         println!("  postcards:  {}", demo.claim_codes[..5].join(", "));
     }
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("listening on {addr}"))?;
+    let listener = server::listener::bind(addr).with_context(|| format!("listening on {addr}"))?;
     if !std::path::Path::new(site_root).join("pkg").exists() {
         tracing::warn!(
             "{site_root}/pkg is missing: pages will work without their browser code (build it with scripts/run.sh)"
@@ -235,7 +233,7 @@ async fn serve(
         }
     }
     .context("serving")?;
-    tracing::info!("shut down");
+    tracing::info!("shut down: stopped listening and answered every request in hand");
     Ok(())
 }
 
