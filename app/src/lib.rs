@@ -2,6 +2,7 @@
 
 pub mod account;
 pub mod auth;
+pub mod backups;
 pub mod batches;
 mod camera;
 pub mod claim;
@@ -74,6 +75,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("batches") view=batches::BatchesPage ssr=SsrMode::Async />
                     <Route path=path!("batches/:id/print") view=batches::PrintPage ssr=SsrMode::Async />
                     <Route path=path!("wallet") view=passes::WalletPage ssr=SsrMode::Async />
+                    <Route path=path!("backups") view=backups::BackupsPage ssr=SsrMode::Async />
                 </ParentRoute>
             </Routes>
         </Router>

@@ -8,6 +8,7 @@ use sqlx::PgPool;
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
+use crate::backup::WalArchive;
 use crate::embedded::{EmbeddedPostgres, IfRunning};
 use crate::seed::{DemoSeed, seed_demo};
 
@@ -26,7 +27,7 @@ fn migrator() -> Migrator {
 pub enum DatabaseConfig {
     /// A server someone else runs.
     Url(String),
-    /// The private cluster, with its data folder and port. With
+    /// The private cluster, with its data folder and port, archiving its WAL to `archive` if given. With
     /// `share_running`, a cluster that is already running (a server's, for a set-up command) is used as it is
     /// and left running. Without, as for a server, a running cluster is shared while another server serves
     /// from it (the new version during an upgrade), and restarted otherwise (a killed server left it running).
@@ -34,6 +35,7 @@ pub enum DatabaseConfig {
         data_dir: PathBuf,
         port: u16,
         share_running: bool,
+        archive: Option<WalArchive>,
     },
 }
 
@@ -75,10 +77,14 @@ impl Database {
                 data_dir,
                 port,
                 share_running,
+                archive,
             } => {
-                let mut cluster = EmbeddedPostgres::open(data_dir, *port, IfRunning::Share).await?;
+                let archive = archive.as_ref();
+                let mut cluster =
+                    EmbeddedPostgres::open(data_dir, *port, IfRunning::Share, archive).await?;
                 if !*share_running && !cluster.started_here() && servers_on(&cluster).await == 0 {
-                    cluster = EmbeddedPostgres::open(data_dir, *port, IfRunning::Restart).await?;
+                    cluster = EmbeddedPostgres::open(data_dir, *port, IfRunning::Restart, archive)
+                        .await?;
                 }
                 let (pool, owner, demo) = match open_embedded(&cluster, max_connections).await {
                     Ok(opened) => opened,

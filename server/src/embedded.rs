@@ -9,6 +9,8 @@ use std::process::Output;
 
 use tokio::process::Command;
 
+use crate::backup::WalArchive;
+
 #[derive(Debug, thiserror::Error)]
 pub enum EmbeddedError {
     #[error(
@@ -55,22 +57,31 @@ pub enum IfRunning {
     Share,
 }
 
+/// The file in the data folder with the WAL archive's settings, written at each start; postgresql.conf
+/// includes it.
+const ARCHIVE_SETTINGS: &str = "loyalty-archive.conf";
+
 impl EmbeddedPostgres {
     /// Creates the cluster under `root` on first use, then starts it on 127.0.0.1:`port`. A cluster left
     /// running there (by a killed server) is restarted, so it runs with this call's settings.
     pub async fn start(root: &Path, port: u16) -> Result<Self> {
-        Self::open(root, port, IfRunning::Restart).await
+        Self::open(root, port, IfRunning::Restart, None).await
     }
 
     /// Like [`EmbeddedPostgres::start`], but a cluster already running there is used as it is: for test
     /// processes that share one cluster.
     pub async fn attach_or_start(root: &Path, port: u16) -> Result<Self> {
-        Self::open(root, port, IfRunning::Share).await
+        Self::open(root, port, IfRunning::Share, None).await
     }
 
-    /// Creates the cluster under `root` on first use and starts it; a running one is restarted or shared as
-    /// `if_running` says.
-    pub async fn open(root: &Path, port: u16, if_running: IfRunning) -> Result<Self> {
+    /// Creates the cluster under `root` on first use and starts it, archiving its WAL to `archive` if given; a
+    /// running one is restarted or shared as `if_running` says.
+    pub async fn open(
+        root: &Path,
+        port: u16,
+        if_running: IfRunning,
+        archive: Option<&WalArchive>,
+    ) -> Result<Self> {
         let programs = PgPrograms::find()?;
         create_dir(root, 0o755)?;
         let root = std::fs::canonicalize(root).map_err(io(root))?;
@@ -110,6 +121,17 @@ impl EmbeddedPostgres {
             }
             cluster.stop().await?;
         }
+        let settings = archive.map_or_else(
+            || "# No backup folder: the WAL is not archived.\n".to_owned(),
+            WalArchive::settings,
+        );
+        include_settings(
+            &cluster.programs,
+            &cluster.pgdata,
+            ARCHIVE_SETTINGS,
+            &settings,
+        )
+        .await?;
         let log = cluster.pgdata.join("server.log");
         let options = format!("-p {port}");
         let started = cluster
@@ -331,6 +353,31 @@ impl PgPrograms {
         }
         Ok(())
     }
+}
+
+/// Writes `text` to the file `name` in the data folder, owned by the cluster's user, and has postgresql.conf
+/// include it (once), so the settings in it apply from the cluster's next start.
+pub async fn include_settings(
+    programs: &PgPrograms,
+    pgdata: &Path,
+    name: &str,
+    text: &str,
+) -> Result<()> {
+    let path = pgdata.join(name);
+    std::fs::write(&path, text).map_err(io(&path))?;
+    programs.give_to_cluster_user(&path).await?;
+    let conf = pgdata.join("postgresql.conf");
+    let settings = std::fs::read_to_string(&conf).map_err(io(&conf))?;
+    let include = format!("include_if_exists = '{name}'");
+    if !settings.lines().any(|line| line.trim() == include) {
+        let mut file = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&conf)
+            .map_err(io(&conf))?;
+        std::io::Write::write_all(&mut file, format!("\n{include}\n").as_bytes())
+            .map_err(io(&conf))?;
+    }
+    Ok(())
 }
 
 /// The last `lines` lines of a log file, joined with ` | `.

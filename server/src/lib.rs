@@ -1,16 +1,19 @@
 //! The loyalty server: the staff dashboard and its API over the hardened PostgreSQL core.
 
+pub mod backup;
 pub mod database;
 pub mod embedded;
 mod layers;
 pub mod listener;
 pub mod observe;
+pub mod restore;
 pub mod seed;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 pub mod tls;
 pub mod wallet;
 
+use app::backups::BackupReport;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{FromRef, Request, State};
@@ -58,8 +61,13 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
 /// The whole HTTP application, built as a function so tests can serve it on any listener.
 pub fn router(state: AppState) -> Router {
+    router_reporting(state, BackupReport::default())
+}
+
+/// [`router`] for a server that keeps backups: its pages and `/metrics` show how they stand.
+pub fn router_reporting(state: AppState, backups: BackupReport) -> Router {
     let routes = generate_route_list(app::App);
-    let metrics = std::sync::Arc::new(observe::Metrics::new());
+    let metrics = std::sync::Arc::new(observe::Metrics::reporting(backups.clone()));
     let recorder = metrics.clone();
     let pool = state.pool.clone();
     let counter = app::db::CounterPool::like(&pool);
@@ -69,6 +77,7 @@ pub fn router(state: AppState) -> Router {
         provide_context(pool.clone());
         provide_context(counter.clone());
         provide_context(cookies);
+        provide_context(backups.clone());
     };
     let options = state.leptos_options.clone();
     let server_fns = {

@@ -21,6 +21,7 @@ fn routes(member: &str) -> Vec<String> {
                 .replace("{slug}", "no-such-program")
         })
         .collect();
+    assert!(paths.iter().any(|p| p == "/backups"), "{paths:?}");
     paths.extend(
         [
             "/healthz",
@@ -129,6 +130,7 @@ async fn every_route_answers_with_the_security_headers_and_pages_allow_only_thei
         .map(|(path, _)| path)
         .collect();
     endpoints.sort_by_key(|path| (*path == "/api/sign_out", *path));
+    assert!(endpoints.contains(&"/api/backups"), "{endpoints:?}");
     for path in endpoints {
         let endpoint = path.trim_start_matches("/api/");
         let answer = manager.change(endpoint, &[]).await;
