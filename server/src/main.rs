@@ -140,14 +140,20 @@ fn parse_time(text: &str) -> Result<DateTime<Utc>, String> {
 }
 
 impl Cli {
+    /// The backups of --backup-dir, if set.
     fn backups(&self) -> Option<BackupConfig> {
-        let folder = self.backup_dir.clone()?;
-        Some(BackupConfig {
-            folder,
+        self.backup_dir
+            .as_deref()
+            .map(|folder| self.backups_in(folder))
+    }
+
+    fn backups_in(&self, folder: &Path) -> BackupConfig {
+        BackupConfig {
+            folder: folder.to_owned(),
             every: Duration::from_secs(u64::from(self.base_backup_hours) * 3600),
             keep: self.backup_keep as usize,
             archive_timeout: Duration::from_secs(self.archive_timeout.into()),
-        })
+        }
     }
 }
 
@@ -349,15 +355,7 @@ async fn restore(cli: &Cli, from: &Path, to_time: Option<DateTime<Utc>>) -> anyh
          runs it"
     );
     // The restored database goes on archiving where backups are kept, or else into the folder it came from.
-    let archive = match cli.backups() {
-        Some(config) => config,
-        None => BackupConfig {
-            folder: from.to_owned(),
-            every: Duration::from_secs(u64::from(cli.base_backup_hours) * 3600),
-            keep: cli.backup_keep as usize,
-            archive_timeout: Duration::from_secs(cli.archive_timeout.into()),
-        },
-    };
+    let archive = cli.backups().unwrap_or_else(|| cli.backups_in(from));
     let programs = server::embedded::PgPrograms::find()?;
     archive.prepare(&programs).await?;
     let restored = server::restore::restore(
