@@ -41,9 +41,18 @@ ensure_wasm_toolchain() {
     fi
 }
 
+# npm, for the build tools in tools/ (wasm-opt).
+ensure_npm() {
+    if ! command -v npm >/dev/null; then
+        step "Installing npm"
+        apt_install npm
+    fi
+}
+
 # wasm-opt from the npm package binaryen (Debian's is too old for this wasm).
 ensure_wasm_opt() {
     if [ ! -x tools/node_modules/.bin/wasm-opt ]; then
+        ensure_npm
         step "Installing wasm-opt (npm binaryen)"
         (cd tools && npm ci --no-audit --no-fund)
     fi

@@ -33,6 +33,7 @@ pub fn Layout() -> impl IntoView {
                                         <A href="/staff">"Staff"</A>
                                         <A href="/batches">"Batches"</A>
                                         <A href="/wallet">"Wallet"</A>
+                                        <A href="/backups">"Backups"</A>
                                     </Show>
                                 </nav>
                                 <a class="who" href="/account" title="Your account">

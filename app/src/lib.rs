@@ -2,6 +2,7 @@
 
 pub mod account;
 pub mod auth;
+pub mod backups;
 pub mod batches;
 mod camera;
 pub mod claim;
@@ -18,6 +19,8 @@ pub mod program;
 #[cfg(feature = "ssr")]
 pub mod request;
 #[cfg(feature = "ssr")]
+pub mod security;
+#[cfg(feature = "ssr")]
 pub mod session;
 pub mod staff;
 
@@ -33,6 +36,8 @@ pub const OUTPUT_NAME: &str = "loyalty";
 
 /// The HTML document every page is rendered into.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
+    #[cfg(feature = "ssr")]
+    security::use_page_policy();
     view! {
         <!DOCTYPE html>
         <html lang="en">
@@ -72,6 +77,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("batches") view=batches::BatchesPage ssr=SsrMode::Async />
                     <Route path=path!("batches/:id/print") view=batches::PrintPage ssr=SsrMode::Async />
                     <Route path=path!("wallet") view=passes::WalletPage ssr=SsrMode::Async />
+                    <Route path=path!("backups") view=backups::BackupsPage ssr=SsrMode::Async />
                 </ParentRoute>
             </Routes>
         </Router>

@@ -1,4 +1,5 @@
-//! What every request passes through: its session, and JSON bodies for the API.
+//! What every request passes through: its session, JSON bodies for the API, and the security headers of its
+//! answer.
 
 use app::request::{Outcome, refusal};
 use axum::body::{Body, to_bytes};
@@ -8,6 +9,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
 use loyalty_core::LoyaltyError;
 use sqlx::PgPool;
+use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::MAX_BODY_BYTES;
 
@@ -186,4 +188,42 @@ fn json_object_to_form(bytes: &[u8]) -> Result<String, (Option<String>, String)>
     }
     serde_urlencoded::to_string(pairs)
         .map_err(|_| (None, "The request could not be read.".to_owned()))
+}
+
+/// The policy for answers that are not a rendered page (a page sets its own, with the nonce of its inline
+/// scripts): nothing inline runs, and no other site frames the dashboard.
+pub fn content_security_policy() -> SetResponseHeaderLayer<HeaderValue> {
+    let policy = app::security::content_security_policy(None);
+    SetResponseHeaderLayer::if_not_present(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_str(&policy).expect("the policy is a valid header value"),
+    )
+}
+
+/// A browser takes every answer for the type it says it is, never for a script or a page it guessed.
+pub fn no_sniffing() -> SetResponseHeaderLayer<HeaderValue> {
+    SetResponseHeaderLayer::overriding(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    )
+}
+
+/// Addresses hold member ids (`/member/MBR-...`): they go with a link only to the dashboard itself, whose form
+/// posts are answered by a redirect back to the page that sent them.
+pub fn referrer_policy() -> SetResponseHeaderLayer<HeaderValue> {
+    SetResponseHeaderLayer::overriding(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    )
+}
+
+/// Reached over HTTPS, the browser is told to come back over HTTPS only, for a year.
+pub fn strict_transport_security(
+    https: bool,
+) -> SetResponseHeaderLayer<impl FnMut(&Response) -> Option<HeaderValue> + Clone> {
+    let value = https.then(|| HeaderValue::from_static("max-age=31536000"));
+    SetResponseHeaderLayer::if_not_present(
+        header::STRICT_TRANSPORT_SECURITY,
+        move |_: &Response| value.clone(),
+    )
 }

@@ -1,15 +1,19 @@
 //! The loyalty server: the staff dashboard and its API over the hardened PostgreSQL core.
 
+pub mod backup;
 pub mod database;
 pub mod embedded;
 mod layers;
+pub mod listener;
 pub mod observe;
+pub mod restore;
 pub mod seed;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 pub mod tls;
 pub mod wallet;
 
+use app::backups::BackupReport;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{FromRef, Request, State};
@@ -57,16 +61,23 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
 /// The whole HTTP application, built as a function so tests can serve it on any listener.
 pub fn router(state: AppState) -> Router {
+    router_reporting(state, BackupReport::default())
+}
+
+/// [`router`] for a server that keeps backups: its pages and `/metrics` show how they stand.
+pub fn router_reporting(state: AppState, backups: BackupReport) -> Router {
     let routes = generate_route_list(app::App);
-    let metrics = std::sync::Arc::new(observe::Metrics::new());
+    let metrics = std::sync::Arc::new(observe::Metrics::reporting(backups.clone()));
     let recorder = metrics.clone();
     let pool = state.pool.clone();
     let counter = app::db::CounterPool::like(&pool);
     let cookies = app::request::SecureCookies(state.secure_cookies);
+    let https = state.secure_cookies;
     let context = move || {
         provide_context(pool.clone());
         provide_context(counter.clone());
         provide_context(cookies);
+        provide_context(backups.clone());
     };
     let options = state.leptos_options.clone();
     let server_fns = {
@@ -107,6 +118,10 @@ pub fn router(state: AppState) -> Router {
         ))
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        .layer(layers::content_security_policy())
+        .layer(layers::no_sniffing())
+        .layer(layers::referrer_policy())
+        .layer(layers::strict_transport_security(https))
 }
 
 /// How long /healthz waits for the database before it says it is unavailable.

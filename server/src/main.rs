@@ -1,12 +1,16 @@
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::Context;
+use app::backups::BackupReport;
 use axum::serve::ListenerExt;
+use chrono::{DateTime, Utc};
 use clap::{Parser, Subcommand};
 use loyalty_core::wire::Role;
+use server::backup::{self, BackupConfig};
 use server::database::{Database, DatabaseConfig};
-use server::{AppState, leptos_options, router};
+use server::{AppState, leptos_options, router_reporting};
 use tokio::task::JoinHandle;
 
 /// The loyalty server: the staff dashboard and its API. With no DATABASE_URL it runs its own PostgreSQL under
@@ -52,6 +56,23 @@ struct Cli {
         requires = "wallet_webhook_url"
     )]
     wallet_webhook_ca: Option<PathBuf>,
+    /// A folder, best on another disk, for continuous backups of the embedded database: its WAL archived as
+    /// it is written, and base backups on a schedule. Unset, nothing is backed up.
+    #[arg(long, env = "LOYALTY_BACKUP_DIR", global = true)]
+    backup_dir: Option<PathBuf>,
+    /// Hours between base backups.
+    #[arg(long, env = "LOYALTY_BASE_BACKUP_HOURS", default_value_t = 24, global = true,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    base_backup_hours: u32,
+    /// Base backups kept; older ones are removed, with the archived WAL only they needed.
+    #[arg(long, env = "LOYALTY_BACKUP_KEEP", default_value_t = 7, global = true,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    backup_keep: u32,
+    /// Seconds after which changes are archived even when their WAL segment is not full: the most a lost
+    /// disk can lose.
+    #[arg(long, env = "LOYALTY_ARCHIVE_TIMEOUT", default_value_t = 60, global = true,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    archive_timeout: u32,
     /// How log lines are written: text for people, json (one object a line) for log collectors.
     #[arg(long, env = "LOYALTY_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
     log_format: LogFormat,
@@ -96,12 +117,65 @@ enum Command {
         #[arg(long)]
         name: String,
     },
+    /// Take a base backup of the embedded database into the backup folder now (beside a running server, too).
+    Backup,
+    /// Rebuild the embedded database's data folder from a backup folder: its newest base backup and the WAL
+    /// archived since, to the last change archived or to --to-time. The server must be stopped; a data folder
+    /// already there is moved aside.
+    Restore {
+        /// The backup folder to restore from.
+        #[arg(long)]
+        from: PathBuf,
+        /// Restore to this time (RFC 3339, e.g. 2026-11-03T14:30:00+01:00): changes committed after it are
+        /// left out.
+        #[arg(long, value_parser = parse_time)]
+        to_time: Option<DateTime<Utc>>,
+    },
+}
+
+fn parse_time(text: &str) -> Result<DateTime<Utc>, String> {
+    DateTime::parse_from_rfc3339(text)
+        .map(|time| time.to_utc())
+        .map_err(|err| format!("{err} (expected RFC 3339, e.g. 2026-11-03T14:30:00+01:00)"))
+}
+
+impl Cli {
+    /// The backups of --backup-dir, if set.
+    fn backups(&self) -> Option<BackupConfig> {
+        self.backup_dir
+            .as_deref()
+            .map(|folder| self.backups_in(folder))
+    }
+
+    fn backups_in(&self, folder: &Path) -> BackupConfig {
+        BackupConfig {
+            folder: folder.to_owned(),
+            every: Duration::from_secs(u64::from(self.base_backup_hours) * 3600),
+            keep: self.backup_keep as usize,
+            archive_timeout: Duration::from_secs(self.archive_timeout.into()),
+        }
+    }
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     init_logs(cli.log_format);
+    let backups = cli.backups();
+    if cli.database_url.is_some() && backups.is_some() {
+        anyhow::bail!(
+            "--backup-dir backs up the embedded database; a PostgreSQL given by DATABASE_URL is backed up by \
+             whoever runs it (see the README)"
+        );
+    }
+    if let Some(Command::Restore { from, to_time }) = &cli.command {
+        return restore(&cli, from, *to_time).await;
+    }
+    if let Some(backups) = &backups {
+        backups
+            .prepare(&server::embedded::PgPrograms::find()?)
+            .await?;
+    }
     let config = match &cli.database_url {
         Some(url) => DatabaseConfig::Url(url.clone()),
         None => DatabaseConfig::Embedded {
@@ -109,16 +183,36 @@ async fn main() -> anyhow::Result<()> {
             port: cli.pg_port,
             // A set-up command run beside a serving server shares its cluster.
             share_running: !matches!(cli.command, None | Some(Command::Serve)),
+            archive: backups.as_ref().map(BackupConfig::wal_archive),
         },
     };
     let db = Database::open(&config, cli.db_pool).await?;
-    let result = match cli.command {
+    let result = match &cli.command {
         Some(Command::CreateManager {
             program,
             email,
             name,
-        }) => create_manager(&db, &program, &email, &name).await,
+        }) => create_manager(&db, program, email, name).await,
+        Some(Command::Backup) => base_backup(&db, backups.as_ref()).await,
+        Some(Command::Restore { .. }) => unreachable!("a restore runs without the database open"),
         Some(Command::Serve) | None => {
+            let report = match (&backups, &db.embedded) {
+                (Some(config), Some(cluster)) => {
+                    let report = backup::report_for(&config.folder);
+                    tokio::spawn(backup::keep_base_backups(
+                        cluster.clone(),
+                        config.clone(),
+                        report.clone(),
+                    ));
+                    tokio::spawn(backup::watch_archive(
+                        db.pool.clone(),
+                        report.clone(),
+                        cluster.pgdata().to_owned(),
+                    ));
+                    report
+                }
+                _ => BackupReport::default(),
+            };
             let wallet = match &cli.wallet_webhook_url {
                 Some(url) => Some(server::wallet::spawn(
                     db.pool.clone(),
@@ -149,7 +243,7 @@ async fn main() -> anyhow::Result<()> {
             let tls = identity
                 .map(|identity| identity.server_config())
                 .transpose()?;
-            let served = serve(&db, &cli, tls).await;
+            let served = serve(&db, &cli, tls, report).await;
             reloads.inspect(JoinHandle::abort);
             wallet.inspect(JoinHandle::abort);
             days.abort();
@@ -192,6 +286,7 @@ async fn serve(
     db: &Database,
     cli: &Cli,
     tls: Option<std::sync::Arc<rustls::ServerConfig>>,
+    backups: BackupReport,
 ) -> anyhow::Result<()> {
     let (addr, site_root) = (cli.addr, cli.site_root.as_str());
     if let Some(demo) = &db.demo {
@@ -199,9 +294,7 @@ async fn serve(
         println!("  members:    {}", demo.members.join(", "));
         println!("  postcards:  {}", demo.claim_codes[..5].join(", "));
     }
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("listening on {addr}"))?;
+    let listener = server::listener::bind(addr).with_context(|| format!("listening on {addr}"))?;
     if !std::path::Path::new(site_root).join("pkg").exists() {
         tracing::warn!(
             "{site_root}/pkg is missing: pages will work without their browser code (build it with scripts/run.sh)"
@@ -214,11 +307,14 @@ async fn serve(
             println!("  sign in as {} with {email} / {password}", role.as_sql());
         }
     }
-    let app = router(AppState {
-        pool: db.pool.clone(),
-        leptos_options: leptos_options(site_root, addr),
-        secure_cookies: tls.is_some() || cli.secure_cookies,
-    })
+    let app = router_reporting(
+        AppState {
+            pool: db.pool.clone(),
+            leptos_options: leptos_options(site_root, addr),
+            secure_cookies: tls.is_some() || cli.secure_cookies,
+        },
+        backups,
+    )
     .into_make_service_with_connect_info::<SocketAddr>();
     match tls {
         // Tapped, so that the client's address reaches the handlers as over plain TCP.
@@ -235,7 +331,62 @@ async fn serve(
         }
     }
     .context("serving")?;
-    tracing::info!("shut down");
+    tracing::info!("shut down: stopped listening and answered every request in hand");
+    Ok(())
+}
+
+/// `server backup`: a base backup now, and the pruning that follows it.
+async fn base_backup(db: &Database, config: Option<&BackupConfig>) -> anyhow::Result<()> {
+    let (Some(config), Some(cluster)) = (config, &db.embedded) else {
+        anyhow::bail!(
+            "backups are of the embedded database, into the folder set by --backup-dir (LOYALTY_BACKUP_DIR)"
+        );
+    };
+    let backup = backup::take_base_backup(cluster, config).await?;
+    println!("Took the base backup {}.", backup.path.display());
+    Ok(())
+}
+
+/// `server restore`: the data folder rebuilt from a backup folder, while no server runs on it.
+async fn restore(cli: &Cli, from: &Path, to_time: Option<DateTime<Utc>>) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        cli.database_url.is_none(),
+        "restore rebuilds the embedded database; a PostgreSQL given by DATABASE_URL is restored by whoever \
+         runs it"
+    );
+    // The restored database goes on archiving where backups are kept, or else into the folder it came from.
+    let archive = cli.backups().unwrap_or_else(|| cli.backups_in(from));
+    let programs = server::embedded::PgPrograms::find()?;
+    archive.prepare(&programs).await?;
+    let restored = server::restore::restore(
+        &cli.data_dir,
+        cli.pg_port,
+        from,
+        to_time,
+        &archive.wal_archive(),
+    )
+    .await?;
+    if let Some(aside) = &restored.set_aside {
+        println!(
+            "Moved the data folder that was there to {}.",
+            aside.display()
+        );
+    }
+    let to = match restored.replayed_to {
+        Some(at) => format!(
+            "the last change replayed was committed at {}",
+            at.to_rfc3339()
+        ),
+        None => "no change was archived after it".to_owned(),
+    };
+    println!(
+        "Restored {} from the base backup {} and the WAL archived since: {to}.",
+        cli.data_dir.display(),
+        restored.base_backup
+    );
+    println!(
+        "Start the server as usual; a fresh base backup (`server backup`) makes the next restore quicker."
+    );
     Ok(())
 }
 

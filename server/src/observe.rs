@@ -9,6 +9,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use app::backups::{BackupEvent, BackupHealth, BackupReport};
 use app::request::Outcome;
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
@@ -18,6 +19,7 @@ use loyalty_core::LoyaltyError;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use tracing::Span;
@@ -59,6 +61,7 @@ pub struct Metrics {
     outcomes: Family<OutcomeLabels, Counter>,
     abandoned: Family<RouteLabels, Counter>,
     server_fns: HashSet<&'static str>,
+    backups: Option<(BackupReport, BackupGauges)>,
 }
 
 fn latency_histogram() -> Histogram {
@@ -68,6 +71,11 @@ fn latency_histogram() -> Histogram {
 
 impl Metrics {
     pub fn new() -> Self {
+        Self::reporting(BackupReport::default())
+    }
+
+    /// The metrics, with the state of the backups when `backups` is a configured server's report.
+    pub fn reporting(backups: BackupReport) -> Self {
         let mut registry = Registry::with_prefix("loyalty");
         let requests = Family::<RequestLabels, Counter>::default();
         let latency = LatencyFamily::new_with_constructor(latency_histogram as fn() -> Histogram);
@@ -96,6 +104,10 @@ impl Metrics {
         let server_fns = leptos::server_fn::axum::server_fn_paths()
             .map(|(path, _)| path)
             .collect();
+        let backups = backups
+            .read()
+            .configured
+            .then(|| (backups, BackupGauges::register(&mut registry)));
         Self {
             registry,
             requests,
@@ -103,11 +115,15 @@ impl Metrics {
             outcomes,
             abandoned,
             server_fns,
+            backups,
         }
     }
 
     /// The metrics in the OpenMetrics text format Prometheus scrapes.
     pub fn render(&self) -> Response {
+        if let Some((report, gauges)) = &self.backups {
+            gauges.show(&report.read());
+        }
         let mut text = String::new();
         if prometheus_client::encoding::text::encode(&mut text, &self.registry).is_err() {
             return StatusCode::INTERNAL_SERVER_ERROR.into_response();
@@ -145,6 +161,63 @@ impl Metrics {
 impl Default for Metrics {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+/// When the backups last went right and wrong, as Unix times (0: never), for alerts on their age.
+struct BackupGauges {
+    archived: Gauge<f64, std::sync::atomic::AtomicU64>,
+    archive_failed: Gauge<f64, std::sync::atomic::AtomicU64>,
+    base_backup: Gauge<f64, std::sync::atomic::AtomicU64>,
+    base_backup_failed: Gauge<f64, std::sync::atomic::AtomicU64>,
+}
+
+impl BackupGauges {
+    fn register(registry: &mut Registry) -> Self {
+        let gauges = Self {
+            archived: Gauge::default(),
+            archive_failed: Gauge::default(),
+            base_backup: Gauge::default(),
+            base_backup_failed: Gauge::default(),
+        };
+        for (name, help, gauge) in [
+            (
+                "backup_last_archived_timestamp_seconds",
+                "When the last WAL segment was archived to the backup folder",
+                &gauges.archived,
+            ),
+            (
+                "backup_last_archive_failure_timestamp_seconds",
+                "When archiving a WAL segment last failed",
+                &gauges.archive_failed,
+            ),
+            (
+                "backup_last_base_backup_timestamp_seconds",
+                "When the last base backup finished",
+                &gauges.base_backup,
+            ),
+            (
+                "backup_last_base_backup_failure_timestamp_seconds",
+                "When a base backup last failed",
+                &gauges.base_backup_failed,
+            ),
+        ] {
+            registry.register(name, help, gauge.clone());
+        }
+        gauges
+    }
+
+    fn show(&self, health: &BackupHealth) {
+        let at = |event: &Option<BackupEvent>| {
+            event
+                .as_ref()
+                .map_or(0.0, |event| event.at.timestamp_millis() as f64 / 1000.0)
+        };
+        self.archived.set(at(&health.last_archived));
+        self.archive_failed.set(at(&health.last_archive_failure));
+        self.base_backup.set(at(&health.last_base_backup));
+        self.base_backup_failed
+            .set(at(&health.last_base_backup_failure));
     }
 }
 

@@ -22,6 +22,7 @@ async fn a_private_cluster_starts_keeps_its_data_survives_a_killed_server_and_st
         data_dir: root.clone(),
         port: free_port(),
         share_running: false,
+        archive: None,
     };
 
     let first = Database::open(&config, 2).await.unwrap();
