@@ -329,6 +329,15 @@ pub(crate) fn cases() -> Vec<Case> {
             fields: none,
             theirs: OwnProgramOnly,
         },
+        // The server's backups, not a program's: any manager reads them, no clerk does.
+        Case {
+            endpoint: "backups",
+            get: false,
+            access: Manager,
+            changes: false,
+            fields: none,
+            theirs: OwnProgramOnly,
+        },
         Case {
             endpoint: "batches",
             get: false,
