@@ -204,25 +204,41 @@ pub async fn sign_in(db: &PgPool, email: &str, password: &str, client: &str) -> 
         .fetch_one(db)
         .await
         .map_err(db_error)?;
-    if !opened {
-        // Switched off, or given a new password, since the password was checked: say which.
-        let active: Option<bool> =
-            sqlx::query_scalar("select active from public.staff where program_id = $1 and id = $2")
-                .bind(program_id)
-                .bind(staff_id)
-                .fetch_optional(db)
-                .await
-                .map_err(db_error)?;
-        return Err(match active {
-            Some(false) => LoyaltyError::AccountSwitchedOff,
-            _ => LoyaltyError::BadCredentials,
-        });
-    }
     let cookie_value = format!("{program_id}.{token}");
-    let staff = crate::session::signed_in(db, &cookie_value).await?;
-    Ok(NewSession {
-        cookie_value,
-        staff,
+    // A switch-off or a new password may also end the session between its opening and this read.
+    let staff = match opened {
+        true => match crate::session::signed_in(db, &cookie_value).await {
+            Err(LoyaltyError::NotSignedIn) => None,
+            read => Some(read?),
+        },
+        false => None,
+    };
+    match staff {
+        Some(staff) => Ok(NewSession {
+            cookie_value,
+            staff,
+        }),
+        None => Err(changed_since_checked(db, program_id, staff_id).await?),
+    }
+}
+
+/// Why a sign-in whose password was right opened no session: the account was switched off, or given a new
+/// password, since the password was checked.
+async fn changed_since_checked(
+    db: &PgPool,
+    program_id: Uuid,
+    staff_id: Uuid,
+) -> Result<LoyaltyError> {
+    let active: Option<bool> =
+        sqlx::query_scalar("select active from public.staff where program_id = $1 and id = $2")
+            .bind(program_id)
+            .bind(staff_id)
+            .fetch_optional(db)
+            .await
+            .map_err(db_error)?;
+    Ok(match active {
+        Some(false) => LoyaltyError::AccountSwitchedOff,
+        _ => LoyaltyError::BadCredentials,
     })
 }
 
