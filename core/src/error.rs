@@ -79,9 +79,7 @@ pub enum LoyaltyError {
     InvalidSaleTime,
     #[error("The time of the sale is in the future: check the till's clock.")]
     SaleInTheFuture,
-    #[error(
-        "This sale is more than {limit_days} days old: the program no longer takes earns for it."
-    )]
+    #[error("This sale is more than {limit_days} days old: too late to earn points for it.")]
     SaleTooOld { limit_days: i64 },
 
     // The program, its history and voids.

@@ -516,7 +516,7 @@ async fn a_sale_in_the_future_or_older_than_the_programs_limit_is_refused_and_ch
     }
     assert_eq!(
         LoyaltyError::SaleTooOld { limit_days: 7 }.to_string(),
-        "This sale is more than 7 days old: the program no longer takes earns for it."
+        "This sale is more than 7 days old: too late to earn points for it."
     );
     assert_eq!(db.balance(&member).await, 100);
     assert_eq!(db.ledger_rows().await, rows);
