@@ -130,7 +130,8 @@ impl App {
         attempt: Attempt,
         result: Result<PointsReceipt, LoyaltyError>,
     ) -> Vec<Command> {
-        if self.counter.points.as_ref().and_then(PendingPoints::out) == Some(&request) {
+        let was_out = self.counter.points.as_ref().and_then(PendingPoints::out) == Some(&request);
+        if was_out {
             // Answered: what was sent again stays unanswered until the result below settles it.
             self.counter.points = match self.counter.points.take() {
                 Some(PendingPoints::Resending(unanswered)) => {
@@ -164,7 +165,7 @@ impl App {
                     _ => Vec::new(),
                 }
             }
-            Err(e) if e.unreachable() && request.tx_type == TxType::Earn => {
+            Err(e) if e.unreachable() && request.tx_type == TxType::Earn && was_out => {
                 // The server cannot be reached: the earn waits in the journal under its own key, and is applied
                 // once whether or not this attempt had reached it.
                 if settles(&self.counter.points) {

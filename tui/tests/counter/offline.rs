@@ -521,3 +521,20 @@ fn the_sign_in_screen_counts_the_earns_waiting_and_a_torn_journal_line_is_told()
         &["○ Offline: 3 earns waiting │ Not signed in"],
     );
 }
+
+#[test]
+fn only_the_earn_out_is_queued_never_a_late_answer_to_one_already_settled() {
+    let mut app = with_member(100);
+    let sent = confirm_points(&mut app, 'e', "50");
+    let lost = ApiEvent::Points {
+        request: sent.clone(),
+        attempt: Attempt::First,
+        result: Err(unreachable()),
+    };
+    assert_eq!(answer(&mut app, lost.clone()).len(), 1, "queued once");
+    let again = answer(&mut app, lost);
+    assert!(
+        !again.iter().any(|c| matches!(c, Command::Record(_))),
+        "{again:?}"
+    );
+}
