@@ -3,8 +3,6 @@
 #[path = "counter/support.rs"]
 mod support;
 
-#[path = "counter/offline.rs"]
-mod offline;
 #[path = "counter/overtaken.rs"]
 mod overtaken;
 #[path = "counter/screens.rs"]

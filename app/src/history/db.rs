@@ -131,12 +131,7 @@ fn push_ledger_query(
     .push(
         " as local_at, t.voids_id as voids,
                 (select v.id from public.transactions v
-                  where v.program_id = t.program_id and v.voids_id = t.id) as voided_by,
-                t.sold_at, t.sold_at at time zone ",
-    )
-    .push_bind(clock.time_zone.clone())
-    .push(
-        " as local_sold_at
+                  where v.program_id = t.program_id and v.voids_id = t.id) as voided_by
            from public.transactions t
            join public.passes_master m on m.program_id = t.program_id and m.id = t.member_id
            left join public.staff s on s.program_id = t.program_id and s.id = t.staff_id",
@@ -366,8 +361,8 @@ pub async fn void(
     ledger_entry(db, program_id, void_id).await
 }
 
-/// The CSV export's columns. `sold_at` is the time of the sale where the till gave one (an earn sent late).
-pub const CSV_HEADER: [&str; 10] = [
+/// The CSV export's columns.
+pub const CSV_HEADER: [&str; 9] = [
     "id",
     "created_at",
     "member",
@@ -377,7 +372,6 @@ pub const CSV_HEADER: [&str; 10] = [
     "staff",
     "description",
     "voids",
-    "sold_at",
 ];
 
 /// A cell a spreadsheet would run as a formula (`=`, `+`, `-`, `@`, tab, CR) is written with a leading `'`:
@@ -391,7 +385,7 @@ pub fn spreadsheet_safe(text: &str) -> String {
 }
 
 /// One ledger entry as a CSV record, in [`CSV_HEADER`]'s order.
-pub fn csv_record(entry: &LedgerEntry) -> [String; 10] {
+pub fn csv_record(entry: &LedgerEntry) -> [String; 9] {
     [
         entry.id.to_string(),
         entry
@@ -404,10 +398,6 @@ pub fn csv_record(entry: &LedgerEntry) -> [String; 10] {
         spreadsheet_safe(entry.staff_name.as_deref().unwrap_or("")),
         spreadsheet_safe(entry.description.as_deref().unwrap_or("")),
         entry.voids.map(|id| id.to_string()).unwrap_or_default(),
-        entry
-            .sold_at
-            .map(|at| at.to_rfc3339_opts(SecondsFormat::Micros, true))
-            .unwrap_or_default(),
     ]
 }
 
