@@ -89,9 +89,12 @@ sql() {
 # always fill in a dead pane's status in time to be read.
 exit_file=$(mktemp)
 rm -f "$exit_file"
-trap 'tmux_ kill-server 2>/dev/null; rm -f "$exit_file"' EXIT
+# Each till its own journal, never the user's: a till killed just before the next starts may still hold its own.
+journals=$(mktemp -d)
+trap 'tmux_ kill-server 2>/dev/null; rm -rf "$exit_file" "$journals"' EXIT
 tmux_ new-session -d -s "$pane" -x 80 -y 24 -- \
-    sh -c '"$1" --server "$2"; echo $? > "$3"' counter "$bin" "$BASE_URL" "$exit_file" || {
+    sh -c '"$1" --server "$2" --journal "$4"; echo $? > "$3"' counter "$bin" "$BASE_URL" "$exit_file" \
+    "$journals/counter" || {
     not_ok "tmux starts the counter terminal"
     finish
 }
@@ -179,9 +182,12 @@ fi
 
 # Over HTTPS: the same clerk at a till whose server has a certificate from the store's own CA.
 if [ -n "${TLS_BASE_URL:-}" ]; then
+    tills=0
     till() {
+        tills=$((tills + 1))
         tmux_ kill-session -t "$pane" 2>/dev/null
-        tmux_ new-session -d -s "$pane" -x 80 -y 24 -- "$bin" --server "$TLS_BASE_URL" "$@" || {
+        tmux_ new-session -d -s "$pane" -x 80 -y 24 -- "$bin" --server "$TLS_BASE_URL" \
+            --journal "$journals/https-$tills" "$@" || {
             not_ok "tmux starts the counter terminal over HTTPS"
             finish
         }

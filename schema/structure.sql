@@ -231,6 +231,7 @@ CREATE TABLE public.transactions (
     idempotency_key text,
     voids_id bigint,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
+    sold_at timestamp with time zone,
     CONSTRAINT transactions_balance_after_check CHECK ((balance_after >= 0)),
     CONSTRAINT transactions_description_check CHECK ((length(description) <= 500)),
     CONSTRAINT transactions_idempotency_key_check CHECK (((length(idempotency_key) >= 1) AND (length(idempotency_key) <= 200))),
@@ -428,10 +429,10 @@ end
 $$;
 
 --
--- Name: process_membership_transaction(uuid, text, bigint, text, text, text, uuid); Type: FUNCTION; Schema: public; Owner: -
+-- Name: process_membership_transaction(uuid, text, bigint, text, text, text, uuid, timestamp with time zone); Type: FUNCTION; Schema: public; Owner: -
 --
 
-CREATE FUNCTION public.process_membership_transaction(p_program_id uuid, p_member_external_id text, p_points bigint, p_type text, p_description text, p_idempotency_key text DEFAULT NULL::text, p_staff_id uuid DEFAULT NULL::uuid) RETURNS jsonb
+CREATE FUNCTION public.process_membership_transaction(p_program_id uuid, p_member_external_id text, p_points bigint, p_type text, p_description text, p_idempotency_key text DEFAULT NULL::text, p_staff_id uuid DEFAULT NULL::uuid, p_sold_at timestamp with time zone DEFAULT NULL::timestamp with time zone) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
@@ -440,6 +441,7 @@ declare
     v_balance integer;
     v_new_balance integer;
     v_refusal text;
+    v_late_sale_days integer;
     v_tx public.transactions%rowtype;
 begin
     -- Types are exact: 'redeem' or 'FOO' must never be reported as a success.
@@ -456,6 +458,10 @@ begin
     if p_idempotency_key is not null and length(p_idempotency_key) not between 1 and 200 then
         return jsonb_build_object('success', false, 'error', 'INVALID_IDEMPOTENCY_KEY');
     end if;
+    -- Five minutes for a till's clock running ahead; a sale later than that has not happened yet.
+    if p_sold_at > now() + interval '5 minutes' then
+        return jsonb_build_object('success', false, 'error', 'SALE_IN_THE_FUTURE');
+    end if;
 
     -- Every change to one balance, and every retry of one request for it, queues behind this lock.
     select m.id, m.points
@@ -468,8 +474,17 @@ begin
         return jsonb_build_object('success', false, 'error', 'MEMBER_NOT_FOUND');
     end if;
 
+    -- Too old is a refusal like a short balance: a retry of a request that went through in time still gets
+    -- the first call's answer below.
+    if p_sold_at is not null then
+        select p.late_sale_days into v_late_sale_days from public.programs p where p.id = p_program_id;
+        if p_sold_at < now() - make_interval(days => v_late_sale_days) then
+            v_refusal := 'SALE_TOO_OLD';
+        end if;
+    end if;
+
     begin
-        if p_type = 'EARN' then
+        if v_refusal is null and p_type = 'EARN' then
             if v_balance::bigint + p_points > 2147483647 then
                 v_refusal := 'BALANCE_LIMIT';
             else
@@ -478,7 +493,7 @@ begin
                  where program_id = p_program_id and id = v_member_id
                 returning points into v_new_balance;
             end if;
-        else
+        elsif v_refusal is null then
             -- The check and the change are one statement.
             update public.passes_master
                set points = points - p_points, updated_at = now()
@@ -491,10 +506,11 @@ begin
 
         if v_refusal is null then
             insert into public.transactions
-                (program_id, member_id, points, type, description, staff_id, balance_after, idempotency_key)
+                (program_id, member_id, points, type, description, staff_id, balance_after, idempotency_key,
+                 sold_at)
             values
                 (p_program_id, v_member_id, p_points, p_type, p_description, p_staff_id, v_new_balance,
-                 p_idempotency_key)
+                 p_idempotency_key, p_sold_at)
             returning * into v_tx;
         end if;
     exception when unique_violation then
@@ -514,7 +530,8 @@ begin
                 return public.idempotent_replay(v_tx, v_member_id, p_points, p_type, p_description);
             end if;
         end if;
-        return jsonb_build_object('success', false, 'error', v_refusal, 'balance', v_balance);
+        return jsonb_build_object('success', false, 'error', v_refusal, 'balance', v_balance,
+                                  'limit_days', v_late_sale_days);
     end if;
 
     return jsonb_build_object(
@@ -983,6 +1000,8 @@ CREATE TABLE public.programs (
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     public_slug text,
     time_zone text DEFAULT 'UTC'::text NOT NULL,
+    late_sale_days integer DEFAULT 7 NOT NULL,
+    CONSTRAINT programs_late_sale_days_check CHECK (((late_sale_days >= 1) AND (late_sale_days <= 90))),
     CONSTRAINT programs_name_check CHECK (((length(name) >= 1) AND (length(name) <= 200))),
     CONSTRAINT programs_public_slug_check CHECK (((public_slug ~ '^[a-z0-9]+(-[a-z0-9]+)*$'::text) AND (length(public_slug) <= 60))),
     CONSTRAINT programs_time_zone_check CHECK (public.is_time_zone(time_zone))
@@ -1571,11 +1590,11 @@ REVOKE ALL ON FUNCTION public.process_claim_attempt(p_code text, p_program_id uu
 GRANT ALL ON FUNCTION public.process_claim_attempt(p_code text, p_program_id uuid, p_staff_id uuid) TO loyalty_app;
 
 --
--- Name: FUNCTION process_membership_transaction(p_program_id uuid, p_member_external_id text, p_points bigint, p_type text, p_description text, p_idempotency_key text, p_staff_id uuid); Type: ACL; Schema: public; Owner: -
+-- Name: FUNCTION process_membership_transaction(p_program_id uuid, p_member_external_id text, p_points bigint, p_type text, p_description text, p_idempotency_key text, p_staff_id uuid, p_sold_at timestamp with time zone); Type: ACL; Schema: public; Owner: -
 --
 
-REVOKE ALL ON FUNCTION public.process_membership_transaction(p_program_id uuid, p_member_external_id text, p_points bigint, p_type text, p_description text, p_idempotency_key text, p_staff_id uuid) FROM PUBLIC;
-GRANT ALL ON FUNCTION public.process_membership_transaction(p_program_id uuid, p_member_external_id text, p_points bigint, p_type text, p_description text, p_idempotency_key text, p_staff_id uuid) TO loyalty_app;
+REVOKE ALL ON FUNCTION public.process_membership_transaction(p_program_id uuid, p_member_external_id text, p_points bigint, p_type text, p_description text, p_idempotency_key text, p_staff_id uuid, p_sold_at timestamp with time zone) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.process_membership_transaction(p_program_id uuid, p_member_external_id text, p_points bigint, p_type text, p_description text, p_idempotency_key text, p_staff_id uuid, p_sold_at timestamp with time zone) TO loyalty_app;
 
 --
 -- Name: FUNCTION program_day_start(p_program_id uuid, p_day date); Type: ACL; Schema: public; Owner: -

@@ -27,3 +27,6 @@ CLERK_EMAIL=clerk@demo.test CLERK_PASSWORD=demo-clerk-password \
         select id, public.new_claim_code() from programs where name = 'Demo Coffee Club' returning code") \
     ./end2end/tui-tmux.sh
 stop_e2e_server
+
+step "Counter terminal through an outage, in tmux"
+./end2end/tui-offline-tmux.sh

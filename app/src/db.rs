@@ -16,6 +16,7 @@ pub struct RpcAnswer {
     pub voided_at: Option<DateTime<Utc>>,
     pub retry_after_secs: Option<u64>,
     pub balance: Option<i64>,
+    pub limit_days: Option<i64>,
     pub new_balance: Option<i64>,
     pub transaction_id: Option<i64>,
     pub created_at: Option<DateTime<Utc>>,
@@ -44,6 +45,9 @@ impl RpcAnswer {
         }
         if let Some(balance) = self.balance {
             fields.insert("balance".into(), balance.into());
+        }
+        if let Some(days) = self.limit_days {
+            fields.insert("limit_days".into(), days.into());
         }
         if let Some(secs) = self.retry_after_secs {
             fields.insert("retry_after_secs".into(), secs.into());

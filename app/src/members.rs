@@ -79,19 +79,28 @@ pub fn MemberPage() -> impl leptos::IntoView {
     // The latest answer of either form, kept by the browser; a page rendered on the server after a plain
     // form post has only the one answer it was sent back with.
     let last = RwSignal::new(None::<Result<loyalty_core::wire::PointsReceipt, LoyaltyError>>);
+    // Counts the answers that settle a request. One that may or may not have gone through leaves the page,
+    // and so the forms' idempotency keys, as they are: the clerk's second press sends the same request again.
+    let settled = RwSignal::new(0_u64);
+    let answered = move |result: Result<loyalty_core::wire::PointsReceipt, LoyaltyError>| {
+        if !matches!(&result, Err(e) if e.may_have_gone_through()) {
+            settled.update(|n| *n += 1);
+        }
+        last.set(Some(result));
+    };
     Effect::new(move |_| {
         if let Some(result) = earn.value().get() {
-            last.set(Some(result));
+            answered(result);
         }
     });
     Effect::new(move |_| {
         if let Some(result) = redeem.value().get() {
-            last.set(Some(result));
+            answered(result);
         }
     });
     let page = Resource::new(
-        move || (external_id(), earn.version().get(), redeem.version().get()),
-        |(id, _, _)| load_member_page(id),
+        move || (external_id(), settled.get()),
+        |(id, _)| load_member_page(id),
     );
     view! {
         <section class="member">
@@ -149,6 +158,9 @@ pub fn MemberPage() -> impl leptos::IntoView {
                                                 </div>
                                             }
                                                 .into_any()
+                                        }
+                                        Some(Err(error)) if error.may_have_gone_through() => {
+                                            view! { <crate::points::Unanswered error /> }.into_any()
                                         }
                                         Some(Err(error)) => {
                                             view! { <crate::notice::ErrorNotice error /> }.into_any()

@@ -13,16 +13,20 @@ async fn apply(
     points: String,
     note: Option<String>,
     idempotency_key: String,
+    sold_at: Option<String>,
     tx_type: TxType,
 ) -> Result<PointsReceipt, LoyaltyError> {
     use crate::request::{answer, counter_pool, redirect_form_post, session_key};
     answer(
         async {
             let session = session_key()?;
-            let Ok(points) = points.trim().parse::<i64>() else {
-                // Whoever is not signed in hears that first, whatever they sent.
-                session.check(&counter_pool()?, &csrf).await?;
-                return Err(LoyaltyError::InvalidAmount);
+            let (points, sold_at) = match read_amount_and_sale_time(&points, sold_at.as_deref()) {
+                Ok(read) => read,
+                Err(refusal) => {
+                    // Whoever is not signed in hears that first, whatever they sent.
+                    session.check(&counter_pool()?, &csrf).await?;
+                    return Err(refusal);
+                }
             };
             let note = note.as_deref().map(str::trim).filter(|n| !n.is_empty());
             let key = idempotency_key.trim();
@@ -32,6 +36,7 @@ async fn apply(
                 points,
                 note,
                 idempotency_key: (!key.is_empty()).then_some(key),
+                sold_at,
             };
             let receipt = db::apply_points(&counter_pool()?, &session, &csrf, &request).await?;
             redirect_form_post(&format!(
@@ -44,7 +49,29 @@ async fn apply(
     )
 }
 
-/// Adds points to a member. Retrying with the same idempotency key never adds them twice.
+/// The amount and the time of the sale as the form gives them; an empty time is none.
+#[cfg(feature = "ssr")]
+fn read_amount_and_sale_time(
+    points: &str,
+    sold_at: Option<&str>,
+) -> Result<(i64, Option<chrono::DateTime<chrono::Utc>>), LoyaltyError> {
+    let points = points
+        .trim()
+        .parse::<i64>()
+        .map_err(|_| LoyaltyError::InvalidAmount)?;
+    let sold_at = match sold_at.map(str::trim).filter(|at| !at.is_empty()) {
+        None => None,
+        Some(at) => Some(
+            chrono::DateTime::parse_from_rfc3339(at)
+                .map_err(|_| LoyaltyError::InvalidSaleTime)?
+                .to_utc(),
+        ),
+    };
+    Ok((points, sold_at))
+}
+
+/// Adds points to a member. Retrying with the same idempotency key never adds them twice. `sold_at` (RFC 3339)
+/// is the time of the sale where it was earlier than now: an earn a counter terminal took offline.
 #[leptos::server(endpoint = "earn")]
 pub async fn earn(
     csrf: String,
@@ -52,6 +79,7 @@ pub async fn earn(
     points: String,
     note: Option<String>,
     idempotency_key: String,
+    sold_at: Option<String>,
 ) -> Result<PointsReceipt, LoyaltyError> {
     apply(
         csrf,
@@ -59,6 +87,7 @@ pub async fn earn(
         points,
         note,
         idempotency_key,
+        sold_at,
         TxType::Earn,
     )
     .await
@@ -79,6 +108,7 @@ pub async fn redeem(
         points,
         note,
         idempotency_key,
+        None,
         TxType::Redeem,
     )
     .await
@@ -133,6 +163,28 @@ pub fn PointOfSale(
             <ActionForm action=redeem attr:class="pos-form" attr:data-kind=redeem_form.0>
                 {redeem_form.1}
             </ActionForm>
+        </div>
+    }
+}
+
+/// An earn or redeem that got no answer: the server could not be reached, or failed. The form keeps its
+/// idempotency key, so pressing its button again once the server is back applies the request at most once.
+#[leptos::component]
+pub fn Unanswered(error: LoyaltyError) -> impl leptos::IntoView {
+    use leptos::prelude::*;
+    let headline = if error.unreachable() {
+        "The server cannot be reached."
+    } else {
+        "The server did not finish this request."
+    };
+    view! {
+        <div class="outcome unanswered" data-outcome="unanswered" data-code=error.code()>
+            <p class="big">{headline}</p>
+            <p>{error.to_string()}</p>
+            <p>
+                "It may or may not have gone through. Press the same button again when the server is back: "
+                "it is sent as the same request, which is never applied twice."
+            </p>
         </div>
     }
 }

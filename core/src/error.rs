@@ -75,6 +75,12 @@ pub enum LoyaltyError {
     IdempotencyMismatch,
     #[error("This balance cannot grow any further (it is {balance} points).")]
     BalanceLimit { balance: i64 },
+    #[error("The time of the sale could not be read: give it as 2026-11-27T14:05:00Z.")]
+    InvalidSaleTime,
+    #[error("The time of the sale is in the future: check the till's clock.")]
+    SaleInTheFuture,
+    #[error("This sale is more than {limit_days} days old: too late to earn points for it.")]
+    SaleTooOld { limit_days: i64 },
 
     // The program, its history and voids.
     #[error("This program does not exist.")]
@@ -210,6 +216,18 @@ impl LoyaltyError {
         }
     }
 
+    /// The server could not be reached, or answered that it cannot serve now: a change sent may or may not have
+    /// been made, and it waits for the server to be back.
+    pub fn unreachable(&self) -> bool {
+        matches!(self, Self::Network { .. } | Self::Unavailable)
+    }
+
+    /// Whether a change that got this answer may have been made all the same: sent again with its idempotency
+    /// key, it is made once.
+    pub fn may_have_gone_through(&self) -> bool {
+        self.unreachable() || *self == Self::Internal
+    }
+
     /// The moment the error names: a claim, a withdrawal.
     pub fn moment(&self) -> Option<DateTime<FixedOffset>> {
         match self {
@@ -279,6 +297,9 @@ mod tests {
             InvalidIdempotencyKey,
             IdempotencyMismatch,
             BalanceLimit { balance: 9 },
+            InvalidSaleTime,
+            SaleInTheFuture,
+            SaleTooOld { limit_days: 7 },
             ProgramNotFound,
             InvalidTimeZone,
             TransactionNotFound,

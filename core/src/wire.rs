@@ -1,6 +1,6 @@
 //! What the API sends and receives: shared by the server, the web pages and the counter terminal.
 
-use chrono::{DateTime, NaiveDateTime, Utc};
+use chrono::{DateTime, NaiveDateTime, Timelike, Utc};
 use serde::{Deserialize, Serialize};
 
 /// How a pass came to be, read from its external id's prefix.
@@ -116,6 +116,21 @@ pub struct LedgerEntry {
     pub voids: Option<i64>,
     /// The void that undid this entry, if any.
     pub voided_by: Option<i64>,
+    /// When the sale happened, where the till said so (an earn taken offline and sent later).
+    #[serde(default)]
+    pub sold_at: Option<DateTime<Utc>>,
+    /// The same moment on the program's clock.
+    #[serde(default)]
+    pub local_sold_at: Option<NaiveDateTime>,
+}
+
+impl LedgerEntry {
+    /// The time of the sale on the program's clock, where it is not the minute the entry was recorded in.
+    pub fn sold_apart(&self) -> Option<NaiveDateTime> {
+        let minute = |at: NaiveDateTime| (at.date(), at.hour(), at.minute());
+        self.local_sold_at
+            .filter(|sold| minute(*sold) != minute(self.local_at))
+    }
 }
 
 /// A member with their most recent ledger rows, newest first.

@@ -100,6 +100,35 @@ test("a double-clicked Earn applies once", async ({ page }) => {
   await client.end();
 });
 
+test("an earn whose answer is lost says the server cannot be reached, and the second press applies once", async ({
+  page,
+}) => {
+  const client = await db();
+  const member = await newMember(client, 10);
+  await signIn(page, CLERK);
+  await page.goto(`/member/${member}`);
+  await hydrated(page);
+  // The earn reaches the server, but the connection drops before its answer comes back.
+  await page.route("**/api/earn", async (route) => {
+    await route.fetch();
+    await route.abort("connectionreset");
+  });
+  await page.getByLabel("Earn points").fill("25");
+  await page.getByRole("button", { name: "Earn" }).click();
+  const status = page.getByRole("status");
+  await expect(status).toContainText("The server cannot be reached.");
+  await expect(status).toContainText("It may or may not have gone through.");
+  await expect(page.getByRole("button", { name: "Earn" })).toBeEnabled();
+  expect(await balance(client, member)).toBe(35);
+
+  await page.unroute("**/api/earn");
+  await page.getByRole("button", { name: "Earn" }).click();
+  await expect(status).toContainText("New balance: 35 points (already recorded; not applied again).");
+  await expect(page.locator(".balance-value")).toHaveText("35");
+  expect(await balance(client, member)).toBe(35);
+  await client.end();
+});
+
 test("enrolling at the counter creates an MBR- member", async ({ page }) => {
   await signIn(page, CLERK);
   await page.getByRole("link", { name: "Enrol" }).click();

@@ -58,7 +58,7 @@ async fn intruder(db: &TestDb) -> PgConnection {
         "do $$ begin
             if exists (select 1 from pg_proc where proname = 'process_claim_attempt' and pronargs = 3) then
                 grant execute on function process_claim_attempt(text, uuid, uuid) to intruder;
-                grant execute on function process_membership_transaction(uuid, text, bigint, text, text, text, uuid)
+                grant execute on function process_membership_transaction(uuid, text, bigint, text, text, text, uuid, timestamptz)
                     to intruder;
             end if;
          end $$;

@@ -3,9 +3,11 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use app::history::db::history_page;
 use app::points::db::PointsRequest;
+use chrono::{DateTime, TimeDelta, Utc};
 use loyalty_core::LoyaltyError;
-use loyalty_core::wire::{PointsReceipt, TxType};
+use loyalty_core::wire::{HistoryFilter, PointsReceipt, TxType};
 use server::testkit::{TestDb, Till, points_request as request};
 use tokio::sync::Barrier;
 use uuid::Uuid;
@@ -427,5 +429,192 @@ async fn one_key_raced_across_two_members_applies_to_one_only() {
     }
     let total = db.balance(&members[0]).await + db.balance(&members[1]).await;
     assert_eq!(total, 9);
+    assert!(db.invariant_violations().await.is_empty());
+}
+
+/// An earn with the time of its sale, as a counter terminal sends one it took offline.
+fn late_earn<'a>(member: &'a str, key: &'a str, sold_at: DateTime<Utc>) -> PointsRequest<'a> {
+    PointsRequest {
+        idempotency_key: Some(key),
+        sold_at: Some(sold_at),
+        ..request(member, TxType::Earn, 40)
+    }
+}
+
+#[tokio::test]
+async fn a_late_earn_keeps_the_time_of_its_sale_beside_the_time_it_was_recorded() {
+    let db = TestDb::new().await;
+    let till = Till::clerk(&db).await;
+    let member = db.member(0).await;
+    let sold_at = Utc::now() - TimeDelta::hours(30);
+    let receipt = till
+        .apply(&late_earn(&member, "till-2/offline-1", sold_at))
+        .await
+        .unwrap();
+    let (stored, recorded): (Option<DateTime<Utc>>, DateTime<Utc>) =
+        sqlx::query_as("select sold_at, created_at from transactions where id = $1")
+            .bind(receipt.transaction_id)
+            .fetch_one(&db.owner)
+            .await
+            .unwrap();
+    assert_eq!(
+        stored.map(|at| at.timestamp_micros()),
+        Some(sold_at.timestamp_micros())
+    );
+    assert_eq!(recorded, receipt.created_at);
+
+    let page = history_page(&db.app, db.program_id, &HistoryFilter::default(), None, 10)
+        .await
+        .unwrap();
+    let entry = &page.entries[0];
+    assert_eq!(entry.id, receipt.transaction_id);
+    assert_eq!(entry.sold_at, stored);
+    assert_eq!(
+        entry.sold_apart(),
+        Some(stored.unwrap().naive_utc()),
+        "shown where it differs from the time recorded"
+    );
+    let csv = app::history::db::csv_record(entry);
+    assert_eq!(
+        DateTime::parse_from_rfc3339(&csv[9]).unwrap(),
+        stored.unwrap()
+    );
+
+    let now = till.earn(&member, 5).await.unwrap();
+    let detail = app::members::db::member_detail(&db.app, db.program_id, &member, 5)
+        .await
+        .unwrap();
+    let newest = &detail.ledger[0];
+    assert_eq!(newest.id, now.transaction_id);
+    assert_eq!((newest.sold_at, newest.sold_apart()), (None, None));
+    assert_eq!(detail.ledger[1].sold_at, stored);
+}
+
+#[tokio::test]
+async fn a_sale_in_the_future_or_older_than_the_programs_limit_is_refused_and_changes_nothing() {
+    let db = TestDb::new().await;
+    let till = Till::clerk(&db).await;
+    let member = db.member(100).await;
+    let rows = db.ledger_rows().await;
+    let refused = [
+        (
+            Utc::now() + TimeDelta::minutes(10),
+            LoyaltyError::SaleInTheFuture,
+        ),
+        (
+            Utc::now() - TimeDelta::days(7) - TimeDelta::minutes(1),
+            LoyaltyError::SaleTooOld { limit_days: 7 },
+        ),
+    ];
+    for (n, (sold_at, refusal)) in refused.into_iter().enumerate() {
+        let key = format!("refused-{n}");
+        let err = till
+            .apply(&late_earn(&member, &key, sold_at))
+            .await
+            .unwrap_err();
+        assert_eq!(err, refusal);
+    }
+    assert_eq!(
+        LoyaltyError::SaleTooOld { limit_days: 7 }.to_string(),
+        "This sale is more than 7 days old: too late to earn points for it."
+    );
+    assert_eq!(db.balance(&member).await, 100);
+    assert_eq!(db.ledger_rows().await, rows);
+
+    // A till's clock a little ahead, and a sale within the program's limit, go through.
+    let ahead = Utc::now() + TimeDelta::minutes(3);
+    till.apply(&late_earn(&member, "ahead", ahead))
+        .await
+        .unwrap();
+    let six_days = Utc::now() - TimeDelta::days(6);
+    till.apply(&late_earn(&member, "six-days", six_days))
+        .await
+        .unwrap();
+    // The program sets the limit.
+    let eight_days = Utc::now() - TimeDelta::days(8);
+    sqlx::query("update programs set late_sale_days = 10 where id = $1")
+        .bind(db.program_id)
+        .execute(&db.owner)
+        .await
+        .unwrap();
+    till.apply(&late_earn(&member, "eight-days", eight_days))
+        .await
+        .unwrap();
+    assert_eq!(db.balance(&member).await, 220);
+    assert!(db.invariant_violations().await.is_empty());
+}
+
+#[tokio::test]
+async fn a_late_earn_sent_again_is_answered_as_the_first_even_once_past_the_limit() {
+    let db = TestDb::new().await;
+    let till = Till::clerk(&db).await;
+    let member = db.member(0).await;
+    let earn = late_earn(&member, "till-4/offline-9", Utc::now() - TimeDelta::days(3));
+    let first = till.apply(&earn).await.unwrap();
+    sqlx::query("update programs set late_sale_days = 1 where id = $1")
+        .bind(db.program_id)
+        .execute(&db.owner)
+        .await
+        .unwrap();
+    let again = till.apply(&earn).await.unwrap();
+    assert!(again.replayed);
+    assert_eq!(
+        (again.transaction_id, again.new_balance),
+        (first.transaction_id, 40)
+    );
+    // The same sale under a new key is a new earn, and now too old.
+    assert_eq!(
+        till.apply(&PointsRequest {
+            idempotency_key: Some("till-4/offline-10"),
+            ..earn
+        })
+        .await,
+        Err(LoyaltyError::SaleTooOld { limit_days: 1 })
+    );
+    assert_eq!(db.balance(&member).await, 40);
+}
+
+/// A queue of late earns sent by two terminals at once (a journal copied to a second till, say): each key
+/// applies once, with the time of its sale.
+#[tokio::test]
+async fn a_queue_replayed_twice_at_once_applies_each_earn_once() {
+    const EARNS: usize = 20;
+    let db = TestDb::with_pool_size(8).await;
+    let tills = Till::clerks(&db, 2).await;
+    let member = db.member(0).await;
+    let sold_at = Utc::now() - TimeDelta::hours(2);
+    let keys: Arc<Vec<String>> = Arc::new((0..EARNS).map(|n| format!("till-7/{n}")).collect());
+    let barrier = Arc::new(Barrier::new(tills.len()));
+    let tasks: Vec<_> = tills
+        .into_iter()
+        .map(|till| {
+            let (member, keys, barrier) = (member.clone(), keys.clone(), barrier.clone());
+            tokio::spawn(async move {
+                barrier.wait().await;
+                let mut receipts = Vec::new();
+                for key in keys.iter() {
+                    let receipt = till.apply(&late_earn(&member, key, sold_at)).await.unwrap();
+                    receipts.push(receipt);
+                }
+                receipts
+            })
+        })
+        .collect();
+    let mut applied = BTreeMap::new();
+    for task in tasks {
+        for receipt in task.await.unwrap() {
+            if !receipt.replayed {
+                assert!(applied.insert(receipt.transaction_id, ()).is_none());
+            }
+        }
+    }
+    assert_eq!(applied.len(), EARNS, "each key applied exactly once");
+    assert_eq!(db.balance(&member).await, 40 * EARNS as i64);
+    let late: i64 =
+        sqlx::query_scalar("select count(*) from transactions where sold_at is not null")
+            .fetch_one(&db.owner)
+            .await
+            .unwrap();
+    assert_eq!(late, EARNS as i64);
     assert!(db.invariant_violations().await.is_empty());
 }

@@ -3,6 +3,7 @@
 
 mod counter;
 mod points;
+mod queue;
 mod sign_in;
 
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
@@ -11,13 +12,19 @@ use loyalty_core::wire::StaffSession;
 
 use crate::client::PointsRequest;
 use crate::event::{ApiEvent, Attempt, Event};
+use crate::journal::{Backlog, QueuedEarn, Record};
 
 pub use counter::{Counter, Ledger, MemberPanel, Prompt};
 pub use points::{PendingPoints, Unanswered, doing, receipt_sentence};
+pub use queue::{Queue, earns};
 pub use sign_in::{SignInField, SignInForm};
 
-/// Ticks between two health checks of the server.
+/// Ticks between two health checks of the server while it answers.
 const HEALTH_EVERY_TICKS: u64 = 6;
+/// Ticks before the first check after the server stopped answering; each check that fails doubles the wait,
+/// up to [`MAX_BACKOFF_TICKS`].
+const FIRST_BACKOFF_TICKS: u64 = 2;
+const MAX_BACKOFF_TICKS: u64 = 32;
 
 /// Something for the runtime to do on the state's behalf.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,6 +45,10 @@ pub enum Command {
     },
     Enrol,
     CheckHealth,
+    /// Appends to the journal and waits until it is on disk; the answer is [`Event::Recorded`].
+    Record(Record),
+    /// Sends a queued earn, under its own idempotency key and with the time of its sale.
+    Replay(QueuedEarn),
     Quit,
 }
 
@@ -55,13 +66,40 @@ pub enum Awaiting {
     Enrol,
 }
 
-/// What is known of the server. Its health check runs on the clock, beside whatever the clerk asked for.
+/// What is known of the server. Its health check runs on the clock, beside whatever the clerk asked for:
+/// every three seconds while it answers, backing off from one second to sixteen while it does not.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Health {
     /// Whether the server answered the last request; `None` until it has been asked.
     pub reachable: Option<bool>,
     /// A check is out: the next one waits for its answer.
     checking: bool,
+    /// The tick from which the next check goes.
+    next_check: u64,
+    backoff: u64,
+}
+
+impl Health {
+    fn answered(&mut self, up: bool, now: u64) {
+        self.checking = false;
+        self.reachable = Some(up);
+        if up {
+            self.backoff = 0;
+            self.next_check = now + HEALTH_EVERY_TICKS;
+        } else {
+            self.backoff = (self.backoff * 2).clamp(FIRST_BACKOFF_TICKS, MAX_BACKOFF_TICKS);
+            self.next_check = now + self.backoff;
+        }
+    }
+
+    /// A request found the server out of reach: the next check comes soon.
+    fn lost(&mut self, now: u64) {
+        if self.reachable != Some(false) {
+            self.backoff = 0;
+            self.next_check = now + FIRST_BACKOFF_TICKS;
+        }
+        self.reachable = Some(false);
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -91,6 +129,9 @@ pub struct App {
     pub notice: Option<Notice>,
     pub health: Health,
     pub ticks: u64,
+    /// The till's name, kept with each earn queued here.
+    pub till: String,
+    pub queue: Queue,
 }
 
 impl App {
@@ -104,22 +145,52 @@ impl App {
             notice: None,
             health: Health::default(),
             ticks: 0,
+            till: "counter".to_owned(),
+            queue: Queue::default(),
         }
+    }
+
+    /// The terminal at `till`, with what its journal held open at start. `torn_tail` says a crash cut off the
+    /// journal's last line.
+    pub fn with_journal(mut self, till: &str, backlog: Backlog, torn_tail: bool) -> Self {
+        self.till = till.to_owned();
+        if torn_tail {
+            self.tell(
+                Tone::Warning,
+                "The journal's last line was cut off when the terminal stopped while writing it: that earn was \
+                 never confirmed as queued, and is left out.",
+            );
+        } else if !backlog.waiting.is_empty() {
+            self.tell(
+                Tone::Info,
+                format!(
+                    "{} waiting from before: sent once someone is signed in and the server answers.",
+                    earns(backlog.waiting.len())
+                ),
+            );
+        }
+        self.queue = Queue::new(backlog);
+        self
     }
 
     /// What to do as soon as the terminal is up.
     pub fn start(&mut self) -> Vec<Command> {
-        self.health.checking = true;
-        vec![Command::CheckHealth]
+        self.check_health_now()
     }
 
     pub fn update(&mut self, event: Event) -> Vec<Command> {
-        match event {
+        let mut commands = match event {
             Event::Key(key) => self.on_key(key),
             Event::Resize => Vec::new(),
             Event::Tick => self.on_tick(),
             Event::Api(answer) => self.on_answer(answer),
-        }
+            Event::Recorded { record, result } => {
+                self.on_recorded(record, result);
+                Vec::new()
+            }
+        };
+        commands.extend(self.continue_sending());
+        commands
     }
 
     /// What the clerk is waiting for, in words, while a request is out.
@@ -128,7 +199,9 @@ impl App {
             Awaiting::SignIn { email } => Some(format!("Signing in as {email}…")),
             Awaiting::Scan => match &self.counter.panel {
                 MemberPanel::LookingUp { code } => Some(format!("Looking up {code}…")),
-                MemberPanel::Empty | MemberPanel::Shown { .. } => None,
+                MemberPanel::Empty | MemberPanel::Shown { .. } | MemberPanel::Offline { .. } => {
+                    None
+                }
             },
             Awaiting::Points => self.counter.points.as_ref()?.waiting(),
             Awaiting::Enrol => Some("Enrolling a new member…".to_owned()),
@@ -141,11 +214,19 @@ impl App {
 
     fn on_tick(&mut self) -> Vec<Command> {
         self.ticks = self.ticks.wrapping_add(1);
-        if self.ticks.is_multiple_of(HEALTH_EVERY_TICKS) && !self.health.checking {
-            self.health.checking = true;
-            return vec![Command::CheckHealth];
+        if self.ticks >= self.health.next_check {
+            return self.check_health_now();
         }
         Vec::new()
+    }
+
+    /// A health check, unless one is out already.
+    fn check_health_now(&mut self) -> Vec<Command> {
+        if self.health.checking {
+            return Vec::new();
+        }
+        self.health.checking = true;
+        vec![Command::CheckHealth]
     }
 
     fn on_key(&mut self, key: KeyEvent) -> Vec<Command> {
@@ -170,8 +251,10 @@ impl App {
         }
         match answer {
             ApiEvent::Health(up) => {
-                self.health.checking = false;
-                self.health.reachable = Some(up);
+                self.health.answered(up, self.ticks);
+                if up {
+                    self.release_queue();
+                }
                 Vec::new()
             }
             ApiEvent::SignedIn(result) => {
@@ -192,6 +275,7 @@ impl App {
                 result,
             } => self.on_points_answer(request, attempt, result),
             ApiEvent::Enrolled(result) => self.on_enrolled(result),
+            ApiEvent::Replayed { earn, result } => self.on_replayed(earn, result),
         }
     }
 
@@ -203,7 +287,7 @@ impl App {
                 self.sign_in.focus = SignInField::Password;
                 self.counter.show_help = false;
             }
-            LoyaltyError::Network { .. } => self.health.reachable = Some(false),
+            _ if e.unreachable() => self.health.lost(self.ticks),
             _ => {}
         }
         self.tell(Tone::Error, e.to_string());

@@ -4,6 +4,7 @@
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use chrono::{DateTime, SecondsFormat, Utc};
 use loyalty_core::LoyaltyError;
 use loyalty_core::wire::{Member, MemberDetail, PointsReceipt, ScanOutcome, StaffSession, TxType};
 use reqwest::StatusCode;
@@ -23,6 +24,8 @@ pub struct PointsRequest {
     pub points: i64,
     pub note: Option<String>,
     pub idempotency_key: Uuid,
+    /// The time of the sale, for an earn sent later than it was taken; `None` is now, by the server's clock.
+    pub sold_at: Option<DateTime<Utc>>,
 }
 
 impl PointsRequest {
@@ -34,6 +37,7 @@ impl PointsRequest {
             points,
             note: None,
             idempotency_key: Uuid::new_v4(),
+            sold_at: None,
         }
     }
 }
@@ -141,6 +145,12 @@ impl Client {
         ];
         if let Some(note) = request.note.as_deref().filter(|n| !n.is_empty()) {
             form.push(("note", note));
+        }
+        let sold_at = request
+            .sold_at
+            .map(|at| at.to_rfc3339_opts(SecondsFormat::Micros, true));
+        if let Some(sold_at) = sold_at.as_deref() {
+            form.push(("sold_at", sold_at));
         }
         self.post(path, &form).await
     }

@@ -8,6 +8,7 @@ use loyalty_core::wire::{Member, MemberDetail, PointsReceipt, ScanOutcome, Staff
 use tokio::sync::mpsc::UnboundedSender;
 
 use crate::client::PointsRequest;
+use crate::journal::{QueuedEarn, Record};
 
 /// How often the clock ticks: it paces the health check and the "waiting" indicator.
 pub const TICK: Duration = Duration::from_millis(500);
@@ -19,6 +20,11 @@ pub enum Event {
     Resize,
     Tick,
     Api(ApiEvent),
+    /// The journal's answer to [`crate::app::Command::Record`]: `Ok` once the record is on disk.
+    Recorded {
+        record: Record,
+        result: Result<(), String>,
+    },
 }
 
 /// Whether an earn or redeem is sent for the first time or again after no answer came.
@@ -47,6 +53,11 @@ pub enum ApiEvent {
     },
     Enrolled(Result<Member, LoyaltyError>),
     Health(bool),
+    /// The answer to a queued earn sent again.
+    Replayed {
+        earn: QueuedEarn,
+        result: Result<PointsReceipt, LoyaltyError>,
+    },
 }
 
 impl ApiEvent {
@@ -59,6 +70,7 @@ impl ApiEvent {
             Self::Points { result, .. } => result.is_ok(),
             Self::Enrolled(result) => result.is_ok(),
             Self::Health(up) => *up,
+            Self::Replayed { result, .. } => result.is_ok(),
         }
     }
 }

@@ -9,7 +9,7 @@ use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Wrap};
 
-use crate::app::App;
+use crate::app::{App, earns};
 use crate::theme;
 
 const SPINNER: [&str; 4] = ["◐", "◓", "◑", "◒"];
@@ -74,12 +74,31 @@ fn draw_notice(frame: &mut Frame, area: Rect, app: &App) {
     frame.render_widget(Paragraph::new(text).wrap(Wrap { trim: true }), text_area);
 }
 
-/// Server reachable or not, who is signed in where, and the keys that always work.
+/// Server reachable or not and the earns waiting for it, who is signed in where, and the keys that always work.
 fn draw_status(frame: &mut Frame, area: Rect, app: &App) {
-    let server = match app.health.reachable {
-        Some(true) => Span::styled(" ● Server online ", theme::ONLINE),
-        Some(false) => Span::styled(" ○ Server unreachable ", theme::OFFLINE),
-        None => Span::raw(" ◌ Checking server… "),
+    let waiting = app.queue.waiting();
+    let server = match (app.health.reachable, waiting) {
+        (Some(true), 0) => Span::styled(" ● Server online ", theme::ONLINE),
+        (Some(true), n) if app.session.is_some() => {
+            Span::styled(format!(" ● Sending {} waiting… ", earns(n)), theme::ONLINE)
+        }
+        (Some(true), n) => Span::styled(
+            format!(" ● Server online: {} waiting ", earns(n)),
+            theme::ONLINE,
+        ),
+        (Some(false), 0) => Span::styled(" ○ Server unreachable ", theme::OFFLINE),
+        (Some(false), n) => {
+            Span::styled(format!(" ○ Offline: {} waiting ", earns(n)), theme::OFFLINE)
+        }
+        (None, 0) => Span::raw(" ◌ Checking server… "),
+        (None, n) => Span::raw(format!(" ◌ Checking server… {} waiting ", earns(n))),
+    };
+    let refused = match app.queue.backlog.refused.len() {
+        0 => None,
+        n => Some(Span::styled(
+            format!("│ {} refused ", earns(n)),
+            theme::OFFLINE,
+        )),
     };
     let who = match &app.session {
         Some(session) => format!("│ {} · {} ", session.staff_name, session.program_name),
@@ -89,6 +108,9 @@ fn draw_status(frame: &mut Frame, area: Rect, app: &App) {
         Some(_) => "│ ? keys · q quit",
         None => "│ Ctrl-C quit",
     };
-    let line = Line::from(vec![server, Span::raw(who), Span::raw(keys)]).style(theme::STATUS_BAR);
+    let mut spans = vec![server];
+    spans.extend(refused);
+    spans.extend([Span::raw(who), Span::raw(keys)]);
+    let line = Line::from(spans).style(theme::STATUS_BAR);
     frame.render_widget(Paragraph::new(line).style(theme::STATUS_BAR), area);
 }

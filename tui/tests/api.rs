@@ -2,20 +2,22 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+#[path = "common/drive.rs"]
+mod drive;
+
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use crossterm::event::KeyCode;
 use loyalty_core::LoyaltyError;
 use loyalty_core::wire::{ScanOutcome, TxType};
 use server::testkit::{TestServer, TestTls};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tui::app::{App, Command};
 use tui::client::{Client, PointsRequest, REQUEST_TIMEOUT};
 use tui::event::{ApiEvent, Attempt, Event};
+
+use crate::drive::{Proxy, notice, press, settle_with, type_text};
 
 async fn signed_in(server: &TestServer) -> Client {
     let client = Client::new(&server.url).unwrap();
@@ -26,100 +28,9 @@ async fn signed_in(server: &TestServer) -> Client {
     client
 }
 
-/// Sits between the client and the server, keeping a copy of everything the client sends. While `drop_answers`
-/// is set, each request still reaches the server and is carried out, but the connection is closed as the answer
-/// starts to come back: the clerk never hears it.
-struct Proxy {
-    url: String,
-    drop_answers: Arc<AtomicBool>,
-    sent: Arc<Mutex<Vec<u8>>>,
-}
-
-impl Proxy {
-    async fn start(upstream: SocketAddr) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        let drop_answers = Arc::new(AtomicBool::new(false));
-        let sent = Arc::new(Mutex::new(Vec::new()));
-        let (flag, copy) = (drop_answers.clone(), sent.clone());
-        tokio::spawn(async move {
-            while let Ok((client, _)) = listener.accept().await {
-                let upstream = TcpStream::connect(upstream).await.unwrap();
-                tokio::spawn(relay(client, upstream, flag.clone(), copy.clone()));
-            }
-        });
-        Self {
-            url,
-            drop_answers,
-            sent,
-        }
-    }
-
-    /// What the client sent since the last call, as text.
-    fn take_sent(&self) -> String {
-        String::from_utf8_lossy(&std::mem::take(&mut *self.sent.lock().unwrap())).into_owned()
-    }
-}
-
-async fn relay(
-    client: TcpStream,
-    upstream: TcpStream,
-    drop_answers: Arc<AtomicBool>,
-    sent: Arc<Mutex<Vec<u8>>>,
-) {
-    let (mut client_read, mut client_write) = client.into_split();
-    let (mut upstream_read, mut upstream_write) = upstream.into_split();
-    let requests = tokio::spawn(async move {
-        let mut buf = vec![0u8; 16 * 1024];
-        // Copied before it is passed on, so it is kept by the time the server can answer it.
-        while let Ok(n @ 1..) = client_read.read(&mut buf).await {
-            sent.lock().unwrap().extend_from_slice(&buf[..n]);
-            if upstream_write.write_all(&buf[..n]).await.is_err() {
-                break;
-            }
-        }
-    });
-    let mut buf = vec![0u8; 16 * 1024];
-    // Checked per answer, not per connection: the client reuses its pooled connections.
-    while let Ok(n @ 1..) = upstream_read.read(&mut buf).await {
-        if drop_answers.load(Ordering::SeqCst) || client_write.write_all(&buf[..n]).await.is_err() {
-            break;
-        }
-    }
-    requests.abort();
-}
-
 /// Runs the state's commands against the server until no more come, as the terminal's loop would.
 async fn settle(app: &mut App, client: &Client, commands: Vec<Command>) {
-    let mut queue = commands;
-    while !queue.is_empty() {
-        let command = queue.remove(0);
-        if let Some(answer) = tui::execute(client, command).await {
-            queue.extend(app.update(Event::Api(answer)));
-        }
-    }
-}
-
-fn type_text(app: &mut App, text: &str) -> Vec<Command> {
-    text.chars()
-        .flat_map(|c| {
-            app.update(Event::Key(KeyEvent::new(
-                KeyCode::Char(c),
-                KeyModifiers::NONE,
-            )))
-        })
-        .collect()
-}
-
-fn press(app: &mut App, code: KeyCode) -> Vec<Command> {
-    app.update(Event::Key(KeyEvent::new(code, KeyModifiers::NONE)))
-}
-
-fn notice(app: &App) -> String {
-    app.notice
-        .as_ref()
-        .map(|n| n.text.clone())
-        .unwrap_or_default()
+    settle_with(app, client, None, commands).await;
 }
 
 async fn claimed_at(server: &TestServer, code: &str) -> chrono::DateTime<chrono::Utc> {
@@ -393,7 +304,7 @@ async fn the_same_request_twice_is_replayed_and_applied_once() {
     assert_eq!(server.db.ledger_rows().await, rows + 1);
 }
 
-/// The whole counter, state and client together, when the answer to an earn is lost on the way back.
+/// The whole counter, state and client together, when the answer to a redeem is lost on the way back.
 #[tokio::test]
 async fn a_retry_after_a_dropped_answer_applies_once_and_says_so() {
     let server = TestServer::start().await;
@@ -414,12 +325,12 @@ async fn a_retry_after_a_dropped_answer_applies_once_and_says_so() {
     settle(&mut app, &client, commands).await;
     assert_eq!(app.counter.member().map(|m| m.points), Some(100));
 
-    type_text(&mut app, "e");
-    type_text(&mut app, "50");
+    type_text(&mut app, "r");
+    type_text(&mut app, "30");
     press(&mut app, KeyCode::Enter);
     let commands = press(&mut app, KeyCode::Enter);
     let Some(Command::Points { request, .. }) = commands.first().cloned() else {
-        panic!("expected the earn to go out, got {commands:?}");
+        panic!("expected the redeem to go out, got {commands:?}");
     };
     proxy.drop_answers.store(true, Ordering::SeqCst);
     settle(&mut app, &client, commands).await;
@@ -427,7 +338,7 @@ async fn a_retry_after_a_dropped_answer_applies_once_and_says_so() {
         .counter
         .unanswered()
         .cloned()
-        .expect("the earn got no answer");
+        .expect("the redeem got no answer");
     assert_eq!(pending.request, request);
     assert_eq!(
         pending.detail,
@@ -435,11 +346,11 @@ async fn a_retry_after_a_dropped_answer_applies_once_and_says_so() {
     );
     assert_eq!(
         notice(&app),
-        "No answer to \"Earn 50 points\": it may or may not have gone through."
+        "No answer to \"Redeem 30 points\": it may or may not have gone through."
     );
     assert_eq!(
         server.db.balance(&member).await,
-        150,
+        70,
         "the server did apply it"
     );
 
@@ -457,11 +368,11 @@ async fn a_retry_after_a_dropped_answer_applies_once_and_says_so() {
     assert_eq!(
         notice(&app),
         format!(
-            "The first attempt had gone through: 50 points earned for {member}, once. Balance 150 points."
+            "The first attempt had gone through: 30 points redeemed for {member}, once. Balance 70 points."
         )
     );
-    assert_eq!(server.db.balance(&member).await, 150, "applied once");
-    assert_eq!(app.counter.member().map(|m| m.points), Some(150));
+    assert_eq!(server.db.balance(&member).await, 70, "applied once");
+    assert_eq!(app.counter.member().map(|m| m.points), Some(70));
     let rows: i64 =
         sqlx::query_scalar("select count(*) from transactions where idempotency_key = $1")
             .bind(request.idempotency_key.to_string())

@@ -131,7 +131,12 @@ fn push_ledger_query(
     .push(
         " as local_at, t.voids_id as voids,
                 (select v.id from public.transactions v
-                  where v.program_id = t.program_id and v.voids_id = t.id) as voided_by
+                  where v.program_id = t.program_id and v.voids_id = t.id) as voided_by,
+                t.sold_at, t.sold_at at time zone ",
+    )
+    .push_bind(clock.time_zone.clone())
+    .push(
+        " as local_sold_at
            from public.transactions t
            join public.passes_master m on m.program_id = t.program_id and m.id = t.member_id
            left join public.staff s on s.program_id = t.program_id and s.id = t.staff_id",
@@ -361,8 +366,8 @@ pub async fn void(
     ledger_entry(db, program_id, void_id).await
 }
 
-/// The CSV export's columns.
-pub const CSV_HEADER: [&str; 9] = [
+/// The CSV export's columns. `sold_at` is the time of the sale where the till gave one (an earn sent late).
+pub const CSV_HEADER: [&str; 10] = [
     "id",
     "created_at",
     "member",
@@ -372,6 +377,7 @@ pub const CSV_HEADER: [&str; 9] = [
     "staff",
     "description",
     "voids",
+    "sold_at",
 ];
 
 /// A cell a spreadsheet would run as a formula (`=`, `+`, `-`, `@`, tab, CR) is written with a leading `'`:
@@ -385,7 +391,7 @@ pub fn spreadsheet_safe(text: &str) -> String {
 }
 
 /// One ledger entry as a CSV record, in [`CSV_HEADER`]'s order.
-pub fn csv_record(entry: &LedgerEntry) -> [String; 9] {
+pub fn csv_record(entry: &LedgerEntry) -> [String; 10] {
     [
         entry.id.to_string(),
         entry
@@ -398,6 +404,10 @@ pub fn csv_record(entry: &LedgerEntry) -> [String; 9] {
         spreadsheet_safe(entry.staff_name.as_deref().unwrap_or("")),
         spreadsheet_safe(entry.description.as_deref().unwrap_or("")),
         entry.voids.map(|id| id.to_string()).unwrap_or_default(),
+        entry
+            .sold_at
+            .map(|at| at.to_rfc3339_opts(SecondsFormat::Micros, true))
+            .unwrap_or_default(),
     ]
 }
 

@@ -268,6 +268,7 @@ fn type_label(tx_type: TxType) -> &'static str {
 /// One ledger row, with its void links or the form that voids it.
 #[component]
 fn HistoryRow(entry: LedgerEntry, void_action: ServerAction<VoidTransaction>) -> impl IntoView {
+    let sold_apart = entry.sold_apart();
     let LedgerEntry {
         id,
         external_id,
@@ -280,6 +281,8 @@ fn HistoryRow(entry: LedgerEntry, void_action: ServerAction<VoidTransaction>) ->
         local_at,
         voids,
         voided_by,
+        sold_at,
+        local_sold_at: _,
     } = entry;
     let voidable = voids.is_none() && voided_by.is_none();
     let reason_id = format!("void-reason-{id}");
@@ -298,6 +301,19 @@ fn HistoryRow(entry: LedgerEntry, void_action: ServerAction<VoidTransaction>) ->
                     .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)>
                     {local_at.format("%Y-%m-%d %H:%M").to_string()}
                 </time>
+                {sold_at
+                    .zip(sold_apart)
+                    .map(|(sold_at, local)| {
+                        view! {
+                            <span class="history-sold-at">
+                                "sold "
+                                <time datetime=sold_at
+                                    .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)>
+                                    {local.format("%Y-%m-%d %H:%M").to_string()}
+                                </time>
+                            </span>
+                        }
+                    })}
             </td>
             <td class="pass-id">{external_id}</td>
             <td>{type_label(tx_type)}</td>

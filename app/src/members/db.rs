@@ -59,6 +59,8 @@ pub(crate) struct LedgerRow {
     local_at: NaiveDateTime,
     voids: Option<i64>,
     voided_by: Option<i64>,
+    sold_at: Option<DateTime<Utc>>,
+    local_sold_at: Option<NaiveDateTime>,
 }
 
 impl From<LedgerRow> for LedgerEntry {
@@ -75,6 +77,8 @@ impl From<LedgerRow> for LedgerEntry {
             local_at: row.local_at,
             voids: row.voids,
             voided_by: row.voided_by,
+            sold_at: row.sold_at,
+            local_sold_at: row.local_sold_at,
         }
     }
 }
@@ -92,7 +96,8 @@ pub async fn member_detail(
                 st.display_name as staff_name, t.created_at,
                 public.program_time(t.program_id, t.created_at) as local_at, t.voids_id as voids,
                 (select v.id from public.transactions v
-                  where v.program_id = t.program_id and v.voids_id = t.id) as voided_by
+                  where v.program_id = t.program_id and v.voids_id = t.id) as voided_by,
+                t.sold_at, public.program_time(t.program_id, t.sold_at) as local_sold_at
            from public.transactions t
            join public.passes_master m on m.program_id = t.program_id and m.id = t.member_id
            left join public.staff st on st.program_id = t.program_id and st.id = t.staff_id

@@ -1,5 +1,6 @@
 //! Earning and redeeming: the only way in is `process_membership_transaction`.
 
+use chrono::{DateTime, Utc};
 use loyalty_core::wire::{PointsReceipt, TxType};
 use loyalty_core::{LoyaltyError, Result};
 
@@ -15,6 +16,9 @@ pub struct PointsRequest<'a> {
     pub note: Option<&'a str>,
     /// Makes retries of this request apply once.
     pub idempotency_key: Option<&'a str>,
+    /// When the sale happened, where the till says so (an earn taken offline); `None` for now. The database
+    /// refuses a time in the future or older than the program's limit.
+    pub sold_at: Option<DateTime<Utc>>,
 }
 
 /// Applies an earn or a redeem as the staff member of a session, checked in the same statement, under the
@@ -29,7 +33,7 @@ pub async fn apply_points(
     let row = session
         .query(
             crate::in_session!(
-                "public.process_membership_transaction($1, $6, $7, $8, $9, $10, s.staff_id)"
+                "public.process_membership_transaction($1, $6, $7, $8, $9, $10, s.staff_id, $11)"
             ),
             csrf,
         )
@@ -38,6 +42,7 @@ pub async fn apply_points(
         .bind(req.tx_type.as_sql())
         .bind(req.note)
         .bind(req.idempotency_key)
+        .bind(req.sold_at)
         .fetch_optional(conn.conn())
         .await;
     let answer: sqlx::types::Json<RpcAnswer> = session.answer(conn, row).await?;

@@ -99,7 +99,7 @@ impl Till {
     }
 }
 
-/// An earn or a redeem of `points` with no note and no idempotency key.
+/// An earn or a redeem of `points` with no note, no idempotency key and no time of sale.
 pub fn points_request(external_id: &str, tx_type: TxType, points: i64) -> PointsRequest<'_> {
     PointsRequest {
         external_id,
@@ -107,5 +107,6 @@ pub fn points_request(external_id: &str, tx_type: TxType, points: i64) -> Points
         points,
         note: None,
         idempotency_key: None,
+        sold_at: None,
     }
 }

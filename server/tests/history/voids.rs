@@ -39,6 +39,8 @@ fn a_plain_form_void_goes_back_to_the_page_it_came_from_with_its_outcome() {
         local_at: Utc::now().naive_utc(),
         voids: Some(12),
         voided_by: None,
+        sold_at: None,
+        local_sold_at: None,
     };
     assert_eq!(
         void_return_path(

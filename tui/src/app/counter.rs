@@ -45,6 +45,13 @@ pub enum MemberPanel {
         member: Member,
         ledger: Ledger,
     },
+    /// A pass scanned or typed while the server cannot be reached: not looked up, but earns for it are queued.
+    Offline {
+        external_id: String,
+        /// A postcard's code: a pass if the postcard was claimed before, else it is claimed once the server is
+        /// back, and an earn queued for it now is refused then.
+        postcard: bool,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -63,6 +70,17 @@ impl Counter {
     pub fn member(&self) -> Option<&Member> {
         match &self.panel {
             MemberPanel::Shown { member, .. } => Some(member),
+            MemberPanel::Empty | MemberPanel::LookingUp { .. } | MemberPanel::Offline { .. } => {
+                None
+            }
+        }
+    }
+
+    /// The pass on screen, looked up or taken offline.
+    pub fn pass(&self) -> Option<&str> {
+        match &self.panel {
+            MemberPanel::Shown { member, .. } => Some(&member.external_id),
+            MemberPanel::Offline { external_id, .. } => Some(external_id),
             MemberPanel::Empty | MemberPanel::LookingUp { .. } => None,
         }
     }
@@ -116,12 +134,14 @@ impl App {
                 'q' => vec![Command::Quit],
                 'e' => self.ask_amount(TxType::Earn),
                 'r' => self.ask_amount(TxType::Redeem),
+                'n' if self.offline() => self.refuse_offline("enrolling a member"),
                 'n' => {
                     self.counter.prompt = Prompt::ConfirmEnrol;
                     Vec::new()
                 }
                 't' => self.retry(),
                 'x' => self.drop_unanswered(),
+                'd' => self.dismiss_refused(),
                 _ => {
                     self.counter.input.push(c);
                     Vec::new()
@@ -159,7 +179,7 @@ impl App {
             }
             KeyCode::Esc => self.cancel_prompt(),
             KeyCode::Enter => {
-                let Some(external_id) = self.counter.member().map(|m| m.external_id.clone()) else {
+                let Some(external_id) = self.counter.pass().map(str::to_owned) else {
                     self.cancel_prompt();
                     return Vec::new();
                 };
@@ -213,10 +233,15 @@ impl App {
             return Vec::new();
         }
         // A new customer: the previous one's pass must never stay on screen while this one is looked up.
-        if let MemberPanel::Shown { .. } = self.counter.panel {
+        if let MemberPanel::Shown { .. } | MemberPanel::Offline { .. } = self.counter.panel {
             self.counter.panel = MemberPanel::Empty;
         }
         match parse_scan(&typed) {
+            Ok(scanned) if self.offline() => {
+                let mut commands = self.open_offline(scanned);
+                commands.extend(self.check_health_now());
+                commands
+            }
             Ok(ScanCode::Claim(code) | ScanCode::Member(code)) => {
                 self.counter.panel = MemberPanel::LookingUp { code: code.clone() };
                 self.awaiting = Some(Awaiting::Scan);
@@ -275,12 +300,40 @@ impl App {
                 }
                 self.show_member(member)
             }
+            Err(e) if e.unreachable() => {
+                self.fail(e);
+                let scanned = parse_scan(&code).unwrap_or(ScanCode::Member(code));
+                self.open_offline(scanned)
+            }
             Err(e) => {
                 self.counter.panel = MemberPanel::Empty;
                 self.fail(e);
                 Vec::new()
             }
         }
+    }
+
+    /// Shows a pass without looking it up, for earns queued until the server is back.
+    fn open_offline(&mut self, scanned: ScanCode) -> Vec<Command> {
+        let (external_id, postcard) = match scanned {
+            ScanCode::Claim(code) => (code, true),
+            ScanCode::Member(code) => (code, false),
+        };
+        let mut text = format!(
+            "Offline: {external_id} cannot be looked up now. e takes an earn, sent when the server is back."
+        );
+        if postcard {
+            text.push_str(
+                " A new postcard is claimed only then: scan it again when the server is back.",
+            );
+        }
+        self.tell(Tone::Warning, text);
+        self.counter.panel = MemberPanel::Offline {
+            external_id,
+            postcard,
+        };
+        self.counter.prompt = Prompt::Scan;
+        Vec::new()
     }
 
     pub(super) fn on_member_loaded(
@@ -302,8 +355,8 @@ impl App {
             Err(LoyaltyError::NotSignedIn) => self.fail(LoyaltyError::NotSignedIn),
             Err(e) => {
                 *ledger = Ledger::Failed(e.to_string());
-                if let LoyaltyError::Network { .. } = e {
-                    self.health.reachable = Some(false);
+                if e.unreachable() {
+                    self.health.lost(self.ticks);
                 }
             }
         }

@@ -4,6 +4,7 @@
 use loyalty_core::LoyaltyError;
 use loyalty_core::wire::{PointsReceipt, TxType};
 
+use super::queue::turned_away;
 use super::{App, Awaiting, Command, MemberPanel, Prompt, Tone};
 use crate::client::PointsRequest;
 use crate::event::Attempt;
@@ -63,9 +64,12 @@ impl PendingPoints {
 
 impl App {
     pub(super) fn ask_amount(&mut self, tx_type: TxType) -> Vec<Command> {
-        if self.counter.member().is_none() {
+        if self.counter.pass().is_none() {
             self.tell(Tone::Info, "Scan a member's pass first.");
             return Vec::new();
+        }
+        if tx_type == TxType::Redeem && self.offline() {
+            return self.refuse_offline("a redeem");
         }
         match self.counter.points {
             Some(PendingPoints::Sending(_) | PendingPoints::Resending(_)) => {
@@ -81,6 +85,12 @@ impl App {
     }
 
     pub(super) fn send_points(&mut self, request: PointsRequest) -> Vec<Command> {
+        if self.offline() {
+            return match request.tx_type {
+                TxType::Earn => self.queue_earn(request),
+                TxType::Redeem => self.refuse_offline("a redeem"),
+            };
+        }
         self.counter.points = Some(PendingPoints::Sending(request.clone()));
         self.awaiting = Some(Awaiting::Points);
         vec![Command::Points {
@@ -120,7 +130,8 @@ impl App {
         attempt: Attempt,
         result: Result<PointsReceipt, LoyaltyError>,
     ) -> Vec<Command> {
-        if self.counter.points.as_ref().and_then(PendingPoints::out) == Some(&request) {
+        let was_out = self.counter.points.as_ref().and_then(PendingPoints::out) == Some(&request);
+        if was_out {
             // Answered: what was sent again stays unanswered until the result below settles it.
             self.counter.points = match self.counter.points.take() {
                 Some(PendingPoints::Resending(unanswered)) => {
@@ -154,13 +165,22 @@ impl App {
                     _ => Vec::new(),
                 }
             }
-            Err(e) if may_have_gone_through(&e) => {
+            Err(e) if e.unreachable() && request.tx_type == TxType::Earn && was_out => {
+                // The server cannot be reached: the earn waits in the journal under its own key, and is applied
+                // once whether or not this attempt had reached it.
+                if settles(&self.counter.points) {
+                    self.counter.points = None;
+                }
+                self.health.lost(self.ticks);
+                self.queue_earn(request)
+            }
+            Err(e) if e.may_have_gone_through() => {
                 let detail = match &e {
                     LoyaltyError::Network { detail } => detail.clone(),
                     other => other.to_string(),
                 };
-                if let LoyaltyError::Network { .. } = e {
-                    self.health.reachable = Some(false);
+                if e.unreachable() {
+                    self.health.lost(self.ticks);
                 }
                 self.tell(
                     Tone::Warning,
@@ -175,14 +195,7 @@ impl App {
             }
             Err(e) => {
                 // A refusal at the door (session, form, throttle) says nothing about an earlier attempt.
-                let turned_away = matches!(
-                    e,
-                    LoyaltyError::NotSignedIn
-                        | LoyaltyError::CsrfRejected
-                        | LoyaltyError::Throttled { .. }
-                        | LoyaltyError::ManagersOnly
-                );
-                if !turned_away && settles(&self.counter.points) {
+                if !turned_away(&e) && settles(&self.counter.points) {
                     self.counter.points = None;
                 }
                 self.fail(e);
@@ -190,14 +203,6 @@ impl App {
             }
         }
     }
-}
-
-/// Failures after which the server may have applied the request without the answer reaching us.
-fn may_have_gone_through(e: &LoyaltyError) -> bool {
-    matches!(
-        e,
-        LoyaltyError::Network { .. } | LoyaltyError::Unavailable | LoyaltyError::Internal
-    )
 }
 
 /// "Earn 50 points" or "Redeem 20 points".

@@ -82,6 +82,7 @@ impl App {
                 );
                 self.session = Some(session);
                 self.health.reachable = Some(true);
+                self.release_queue();
                 self.counter.clear_line();
             }
             Err(e) => {

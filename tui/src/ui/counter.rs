@@ -8,7 +8,11 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Paragraph, Wrap};
 
 use crate::app::{App, Ledger, MemberPanel, PendingPoints, Prompt, Unanswered, doing};
+use crate::journal::{QueuedEarn, RefusedEarn};
 use crate::theme;
+
+/// Refused earns listed at once, two lines each; the rest are counted.
+const REFUSED_SHOWN: usize = 2;
 
 /// Draws the counter and returns where the cursor goes.
 pub fn draw(frame: &mut Frame, area: Rect, app: &App) -> Option<Position> {
@@ -17,13 +21,23 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) -> Option<Position> {
     } else {
         0
     };
-    let [input, member, unanswered] = area.layout(&Layout::vertical([
+    let refused = &app.queue.backlog.refused;
+    let refused_height = match refused.len() {
+        0 => 0,
+        n if n > REFUSED_SHOWN => 2 * REFUSED_SHOWN as u16 + 3,
+        n => 2 * n as u16 + 2,
+    };
+    let [input, member, refused_area, unanswered] = area.layout(&Layout::vertical([
         Constraint::Length(3),
         Constraint::Min(3),
+        Constraint::Length(refused_height),
         Constraint::Length(unanswered_height),
     ]));
     let cursor = draw_input(frame, input, app);
     draw_member(frame, member, app);
+    if !refused.is_empty() {
+        draw_refused(frame, refused_area, refused);
+    }
     if let Some(pending) = app.counter.unanswered() {
         let sending = matches!(app.counter.points, Some(PendingPoints::Resending(_)));
         draw_unanswered(frame, unanswered, pending, sending);
@@ -33,7 +47,7 @@ pub fn draw(frame: &mut Frame, area: Rect, app: &App) -> Option<Position> {
 
 /// The one input line: a code, an amount, or a question to confirm.
 fn draw_input(frame: &mut Frame, area: Rect, app: &App) -> Option<Position> {
-    let member_id = app.counter.member().map_or("", |m| m.external_id.as_str());
+    let member_id = app.counter.pass().unwrap_or("");
     let (title, prefix, hint) = match &app.counter.prompt {
         Prompt::Scan => (
             " Scan or type a code, then Enter ".to_owned(),
@@ -57,7 +71,11 @@ fn draw_input(frame: &mut Frame, area: Rect, app: &App) -> Option<Position> {
                 doing(request.tx_type, request.points),
                 request.external_id
             ),
-            "Enter yes · Esc no ",
+            if app.offline() {
+                "Enter queue it until the server is back · Esc no "
+            } else {
+                "Enter yes · Esc no "
+            },
         ),
         Prompt::ConfirmEnrol => (
             " Confirm ".to_owned(),
@@ -98,6 +116,10 @@ fn draw_member(frame: &mut Frame, area: Rect, app: &App) {
         MemberPanel::Shown { member, ledger } => {
             Paragraph::new(member_lines(member, ledger, inner.height))
         }
+        MemberPanel::Offline {
+            external_id,
+            postcard,
+        } => Paragraph::new(offline_lines(app, external_id, *postcard)).wrap(Wrap { trim: false }),
         MemberPanel::Empty | MemberPanel::LookingUp { .. } => {
             Paragraph::new(idle_lines(app)).wrap(Wrap { trim: false })
         }
@@ -179,6 +201,101 @@ fn member_lines(member: &Member, ledger: &Ledger, height: u16) -> Vec<Line<'stat
     lines
 }
 
+/// A pass taken offline: no balance, the earns queued for it.
+fn offline_lines(app: &App, external_id: &str, postcard: bool) -> Vec<Line<'static>> {
+    let mut lines = vec![
+        Line::from(vec![
+            Span::styled(" Pass     ", theme::LABEL),
+            Span::styled(external_id.to_owned(), theme::VALUE),
+            Span::styled(
+                "  not looked up: the server cannot be reached",
+                theme::MUTED,
+            ),
+        ]),
+        Line::from(vec![
+            Span::styled(" Balance  ", theme::LABEL),
+            Span::styled("known again when the server is back", theme::MUTED),
+        ]),
+        Line::from(vec![
+            Span::styled(" Keys     ", theme::LABEL),
+            Span::styled("e", theme::KEY),
+            Span::styled(" earn (queued)  ", theme::LABEL),
+            Span::styled("?", theme::KEY),
+            Span::styled(" more", theme::LABEL),
+        ]),
+    ];
+    if postcard {
+        lines.push(Line::styled(
+            " A new postcard is claimed only when the server is back.",
+            theme::MUTED,
+        ));
+    }
+    let queued: Vec<&QueuedEarn> = app.queue.waiting_for(external_id).collect();
+    if !queued.is_empty() {
+        lines.push(Line::styled(" Queued for this pass", theme::TITLE));
+        lines.extend(queued.into_iter().map(|earn| {
+            Line::from(vec![
+                Span::styled(format!(" {:<17} ", taken_at(earn)), theme::LABEL),
+                Span::styled(
+                    format!("{:<7} {:>8}", "Earn", format!("+{}", earn.points)),
+                    theme::EARN,
+                ),
+                Span::styled(format!("  {}", earn.staff_name), theme::MUTED),
+            ])
+        }));
+    }
+    lines
+}
+
+/// When a queued earn was taken, on the till's clock.
+fn taken_at(earn: &QueuedEarn) -> String {
+    earn.sold_at
+        .with_timezone(&chrono::Local)
+        .format("%-d %b %Y %H:%M")
+        .to_string()
+}
+
+/// Queued earns the server refused, until the clerk has dealt with them.
+fn draw_refused(frame: &mut Frame, area: Rect, refused: &[RefusedEarn]) {
+    let block = Block::bordered()
+        .title(Line::styled(" Refused when sent ", theme::TITLE))
+        .title_bottom(Line::styled(" d dealt with the first ", theme::MUTED).right_aligned())
+        .border_style(theme::WARNING_BORDER);
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
+    let mut lines: Vec<Line> = refused
+        .iter()
+        .take(REFUSED_SHOWN)
+        .flat_map(|refused| {
+            let earn = &refused.earn;
+            [
+                Line::from(vec![
+                    Span::styled(
+                        format!(
+                            " {} for {}",
+                            doing(TxType::Earn, earn.points),
+                            earn.external_id
+                        ),
+                        theme::VALUE,
+                    ),
+                    Span::styled(
+                        format!(", taken {} by {}", taken_at(earn), earn.staff_name),
+                        theme::MUTED,
+                    ),
+                ]),
+                Line::raw(format!("   {}", refused.error)),
+            ]
+        })
+        .collect();
+    if refused.len() > REFUSED_SHOWN {
+        lines.push(Line::styled(
+            format!(" …and {} more", refused.len() - REFUSED_SHOWN),
+            theme::MUTED,
+        ));
+    }
+    frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }), inner);
+}
+
 fn ledger_line(entry: &LedgerEntry) -> Line<'static> {
     let (kind, sign, style) = match (entry.tx_type, entry.voids) {
         (_, Some(_)) => (
@@ -199,6 +316,9 @@ fn ledger_line(entry: &LedgerEntry) -> Line<'static> {
     by.extend(entry.description.iter().cloned());
     if entry.voided_by.is_some() {
         by.push("voided".to_owned());
+    }
+    if let Some(sold) = entry.sold_apart() {
+        by.push(format!("sold {}", sold.format("%-d %b %H:%M")));
     }
     Line::from(vec![
         Span::styled(format!(" {when:<17} "), theme::LABEL),

@@ -7,13 +7,14 @@ use ratatui::widgets::{Block, Clear, Paragraph};
 
 use crate::theme;
 
-const KEYS: [(&str, &str); 12] = [
+const KEYS: [(&str, &str); 13] = [
     ("Enter", "look up the code on the scan line"),
     ("e", "earn points for the member on screen"),
     ("r", "redeem points for the member on screen"),
     ("n", "enrol a new member (MBR-)"),
     ("t / F5", "send an unanswered request again"),
     ("x", "drop an unanswered request"),
+    ("d", "mark the first refused queued earn dealt with"),
     ("Esc", "clear the line, cancel, close this help"),
     ("Backspace", "delete the last character"),
     ("?", "show or hide this help"),

@@ -156,7 +156,7 @@ fn a_scan_sent_after_an_enrol_keeps_the_panel_for_its_answer() {
 #[test]
 fn a_retry_sent_while_a_scan_is_out_leaves_the_scan_its_answer() {
     let mut app = with_member(100);
-    let first = confirm_points(&mut app, 'e', "50");
+    let first = confirm_points(&mut app, 'r', "30");
     answer(
         &mut app,
         ApiEvent::Points {
@@ -167,6 +167,7 @@ fn a_retry_sent_while_a_scan_is_out_leaves_the_scan_its_answer() {
             }),
         },
     );
+    answer(&mut app, ApiEvent::Health(true));
     type_text(&mut app, "MBR-ZZZZ9999");
     press(&mut app, KeyCode::Enter);
     assert_eq!(
@@ -188,6 +189,6 @@ fn a_retry_sent_while_a_scan_is_out_leaves_the_scan_its_answer() {
     assert_eq!(app.counter.member(), Some(&member("MBR-ZZZZ9999", 9)));
     assert_eq!(
         app.waiting(),
-        Some(format!("Sending again: earn 50 points for {MEMBER_ID}…"))
+        Some(format!("Sending again: redeem 30 points for {MEMBER_ID}…"))
     );
 }

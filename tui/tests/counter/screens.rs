@@ -9,8 +9,8 @@ use tui::event::{ApiEvent, Attempt};
 
 use crate::support::*;
 
-fn timed_out_earn(app: &mut App, points: &str) {
-    type_text(app, "e");
+fn timed_out_redeem(app: &mut App, points: &str) {
+    type_text(app, "r");
     type_text(app, points);
     press(app, KeyCode::Enter);
     let request = match press(app, KeyCode::Enter).pop() {
@@ -295,15 +295,15 @@ fn insufficient_funds_names_the_balance() {
 #[test]
 fn retry_prompt_after_a_timeout_and_its_outcome() {
     let mut app = with_member(100);
-    timed_out_earn(&mut app, "50");
+    timed_out_redeem(&mut app, "30");
     let screen_before = screen(&app);
     assert_shows(
         &screen_before,
         &[
             "Not answered",
-            "Earn 50 points for MBR-ABCD2345XY: no answer within 5 seconds.",
+            "Redeem 30 points for MBR-ABCD2345XY: no answer within 5 seconds.",
             "Not known if it went through. t send it again (never applied twice)  x drop",
-            "! No answer to \"Earn 50 points\": it may or may not have gone through.",
+            "! No answer to \"Redeem 30 points\": it may or may not have gone through.",
             "○ Server unreachable",
         ],
     );
@@ -315,7 +315,7 @@ fn retry_prompt_after_a_timeout_and_its_outcome() {
         &screen(&app),
         &[
             "Sending it again…",
-            "Sending again: earn 50 points for MBR-ABCD2345XY…",
+            "Sending again: redeem 30 points for MBR-ABCD2345XY…",
         ],
     );
     answer(
@@ -323,15 +323,15 @@ fn retry_prompt_after_a_timeout_and_its_outcome() {
         ApiEvent::Points {
             request,
             attempt: Attempt::Retry,
-            result: Ok(receipt(TxType::Earn, 50, 150, true)),
+            result: Ok(receipt(TxType::Redeem, 30, 70, true)),
         },
     );
     let screen = screen(&app);
     assert_shows(
         &screen,
         &[
-            "✔ The first attempt had gone through: 50 points earned for MBR-ABCD2345XY,",
-            "   once. Balance 150 points.",
+            "✔ The first attempt had gone through: 30 points redeemed for MBR-ABCD2345XY,",
+            "   once. Balance 70 points.",
             "● Server online",
         ],
     );
@@ -394,7 +394,7 @@ fn enrol_confirmation_and_new_member() {
 #[test]
 fn every_screen_survives_small_and_large_terminals() {
     let mut with_retry = with_member(100);
-    timed_out_earn(&mut with_retry, "50");
+    timed_out_redeem(&mut with_retry, "30");
     let mut help = signed_in();
     type_text(&mut help, "?");
     for app in [

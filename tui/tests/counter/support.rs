@@ -74,6 +74,8 @@ pub fn entry(id: i64, tx_type: TxType, points: i64, balance_after: i64) -> Ledge
         local_at: at(2).naive_utc(),
         voids: None,
         voided_by: None,
+        sold_at: None,
+        local_sold_at: None,
     }
 }
 

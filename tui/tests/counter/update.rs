@@ -341,9 +341,9 @@ fn the_servers_refusals_are_shown_in_its_own_words() {
 }
 
 #[test]
-fn a_timed_out_earn_is_retried_with_the_same_key_by_one_key() {
+fn a_timed_out_redeem_is_retried_with_the_same_key_by_one_key() {
     let mut app = with_member(100);
-    let first = confirm_points(&mut app, 'e', "50");
+    let first = confirm_points(&mut app, 'r', "30");
     answer(
         &mut app,
         ApiEvent::Points {
@@ -356,7 +356,7 @@ fn a_timed_out_earn_is_retried_with_the_same_key_by_one_key() {
         .counter
         .unanswered()
         .cloned()
-        .expect("the earn is unanswered");
+        .expect("the redeem is unanswered");
     assert_eq!(pending.request, first);
     assert_eq!(pending.detail, "no answer within 5 seconds");
     assert_eq!(app.health.reachable, Some(false));
@@ -379,16 +379,16 @@ fn a_timed_out_earn_is_retried_with_the_same_key_by_one_key() {
         ApiEvent::Points {
             request: first.clone(),
             attempt: Attempt::Retry,
-            result: Ok(receipt(TxType::Earn, 50, 150, true)),
+            result: Ok(receipt(TxType::Redeem, 30, 70, true)),
         },
     );
     assert_eq!(app.counter.unanswered(), None);
-    assert_eq!(app.counter.member().map(|m| m.points), Some(150));
+    assert_eq!(app.counter.member().map(|m| m.points), Some(70));
     assert_eq!(
         notice(&app),
         (
             Tone::Success,
-            "The first attempt had gone through: 50 points earned for MBR-ABCD2345XY, once. Balance 150 points."
+            "The first attempt had gone through: 30 points redeemed for MBR-ABCD2345XY, once. Balance 70 points."
         )
     );
 }
@@ -396,7 +396,7 @@ fn a_timed_out_earn_is_retried_with_the_same_key_by_one_key() {
 #[test]
 fn f5_retries_too_and_says_when_the_first_attempt_had_not_gone_through() {
     let mut app = with_member(100);
-    let first = confirm_points(&mut app, 'e', "50");
+    let first = confirm_points(&mut app, 'r', "30");
     answer(
         &mut app,
         ApiEvent::Points {
@@ -419,14 +419,14 @@ fn f5_retries_too_and_says_when_the_first_attempt_had_not_gone_through() {
         ApiEvent::Points {
             request: first,
             attempt: Attempt::Retry,
-            result: Ok(receipt(TxType::Earn, 50, 150, false)),
+            result: Ok(receipt(TxType::Redeem, 30, 70, false)),
         },
     );
     assert_eq!(
         notice(&app),
         (
             Tone::Success,
-            "The first attempt had not gone through; now 50 points earned for MBR-ABCD2345XY: new balance 150 points."
+            "The first attempt had not gone through; now 30 points redeemed for MBR-ABCD2345XY: new balance 70 points."
         )
     );
 }
@@ -434,7 +434,7 @@ fn f5_retries_too_and_says_when_the_first_attempt_had_not_gone_through() {
 #[test]
 fn a_retry_that_times_out_again_stays_ready_to_retry() {
     let mut app = with_member(100);
-    let first = confirm_points(&mut app, 'e', "50");
+    let first = confirm_points(&mut app, 'r', "30");
     for attempt in [Attempt::First, Attempt::Retry] {
         answer(
             &mut app,
@@ -458,7 +458,7 @@ fn a_retry_that_times_out_again_stays_ready_to_retry() {
 #[test]
 fn a_session_lost_during_a_retry_keeps_the_request_to_retry_after_signing_in() {
     let mut app = with_member(100);
-    let first = confirm_points(&mut app, 'e', "50");
+    let first = confirm_points(&mut app, 'r', "30");
     answer(
         &mut app,
         ApiEvent::Points {
@@ -489,9 +489,9 @@ fn a_session_lost_during_a_retry_keeps_the_request_to_retry_after_signing_in() {
 }
 
 #[test]
-fn no_new_earn_starts_while_one_is_unanswered_until_it_is_dropped() {
+fn no_new_earn_starts_while_a_redeem_is_unanswered_until_it_is_dropped() {
     let mut app = with_member(100);
-    let first = confirm_points(&mut app, 'e', "50");
+    let first = confirm_points(&mut app, 'r', "30");
     answer(
         &mut app,
         ApiEvent::Points {
@@ -554,9 +554,9 @@ fn q_quits_only_from_an_empty_scan_line_and_ctrl_c_always() {
 }
 
 #[test]
-fn q_does_not_walk_away_from_an_unanswered_earn() {
+fn q_does_not_walk_away_from_an_unanswered_redeem() {
     let mut app = with_member(100);
-    let first = confirm_points(&mut app, 'e', "50");
+    let first = confirm_points(&mut app, 'r', "30");
     assert!(type_text(&mut app, "q").is_empty(), "still out");
     answer(
         &mut app,
