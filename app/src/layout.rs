@@ -4,7 +4,7 @@ use leptos::prelude::*;
 use leptos_router::components::{A, Outlet};
 use loyalty_core::wire::Role;
 
-use crate::auth::{CsrfField, SignOut, SignedIn};
+use crate::auth::{SignOut, SignedIn};
 
 #[component]
 pub fn Layout() -> impl IntoView {
@@ -43,7 +43,11 @@ pub fn Layout() -> impl IntoView {
                                     </span>
                                 </a>
                                 <ActionForm action=sign_out attr:class="sign-out">
-                                    <CsrfField />
+                                    // The token is at hand: a `CsrfField` here would open a Suspense
+                                    // after the await, taking a hydration id while the page below
+                                    // creates its resources, and the page's ids would then differ
+                                    // between server and browser.
+                                    <input type="hidden" name="csrf" value=session.csrf_token.clone() />
                                     <button type="submit" class="secondary">
                                         "Sign out"
                                     </button>
