@@ -10,6 +10,8 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
+# The server here runs on its own embedded cluster: a database another step pointed at is not this run's.
+unset DATABASE_URL
 
 bin=${TUI_BIN:-target/debug/tui}
 server_bin=${SERVER_BIN:-target/debug/server}
