@@ -594,6 +594,113 @@ CREATE FUNCTION public.random_token(p_length integer) RETURNS text
 $$;
 
 --
+-- Name: redeem_reward(uuid, text, bigint, text, uuid); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.redeem_reward(p_program_id uuid, p_member_external_id text, p_reward_id bigint, p_idempotency_key text DEFAULT NULL::text, p_staff_id uuid DEFAULT NULL::uuid) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+declare
+    v_reward public.rewards%rowtype;
+    v_first public.transactions%rowtype;
+    v_member_id uuid;
+    v_taken integer;
+    v_result jsonb;
+begin
+    if p_idempotency_key is not null and pg_catalog.length(p_idempotency_key) not between 1 and 200 then
+        return pg_catalog.jsonb_build_object('success', false, 'error', 'INVALID_IDEMPOTENCY_KEY');
+    end if;
+    -- Concurrent redeems of one reward queue here: the stock is read and taken under this lock.
+    select * into v_reward from public.rewards r
+     where r.program_id = p_program_id and r.id = p_reward_id
+       for update;
+    if not found then
+        return pg_catalog.jsonb_build_object('success', false, 'error', 'REWARD_NOT_FOUND');
+    end if;
+
+    if p_idempotency_key is not null then
+        v_first := public.transaction_by_idempotency_key(p_program_id, p_idempotency_key);
+        if v_first.id is not null then
+            if not exists (select 1 from public.ledger_details d
+                            where d.program_id = p_program_id and d.transaction_id = v_first.id
+                              and d.reward_id = p_reward_id) then
+                return pg_catalog.jsonb_build_object('success', false, 'error', 'IDEMPOTENCY_MISMATCH');
+            end if;
+            v_result := public.process_membership_transaction(
+                p_program_id, p_member_external_id, v_first.points, 'REDEEM', v_first.description,
+                p_idempotency_key, p_staff_id);
+            return v_result || pg_catalog.jsonb_build_object('reward_id', p_reward_id, 'reward', v_reward.name,
+                                                             'points', v_first.points);
+        end if;
+    end if;
+
+    if v_reward.retired_at is not null then
+        return pg_catalog.jsonb_build_object('success', false, 'error', 'REWARD_RETIRED');
+    end if;
+    if v_reward.stock = 0 then
+        return pg_catalog.jsonb_build_object('success', false, 'error', 'OUT_OF_STOCK', 'reward', v_reward.name);
+    end if;
+
+    -- The member's row lock, taken here before the count, keeps two redeems of one member from both fitting
+    -- under the limit; process_membership_transaction takes it again, as it always does.
+    select m.id into v_member_id from public.passes_master m
+     where m.program_id = p_program_id and m.external_id = p_member_external_id
+       for update;
+    if not found then
+        return pg_catalog.jsonb_build_object('success', false, 'error', 'MEMBER_NOT_FOUND');
+    end if;
+    if v_reward.daily_limit is not null then
+        select pg_catalog.count(*) into v_taken
+          from public.ledger_details d
+          join public.transactions t on t.program_id = d.program_id and t.id = d.transaction_id
+         where d.program_id = p_program_id and d.reward_id = p_reward_id and d.member_id = v_member_id
+           and d.created_at >= public.program_day_start(p_program_id,
+                                   (public.program_time(p_program_id, pg_catalog.now()))::date)
+           and not exists (select 1 from public.transactions v
+                            where v.program_id = t.program_id and v.voids_id = t.id);
+        if v_taken >= v_reward.daily_limit then
+            return pg_catalog.jsonb_build_object('success', false, 'error', 'REWARD_LIMIT_REACHED',
+                                                 'reward', v_reward.name, 'limit', v_reward.daily_limit);
+        end if;
+    end if;
+
+    v_result := public.process_membership_transaction(
+        p_program_id, p_member_external_id, v_reward.points_cost, 'REDEEM', v_reward.name,
+        p_idempotency_key, p_staff_id);
+    if (v_result ->> 'success')::boolean and not (v_result ->> 'replayed')::boolean then
+        insert into public.ledger_details (program_id, transaction_id, member_id, reward_id)
+        values (p_program_id, (v_result ->> 'transaction_id')::bigint, v_member_id, p_reward_id);
+        update public.rewards r set stock = r.stock - 1
+         where r.program_id = p_program_id and r.id = p_reward_id and r.stock is not null;
+    end if;
+    return v_result || pg_catalog.jsonb_build_object('reward_id', p_reward_id, 'reward', v_reward.name,
+                                                     'points', v_reward.points_cost);
+end
+$$;
+
+--
+-- Name: retire_reward(uuid, uuid, bigint); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.retire_reward(p_program_id uuid, p_staff_id uuid, p_reward_id bigint) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+begin
+    if not public.staff_is_manager(p_program_id, p_staff_id) then
+        return pg_catalog.jsonb_build_object('success', false, 'error', 'MANAGERS_ONLY');
+    end if;
+    update public.rewards r set retired_at = pg_catalog.now()
+     where r.program_id = p_program_id and r.id = p_reward_id and r.retired_at is null;
+    if not found then
+        return pg_catalog.jsonb_build_object('success', false, 'error', 'REWARD_NOT_FOUND');
+    end if;
+    return pg_catalog.jsonb_build_object('success', true, 'reward_id', p_reward_id);
+end
+$$;
+
+--
 -- Name: roll_up_ledger_days(uuid); Type: FUNCTION; Schema: public; Owner: -
 --
 
@@ -633,6 +740,50 @@ begin
        set next_day = v_until
      where program_id = p_program_id;
     return v_until;
+end
+$$;
+
+--
+-- Name: save_reward(uuid, uuid, bigint, text, bigint, bigint, bigint); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.save_reward(p_program_id uuid, p_staff_id uuid, p_reward_id bigint, p_name text, p_points_cost bigint, p_stock bigint DEFAULT NULL::bigint, p_daily_limit bigint DEFAULT NULL::bigint) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+declare
+    v_id bigint;
+begin
+    if not public.staff_is_manager(p_program_id, p_staff_id) then
+        return pg_catalog.jsonb_build_object('success', false, 'error', 'MANAGERS_ONLY');
+    end if;
+    if p_name is null or pg_catalog.length(pg_catalog.btrim(p_name)) not between 1 and 100 then
+        return pg_catalog.jsonb_build_object('success', false, 'error', 'INVALID_REWARD_NAME');
+    end if;
+    if p_points_cost is null or p_points_cost not between 1 and 1000000 then
+        return pg_catalog.jsonb_build_object('success', false, 'error', 'INVALID_REWARD_COST');
+    end if;
+    if p_stock is not null and p_stock not between 0 and 1000000 then
+        return pg_catalog.jsonb_build_object('success', false, 'error', 'INVALID_REWARD_STOCK');
+    end if;
+    if p_daily_limit is not null and p_daily_limit not between 1 and 100 then
+        return pg_catalog.jsonb_build_object('success', false, 'error', 'INVALID_REWARD_LIMIT');
+    end if;
+    if p_reward_id is null then
+        insert into public.rewards (program_id, name, points_cost, stock, daily_limit)
+        values (p_program_id, pg_catalog.btrim(p_name), p_points_cost, p_stock, p_daily_limit)
+        returning id into v_id;
+    else
+        update public.rewards r
+           set name = pg_catalog.btrim(p_name), points_cost = p_points_cost, stock = p_stock,
+               daily_limit = p_daily_limit
+         where r.program_id = p_program_id and r.id = p_reward_id and r.retired_at is null
+        returning r.id into v_id;
+        if not found then
+            return pg_catalog.jsonb_build_object('success', false, 'error', 'REWARD_NOT_FOUND');
+        end if;
+    end if;
+    return pg_catalog.jsonb_build_object('success', true, 'reward_id', v_id);
 end
 $$;
 
@@ -974,6 +1125,18 @@ CREATE TABLE public.ledger_days_through (
 );
 
 --
+-- Name: ledger_details; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.ledger_details (
+    program_id uuid NOT NULL,
+    transaction_id bigint NOT NULL,
+    member_id uuid NOT NULL,
+    reward_id bigint,
+    created_at timestamp with time zone DEFAULT now() NOT NULL
+);
+
+--
 -- Name: passes_master; Type: TABLE; Schema: public; Owner: -
 --
 
@@ -1025,6 +1188,38 @@ CREATE TABLE public.public_enrolment_attempts (
 
 ALTER TABLE public.public_enrolment_attempts ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
     SEQUENCE NAME public.public_enrolment_attempts_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
+--
+-- Name: rewards; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.rewards (
+    program_id uuid NOT NULL,
+    id bigint NOT NULL,
+    name text NOT NULL,
+    points_cost integer NOT NULL,
+    stock integer,
+    daily_limit integer,
+    retired_at timestamp with time zone,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT rewards_daily_limit_check CHECK (((daily_limit >= 1) AND (daily_limit <= 100))),
+    CONSTRAINT rewards_name_check CHECK (((length(btrim(name)) >= 1) AND (length(btrim(name)) <= 100))),
+    CONSTRAINT rewards_points_cost_check CHECK (((points_cost >= 1) AND (points_cost <= 1000000))),
+    CONSTRAINT rewards_stock_check CHECK (((stock >= 0) AND (stock <= 1000000)))
+);
+
+--
+-- Name: rewards_id_seq; Type: SEQUENCE; Schema: public; Owner: -
+--
+
+ALTER TABLE public.rewards ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME public.rewards_id_seq
     START WITH 1
     INCREMENT BY 1
     NO MINVALUE
@@ -1191,6 +1386,13 @@ ALTER TABLE ONLY public.ledger_days_through
     ADD CONSTRAINT ledger_days_through_pkey PRIMARY KEY (program_id);
 
 --
+-- Name: ledger_details ledger_details_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.ledger_details
+    ADD CONSTRAINT ledger_details_pkey PRIMARY KEY (program_id, transaction_id);
+
+--
 -- Name: passes_master passes_master_pkey; Type: CONSTRAINT; Schema: public; Owner: -
 --
 
@@ -1231,6 +1433,13 @@ ALTER TABLE ONLY public.programs
 
 ALTER TABLE ONLY public.public_enrolment_attempts
     ADD CONSTRAINT public_enrolment_attempts_pkey PRIMARY KEY (program_id, id);
+
+--
+-- Name: rewards rewards_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.rewards
+    ADD CONSTRAINT rewards_pkey PRIMARY KEY (program_id, id);
 
 --
 -- Name: scan_misses scan_misses_pkey; Type: CONSTRAINT; Schema: public; Owner: -
@@ -1312,6 +1521,12 @@ CREATE INDEX claim_codes_batch_claimed_idx ON public.claim_codes USING btree (pr
 --
 
 CREATE INDEX claim_codes_batch_idx ON public.claim_codes USING btree (program_id, batch_id, code) WHERE (batch_id IS NOT NULL);
+
+--
+-- Name: ledger_details_reward_member; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX ledger_details_reward_member ON public.ledger_details USING btree (program_id, reward_id, member_id, created_at) WHERE (reward_id IS NOT NULL);
 
 --
 -- Name: passes_master_pass_token_idx; Type: INDEX; Schema: public; Owner: -
@@ -1398,6 +1613,12 @@ CREATE INDEX wallet_outbox_program_idx ON public.wallet_outbox USING btree (prog
 CREATE STATISTICS public.transactions_day_stats ON ((created_at AT TIME ZONE 'UTC'::text)::date) FROM public.transactions;
 
 --
+-- Name: ledger_details ledger_details_append_only; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER ledger_details_append_only BEFORE DELETE OR UPDATE OR TRUNCATE ON public.ledger_details FOR EACH STATEMENT EXECUTE FUNCTION public.transactions_append_only();
+
+--
 -- Name: transactions transactions_append_only; Type: TRIGGER; Schema: public; Owner: -
 --
 
@@ -1466,6 +1687,20 @@ ALTER TABLE ONLY public.ledger_days_through
     ADD CONSTRAINT ledger_days_through_program_id_fkey FOREIGN KEY (program_id) REFERENCES public.programs(id);
 
 --
+-- Name: ledger_details ledger_details_program_id_reward_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.ledger_details
+    ADD CONSTRAINT ledger_details_program_id_reward_id_fkey FOREIGN KEY (program_id, reward_id) REFERENCES public.rewards(program_id, id);
+
+--
+-- Name: ledger_details ledger_details_program_id_transaction_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.ledger_details
+    ADD CONSTRAINT ledger_details_program_id_transaction_id_fkey FOREIGN KEY (program_id, transaction_id) REFERENCES public.transactions(program_id, id);
+
+--
 -- Name: passes_master passes_master_program_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
 --
 
@@ -1478,6 +1713,13 @@ ALTER TABLE ONLY public.passes_master
 
 ALTER TABLE ONLY public.public_enrolment_attempts
     ADD CONSTRAINT public_enrolment_attempts_program_id_fkey FOREIGN KEY (program_id) REFERENCES public.programs(id);
+
+--
+-- Name: rewards rewards_program_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.rewards
+    ADD CONSTRAINT rewards_program_id_fkey FOREIGN KEY (program_id) REFERENCES public.programs(id);
 
 --
 -- Name: scan_misses scan_misses_program_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
@@ -1618,11 +1860,32 @@ REVOKE ALL ON FUNCTION public.program_utc_offset(p_program_id uuid, p_at timesta
 GRANT ALL ON FUNCTION public.program_utc_offset(p_program_id uuid, p_at timestamp with time zone) TO loyalty_app;
 
 --
+-- Name: FUNCTION redeem_reward(p_program_id uuid, p_member_external_id text, p_reward_id bigint, p_idempotency_key text, p_staff_id uuid); Type: ACL; Schema: public; Owner: -
+--
+
+REVOKE ALL ON FUNCTION public.redeem_reward(p_program_id uuid, p_member_external_id text, p_reward_id bigint, p_idempotency_key text, p_staff_id uuid) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.redeem_reward(p_program_id uuid, p_member_external_id text, p_reward_id bigint, p_idempotency_key text, p_staff_id uuid) TO loyalty_app;
+
+--
+-- Name: FUNCTION retire_reward(p_program_id uuid, p_staff_id uuid, p_reward_id bigint); Type: ACL; Schema: public; Owner: -
+--
+
+REVOKE ALL ON FUNCTION public.retire_reward(p_program_id uuid, p_staff_id uuid, p_reward_id bigint) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.retire_reward(p_program_id uuid, p_staff_id uuid, p_reward_id bigint) TO loyalty_app;
+
+--
 -- Name: FUNCTION roll_up_ledger_days(p_program_id uuid); Type: ACL; Schema: public; Owner: -
 --
 
 REVOKE ALL ON FUNCTION public.roll_up_ledger_days(p_program_id uuid) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.roll_up_ledger_days(p_program_id uuid) TO loyalty_app;
+
+--
+-- Name: FUNCTION save_reward(p_program_id uuid, p_staff_id uuid, p_reward_id bigint, p_name text, p_points_cost bigint, p_stock bigint, p_daily_limit bigint); Type: ACL; Schema: public; Owner: -
+--
+
+REVOKE ALL ON FUNCTION public.save_reward(p_program_id uuid, p_staff_id uuid, p_reward_id bigint, p_name text, p_points_cost bigint, p_stock bigint, p_daily_limit bigint) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.save_reward(p_program_id uuid, p_staff_id uuid, p_reward_id bigint, p_name text, p_points_cost bigint, p_stock bigint, p_daily_limit bigint) TO loyalty_app;
 
 --
 -- Name: FUNCTION set_program_time_zone(p_program_id uuid, p_staff_id uuid, p_time_zone text); Type: ACL; Schema: public; Owner: -
@@ -1695,6 +1958,12 @@ GRANT SELECT ON TABLE public.ledger_days TO loyalty_app;
 GRANT SELECT ON TABLE public.ledger_days_through TO loyalty_app;
 
 --
+-- Name: TABLE ledger_details; Type: ACL; Schema: public; Owner: -
+--
+
+GRANT SELECT ON TABLE public.ledger_details TO loyalty_app;
+
+--
 -- Name: TABLE passes_master; Type: ACL; Schema: public; Owner: -
 --
 
@@ -1705,6 +1974,12 @@ GRANT SELECT ON TABLE public.passes_master TO loyalty_app;
 --
 
 GRANT SELECT ON TABLE public.programs TO loyalty_app;
+
+--
+-- Name: TABLE rewards; Type: ACL; Schema: public; Owner: -
+--
+
+GRANT SELECT ON TABLE public.rewards TO loyalty_app;
 
 --
 -- Name: TABLE sign_in_failures; Type: ACL; Schema: public; Owner: -

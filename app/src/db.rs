@@ -23,6 +23,9 @@ pub struct RpcAnswer {
     #[serde(default)]
     pub replayed: bool,
     pub data: Option<serde_json::Value>,
+    /// Whatever else the answer carries: the fields of a refusal no other field names (`reward`, `limit`).
+    #[serde(flatten)]
+    pub other: serde_json::Map<String, serde_json::Value>,
 }
 
 impl RpcAnswer {
@@ -33,7 +36,7 @@ impl RpcAnswer {
         }
         let code = self.error.as_deref().unwrap_or("");
         // The fields a refusal may carry, under the names its variant gives them.
-        let mut fields = serde_json::Map::new();
+        let mut fields = self.other;
         let moments = [
             ("claimed_at", self.claimed_at),
             ("voided_at", self.voided_at),

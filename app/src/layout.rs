@@ -30,6 +30,7 @@ pub fn Layout() -> impl IntoView {
                                     <A href="/enrol">"Enrol"</A>
                                     <Show when=move || manager>
                                         <A href="/history">"History"</A>
+                                        <A href="/rewards">"Rewards"</A>
                                         <A href="/staff">"Staff"</A>
                                         <A href="/batches">"Batches"</A>
                                         <A href="/wallet">"Wallet"</A>

@@ -18,6 +18,7 @@ pub mod points;
 pub mod program;
 #[cfg(feature = "ssr")]
 pub mod request;
+pub mod rewards;
 #[cfg(feature = "ssr")]
 pub mod security;
 #[cfg(feature = "ssr")]
@@ -78,6 +79,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("batches/:id/print") view=batches::PrintPage ssr=SsrMode::Async />
                     <Route path=path!("wallet") view=passes::WalletPage ssr=SsrMode::Async />
                     <Route path=path!("backups") view=backups::BackupsPage ssr=SsrMode::Async />
+                    <Route path=path!("rewards") view=rewards::RewardsPage ssr=SsrMode::Async />
                 </ParentRoute>
             </Routes>
         </Router>

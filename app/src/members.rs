@@ -14,6 +14,8 @@ pub struct MemberPageData {
     pub form_key: String,
     /// The member's own pass page.
     pub pass_path: String,
+    /// The rewards on offer.
+    pub rewards: Vec<loyalty_core::wire::Reward>,
 }
 
 /// How many ledger rows a member's page shows.
@@ -39,6 +41,7 @@ pub async fn load_member_page(external_id: String) -> Result<MemberPageData, Loy
     let detail = get_member(external_id).await?;
     Ok(MemberPageData {
         pass_path: crate::passes::pass_page_link(detail.member.external_id.clone()).await?,
+        rewards: crate::rewards::list_rewards().await?,
         detail,
         form_key: uuid::Uuid::new_v4().to_string(),
     })
@@ -76,6 +79,7 @@ pub fn MemberPage() -> impl leptos::IntoView {
     let external_id = move || params.read().get("id").unwrap_or_default();
     let earn = ServerAction::<Earn>::new();
     let redeem = ServerAction::<Redeem>::new();
+    let redeem_reward = ServerAction::<crate::rewards::RedeemReward>::new();
     // The latest answer of either form, kept by the browser; a page rendered on the server after a plain
     // form post has only the one answer it was sent back with.
     let last = RwSignal::new(None::<Result<loyalty_core::wire::PointsReceipt, LoyaltyError>>);
@@ -98,6 +102,11 @@ pub fn MemberPage() -> impl leptos::IntoView {
             answered(result);
         }
     });
+    Effect::new(move |_| {
+        if let Some(result) = redeem_reward.value().get() {
+            answered(result);
+        }
+    });
     let page = Resource::new(
         move || (external_id(), settled.get()),
         |(id, _)| load_member_page(id),
@@ -108,7 +117,7 @@ pub fn MemberPage() -> impl leptos::IntoView {
                 {move || Suspend::new(async move {
                     match page.await {
                         Ok(data) => {
-                            let MemberPageData { detail, form_key, pass_path } = data;
+                            let MemberPageData { detail, form_key, pass_path, rewards } = data;
                             let member = detail.member.clone();
                             let banner = query.with_untracked(|q| {
                                 if q.get("claimed").is_some() {
@@ -128,6 +137,7 @@ pub fn MemberPage() -> impl leptos::IntoView {
                                                 transaction_id: entry.id,
                                                 created_at: entry.created_at,
                                                 replayed: false,
+                                                reward: None,
                                             })
                                         })
                                 }
@@ -150,6 +160,7 @@ pub fn MemberPage() -> impl leptos::IntoView {
                                         .get()
                                         .or_else(|| earn.value().get())
                                         .or_else(|| redeem.value().get())
+                                        .or_else(|| redeem_reward.value().get())
                                     {
                                         Some(Ok(receipt)) => {
                                             view! {
@@ -179,6 +190,13 @@ pub fn MemberPage() -> impl leptos::IntoView {
                                         }
                                     }}
                                 </div>
+                                <crate::rewards::RewardButtons
+                                    external_id=member.external_id.clone()
+                                    form_key=form_key.clone()
+                                    rewards
+                                    balance=member.points
+                                    redeem=redeem_reward
+                                />
                                 <PointOfSale
                                     external_id=member.external_id.clone()
                                     form_key

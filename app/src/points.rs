@@ -200,8 +200,13 @@ pub fn describe_receipt(receipt: &PointsReceipt) -> String {
     } else {
         ""
     };
+    let reward = receipt
+        .reward
+        .as_deref()
+        .map(|reward| format!(" for {reward}"))
+        .unwrap_or_default();
     format!(
-        "{verb} {} points. New balance: {} points{again}.",
+        "{verb} {} points{reward}. New balance: {} points{again}.",
         receipt.points, receipt.new_balance
     )
 }

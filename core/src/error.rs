@@ -82,6 +82,24 @@ pub enum LoyaltyError {
     #[error("This sale is more than {limit_days} days old: too late to earn points for it.")]
     SaleTooOld { limit_days: i64 },
 
+    // The rewards catalog.
+    #[error("No such reward in this program's catalog.")]
+    RewardNotFound,
+    #[error("This reward has been taken out of the catalog.")]
+    RewardRetired,
+    #[error("{reward} is out of stock.")]
+    OutOfStock { reward: String },
+    #[error("This member has already had {reward} {} today.", times(*limit))]
+    RewardLimitReached { reward: String, limit: i64 },
+    #[error("Name the reward in 1 to 100 characters.")]
+    InvalidRewardName,
+    #[error("A reward costs a whole number of points from 1 to 1,000,000.")]
+    InvalidRewardCost,
+    #[error("The stock is a whole number from 0 to 1,000,000, or empty for no limit.")]
+    InvalidRewardStock,
+    #[error("The limit per member per day is a whole number from 1 to 100, or empty for none.")]
+    InvalidRewardLimit,
+
     // The program, its history and voids.
     #[error("This program does not exist.")]
     ProgramNotFound,
@@ -203,12 +221,14 @@ impl LoyaltyError {
             | Self::StaffNotFound
             | Self::ProgramNotFound
             | Self::TransactionNotFound
-            | Self::BatchNotFound => 404,
+            | Self::BatchNotFound
+            | Self::RewardNotFound => 404,
             Self::AlreadyClaimed { .. }
             | Self::IdempotencyMismatch
             | Self::AlreadyVoided
             | Self::BatchAlreadyVoided { .. } => 409,
-            Self::CodeVoided { .. } => 410,
+            Self::CodeVoided { .. } | Self::RewardRetired => 410,
+            Self::OutOfStock { .. } | Self::RewardLimitReached { .. } => 409,
             Self::Throttled { .. } => 429,
             Self::Unavailable => 503,
             Self::Network { .. } | Self::Internal => 500,
@@ -247,6 +267,15 @@ impl LoyaltyError {
             | Self::BatchAlreadyVoided { voided_at: at } => Some(at),
             _ => None,
         }
+    }
+}
+
+/// How many times, as a clerk says it: once, twice, 3 times.
+fn times(n: i64) -> String {
+    match n {
+        1 => "once".into(),
+        2 => "twice".into(),
+        n => format!("{n} times"),
     }
 }
 
@@ -300,6 +329,19 @@ mod tests {
             InvalidSaleTime,
             SaleInTheFuture,
             SaleTooOld { limit_days: 7 },
+            RewardNotFound,
+            RewardRetired,
+            OutOfStock {
+                reward: "Coffee".into(),
+            },
+            RewardLimitReached {
+                reward: "Coffee".into(),
+                limit: 2,
+            },
+            InvalidRewardName,
+            InvalidRewardCost,
+            InvalidRewardStock,
+            InvalidRewardLimit,
             ProgramNotFound,
             InvalidTimeZone,
             TransactionNotFound,
@@ -472,6 +514,14 @@ mod tests {
             }
             .to_string(),
             "Enter the start date as year-month-day, like 2026-11-27."
+        );
+        assert_eq!(
+            LoyaltyError::RewardLimitReached {
+                reward: "Coffee".into(),
+                limit: 1
+            }
+            .to_string(),
+            "This member has already had Coffee once today."
         );
     }
 }

@@ -97,6 +97,21 @@ pub struct PointsReceipt {
     pub created_at: DateTime<Utc>,
     /// True when this answer is the replay of an earlier call with the same idempotency key.
     pub replayed: bool,
+    /// The reward redeemed, for a reward's redeem.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reward: Option<String>,
+}
+
+/// A reward of the program's catalog: what a member's points buy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reward {
+    pub id: i64,
+    pub name: String,
+    pub points_cost: i64,
+    /// How many are left; `None` for no limit.
+    pub stock: Option<i64>,
+    /// How many one member may have on one day; `None` for no limit.
+    pub daily_limit: Option<i64>,
 }
 
 /// One row of a member's ledger or of the program's history.

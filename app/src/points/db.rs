@@ -60,6 +60,7 @@ fn receipt(req: &PointsRequest<'_>, answer: RpcAnswer) -> Result<PointsReceipt> 
             transaction_id,
             created_at,
             replayed: answer.replayed,
+            reward: None,
         }),
         _ => Err(LoyaltyError::Internal),
     }

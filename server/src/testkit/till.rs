@@ -85,6 +85,47 @@ impl Till {
             .await
     }
 
+    /// A manager of the database's program, signed in.
+    pub async fn manager(db: &TestDb) -> Self {
+        let (_, manager) = db.staff(db.program_id, Role::Manager).await;
+        Self::sign_in(db, &manager).await
+    }
+
+    /// Adds a reward to the catalog (as a manager must): its id.
+    pub async fn add_reward(
+        &self,
+        name: &str,
+        points_cost: i64,
+        stock: Option<i64>,
+        daily_limit: Option<i64>,
+    ) -> Result<i64> {
+        let change = app::rewards::db::RewardChange {
+            reward_id: None,
+            name,
+            points_cost,
+            stock,
+            daily_limit,
+        };
+        app::rewards::db::save_reward(&self.pool, &self.staff, &change).await
+    }
+
+    /// Redeems a reward of the catalog for the member.
+    pub async fn redeem_reward(
+        &self,
+        external_id: &str,
+        reward_id: i64,
+        idempotency_key: Option<&str>,
+    ) -> Result<PointsReceipt> {
+        app::rewards::db::redeem_reward(
+            &self.pool,
+            &self.staff,
+            external_id,
+            reward_id,
+            idempotency_key,
+        )
+        .await
+    }
+
     /// Scans what a scanner read or a clerk typed: a postcard is burned, a member pass is looked up.
     pub async fn scan(&self, code: &str) -> Result<ScanOutcome> {
         app::claim::resolve_scan(&self.pool, &self.counter, &self.session, &self.csrf, code).await

@@ -53,6 +53,10 @@ const FIELD_NAMES: &[&str] = &[
     "id",
     "batch_id",
     "size",
+    "reward_id",
+    "points_cost",
+    "stock",
+    "daily_limit",
 ];
 
 fn field_name() -> impl Strategy<Value = String> {

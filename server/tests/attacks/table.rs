@@ -41,6 +41,8 @@ pub(crate) struct Targets {
     pub(crate) batch_id: Uuid,
     /// The member's pass token, the key of their public pass page.
     pub(crate) pass_token: String,
+    /// A reward of the catalog, in stock.
+    pub(crate) reward_id: i64,
 }
 
 pub(crate) type Fields = Vec<(&'static str, String)>;
@@ -391,6 +393,56 @@ pub(crate) fn cases() -> Vec<Case> {
             changes: false,
             fields: |t| vec![("id", t.batch_id.to_string())],
             theirs: Refused("BATCH_NOT_FOUND"),
+        },
+        // The rewards catalog: read by any staff member of the program, kept by its managers; a reward or member
+        // of another program is not there.
+        Case {
+            endpoint: "rewards",
+            get: false,
+            access: Staff,
+            changes: false,
+            fields: none,
+            theirs: OwnProgramOnly,
+        },
+        Case {
+            endpoint: "save_reward",
+            get: false,
+            access: Manager,
+            changes: true,
+            fields: |t| {
+                vec![
+                    ("reward_id", t.reward_id.to_string()),
+                    ("name", "Attack".into()),
+                    ("points_cost", "1".into()),
+                    ("stock", "1000".into()),
+                ]
+            },
+            theirs: Refused("REWARD_NOT_FOUND"),
+        },
+        Case {
+            endpoint: "retire_reward",
+            get: false,
+            access: Manager,
+            changes: true,
+            fields: |t| vec![("reward_id", t.reward_id.to_string())],
+            theirs: Refused("REWARD_NOT_FOUND"),
+        },
+        Case {
+            endpoint: "redeem_reward",
+            get: false,
+            access: Staff,
+            changes: true,
+            fields: |t| {
+                vec![
+                    ("external_id", t.member.clone()),
+                    ("reward_id", t.reward_id.to_string()),
+                    (
+                        "idempotency_key",
+                        format!("attack-reward-{}", Uuid::new_v4()),
+                    ),
+                ]
+            },
+            theirs: Refused("REWARD_NOT_FOUND"),
         },
         // The program's time zone: the caller's own program, the only one a request can reach.
         Case {

@@ -194,7 +194,15 @@ async fn targets(
     .fetch_one(owner)
     .await
     .unwrap();
+    let reward = rpc(
+        owner,
+        &format!("select public.save_reward($1, '{manager}', null, $2, 40, 100)"),
+        program,
+        &format!("{note} reward"),
+    )
+    .await;
     Targets {
+        reward_id: reward["reward_id"].as_i64().unwrap(),
         batch_id: batch["data"]["id"].as_str().unwrap().parse().unwrap(),
         pass_token,
         member,
@@ -269,6 +277,7 @@ pub(crate) async fn world() -> World {
         "clerk@rival.example".to_owned(),
         "manager@rival.example".to_owned(),
         "rival-secret-note-7Q".to_owned(),
+        "rival-secret-note-7Q reward".to_owned(),
         // The rival member's balance, 987,654 + 999,999.
         "1987653".to_owned(),
         theirs.member.clone(),

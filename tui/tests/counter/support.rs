@@ -88,6 +88,7 @@ pub fn receipt(tx_type: TxType, points: i64, new_balance: i64, replayed: bool) -
         transaction_id: 7,
         created_at: at(3),
         replayed,
+        reward: None,
     }
 }
 
