@@ -17,6 +17,52 @@ SET xmloption = content;
 SET client_min_messages = warning;
 SET row_security = off;
 
+SET default_table_access_method = heap;
+
+--
+-- Name: promotions; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.promotions (
+    program_id uuid NOT NULL,
+    id bigint NOT NULL,
+    name text NOT NULL,
+    multiplier_percent integer NOT NULL,
+    starts_on date,
+    ends_on date,
+    weekdays smallint[],
+    starts_at time without time zone,
+    ends_at time without time zone,
+    retired_at timestamp with time zone,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT promotions_check CHECK ((ends_on >= starts_on)),
+    CONSTRAINT promotions_check1 CHECK (((starts_at IS NULL) = (ends_at IS NULL))),
+    CONSTRAINT promotions_check2 CHECK ((starts_at < ends_at)),
+    CONSTRAINT promotions_multiplier_percent_check CHECK (((multiplier_percent >= 101) AND (multiplier_percent <= 1000))),
+    CONSTRAINT promotions_name_check CHECK (((length(btrim(name)) >= 1) AND (length(btrim(name)) <= 100))),
+    CONSTRAINT promotions_weekdays_check CHECK (((weekdays <@ ARRAY[(1)::smallint, (2)::smallint, (3)::smallint, (4)::smallint, (5)::smallint, (6)::smallint, (7)::smallint]) AND ((cardinality(weekdays) >= 1) AND (cardinality(weekdays) <= 7))))
+);
+
+--
+-- Name: best_promotion(uuid, timestamp with time zone); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.best_promotion(p_program_id uuid, p_at timestamp with time zone) RETURNS public.promotions
+    LANGUAGE sql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    select p.*
+      from public.promotions p,
+           lateral (select public.program_time(p_program_id, p_at) as local) l
+     where p.program_id = p_program_id and p.retired_at is null
+       and (p.starts_on is null or l.local::date >= p.starts_on)
+       and (p.ends_on is null or l.local::date <= p.ends_on)
+       and (p.weekdays is null or extract(isodow from l.local)::smallint = any (p.weekdays))
+       and (p.starts_at is null or (l.local::time >= p.starts_at and l.local::time < p.ends_at))
+     order by p.multiplier_percent desc, p.id
+     limit 1
+$$;
+
 --
 -- Name: claim_code_check_char(text); Type: FUNCTION; Schema: public; Owner: -
 --
@@ -152,6 +198,81 @@ end
 $$;
 
 --
+-- Name: earn_from_sale(uuid, text, text, text, uuid, timestamp with time zone); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.earn_from_sale(p_program_id uuid, p_member_external_id text, p_amount text, p_idempotency_key text DEFAULT NULL::text, p_staff_id uuid DEFAULT NULL::uuid, p_sold_at timestamp with time zone DEFAULT NULL::timestamp with time zone) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+declare
+    v_program public.programs%rowtype;
+    v_amount bigint;
+    v_first public.transactions%rowtype;
+    v_promotion public.promotions%rowtype;
+    v_points bigint;
+    v_capped boolean;
+    v_rule text;
+    v_result jsonb;
+begin
+    select * into v_program from public.programs p where p.id = p_program_id;
+    if not found then
+        return pg_catalog.jsonb_build_object('success', false, 'error', 'PROGRAM_NOT_FOUND');
+    end if;
+    v_amount := public.money_minor(p_amount, v_program.currency_minor_units);
+    if v_amount is null or v_amount not between 1 and 1000000000000 then
+        return pg_catalog.jsonb_build_object('success', false, 'error', 'INVALID_SALE_AMOUNT',
+                                             'currency', v_program.currency);
+    end if;
+    if p_idempotency_key is not null and pg_catalog.length(p_idempotency_key) not between 1 and 200 then
+        return pg_catalog.jsonb_build_object('success', false, 'error', 'INVALID_IDEMPOTENCY_KEY');
+    end if;
+
+    if p_idempotency_key is not null then
+        v_first := public.transaction_by_idempotency_key(p_program_id, p_idempotency_key);
+        if v_first.id is not null then
+            if not exists (select 1 from public.ledger_details d
+                            where d.program_id = p_program_id and d.transaction_id = v_first.id
+                              and d.sale_amount_minor = v_amount) then
+                return pg_catalog.jsonb_build_object('success', false, 'error', 'IDEMPOTENCY_MISMATCH');
+            end if;
+            return public.process_membership_transaction(
+                       p_program_id, p_member_external_id, v_first.points, 'EARN', v_first.description,
+                       p_idempotency_key, p_staff_id, p_sold_at)
+                   || pg_catalog.jsonb_build_object('points', v_first.points, 'rule', v_first.description);
+        end if;
+    end if;
+
+    v_promotion := public.best_promotion(p_program_id, coalesce(p_sold_at, pg_catalog.now()));
+    v_points := public.sale_points(v_amount, v_program.earn_points, v_program.earn_per_minor,
+                                   coalesce(v_promotion.multiplier_percent, 100));
+    v_rule := public.money_text(v_amount, v_program.currency_minor_units) || ' ' || v_program.currency;
+    if v_points < 1 then
+        return pg_catalog.jsonb_build_object('success', false, 'error', 'NO_POINTS_FOR_SALE', 'amount', v_rule,
+                                             'rate', public.rate_text(v_program));
+    end if;
+    v_capped := v_points > least(coalesce(v_program.sale_points_cap, 1000000), 1000000);
+    v_points := least(v_points, coalesce(v_program.sale_points_cap, 1000000), 1000000);
+    v_rule := v_rule || ' -> ' || v_points::text || case when v_points = 1 then ' point, ' else ' points, ' end
+              || public.rate_text(v_program)
+              || coalesce(', ' || public.multiplier_text(v_promotion.multiplier_percent) || ' ' || v_promotion.name,
+                          '')
+              || case when v_capped then ', at most ' || v_points::text || ' a sale' else '' end;
+
+    v_result := public.process_membership_transaction(
+        p_program_id, p_member_external_id, v_points, 'EARN', v_rule, p_idempotency_key, p_staff_id, p_sold_at);
+    if (v_result ->> 'success')::boolean and not (v_result ->> 'replayed')::boolean then
+        insert into public.ledger_details (program_id, transaction_id, member_id, sale_amount_minor, currency,
+                                           promotion_id)
+        select t.program_id, t.id, t.member_id, v_amount, v_program.currency, v_promotion.id
+          from public.transactions t
+         where t.program_id = p_program_id and t.id = (v_result ->> 'transaction_id')::bigint;
+    end if;
+    return v_result || pg_catalog.jsonb_build_object('points', v_points, 'rule', v_rule);
+end
+$$;
+
+--
 -- Name: enrol_publicly(text, text); Type: FUNCTION; Schema: public; Owner: -
 --
 
@@ -213,8 +334,6 @@ begin
 end
 $$;
 
-SET default_table_access_method = heap;
-
 --
 -- Name: transactions; Type: TABLE; Schema: public; Owner: -
 --
@@ -271,6 +390,66 @@ CREATE FUNCTION public.is_time_zone(p_name text) RETURNS boolean
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
     select exists (select 1 from pg_catalog.pg_timezone_names z where z.name = p_name)
+$$;
+
+--
+-- Name: minor_per_major(integer); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.minor_per_major(p_minor_units integer) RETURNS bigint
+    LANGUAGE sql IMMUTABLE STRICT
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    select (array[1, 10, 100, 1000]::bigint[])[p_minor_units + 1]
+$$;
+
+--
+-- Name: money_minor(text, integer); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.money_minor(p_text text, p_minor_units integer) RETURNS bigint
+    LANGUAGE plpgsql IMMUTABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $_$
+declare
+    v_parts text[];
+begin
+    v_parts := pg_catalog.regexp_match(pg_catalog.btrim(p_text), '^([0-9]{1,10})(?:[.,]([0-9]+))?$');
+    if v_parts is null or pg_catalog.length(coalesce(v_parts[2], '')) > p_minor_units then
+        return null;
+    end if;
+    return v_parts[1]::bigint * public.minor_per_major(p_minor_units)
+           + case when p_minor_units = 0 then 0
+                  else pg_catalog.rpad(coalesce(v_parts[2], ''), p_minor_units, '0')::bigint end;
+exception when invalid_text_representation then
+    return null;
+end
+$_$;
+
+--
+-- Name: money_text(bigint, integer); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.money_text(p_amount_minor bigint, p_minor_units integer) RETURNS text
+    LANGUAGE sql IMMUTABLE STRICT
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    select case when p_minor_units = 0 then p_amount_minor::text
+                else (p_amount_minor / public.minor_per_major(p_minor_units))::text || '.'
+                     || pg_catalog.lpad((p_amount_minor % public.minor_per_major(p_minor_units))::text,
+                                        p_minor_units, '0')
+           end
+$$;
+
+--
+-- Name: multiplier_text(integer); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.multiplier_text(p_percent integer) RETURNS text
+    LANGUAGE sql IMMUTABLE STRICT
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    select 'x' || pg_catalog.rtrim(pg_catalog.rtrim(pg_catalog.to_char(p_percent / 100.0, 'FM990.00'), '0'), '.')
 $$;
 
 --
@@ -594,6 +773,50 @@ CREATE FUNCTION public.random_token(p_length integer) RETURNS text
 $$;
 
 --
+-- Name: programs; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.programs (
+    id uuid DEFAULT gen_random_uuid() NOT NULL,
+    name text NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    public_slug text,
+    time_zone text DEFAULT 'UTC'::text NOT NULL,
+    late_sale_days integer DEFAULT 7 NOT NULL,
+    currency text DEFAULT 'EUR'::text NOT NULL,
+    currency_minor_units smallint DEFAULT 2 NOT NULL,
+    earn_points integer DEFAULT 1 NOT NULL,
+    earn_per_minor bigint DEFAULT 100 NOT NULL,
+    sale_points_cap integer,
+    welcome_points_counter integer DEFAULT 0 NOT NULL,
+    welcome_points_signup integer DEFAULT 0 NOT NULL,
+    CONSTRAINT programs_currency_check CHECK ((currency ~ '^[A-Z]{3}$'::text)),
+    CONSTRAINT programs_currency_minor_units_check CHECK (((currency_minor_units >= 0) AND (currency_minor_units <= 3))),
+    CONSTRAINT programs_earn_per_minor_check CHECK (((earn_per_minor >= 1) AND (earn_per_minor <= 100000000))),
+    CONSTRAINT programs_earn_points_check CHECK (((earn_points >= 1) AND (earn_points <= 1000))),
+    CONSTRAINT programs_late_sale_days_check CHECK (((late_sale_days >= 1) AND (late_sale_days <= 90))),
+    CONSTRAINT programs_name_check CHECK (((length(name) >= 1) AND (length(name) <= 200))),
+    CONSTRAINT programs_public_slug_check CHECK (((public_slug ~ '^[a-z0-9]+(-[a-z0-9]+)*$'::text) AND (length(public_slug) <= 60))),
+    CONSTRAINT programs_sale_points_cap_check CHECK (((sale_points_cap >= 1) AND (sale_points_cap <= 1000000))),
+    CONSTRAINT programs_time_zone_check CHECK (public.is_time_zone(time_zone)),
+    CONSTRAINT programs_welcome_points_counter_check CHECK (((welcome_points_counter >= 0) AND (welcome_points_counter <= 100000))),
+    CONSTRAINT programs_welcome_points_signup_check CHECK (((welcome_points_signup >= 0) AND (welcome_points_signup <= 100000)))
+);
+
+--
+-- Name: rate_text(public.programs); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.rate_text(p_program public.programs) RETURNS text
+    LANGUAGE sql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    select p_program.earn_points::text || case when p_program.earn_points = 1 then ' point' else ' points' end
+           || ' per ' || public.money_text(p_program.earn_per_minor, p_program.currency_minor_units)
+           || ' ' || p_program.currency
+$$;
+
+--
 -- Name: redeem_reward(uuid, text, bigint, text, uuid); Type: FUNCTION; Schema: public; Owner: -
 --
 
@@ -680,6 +903,27 @@ end
 $$;
 
 --
+-- Name: retire_promotion(uuid, uuid, bigint); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.retire_promotion(p_program_id uuid, p_staff_id uuid, p_promotion_id bigint) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+begin
+    if not public.staff_is_manager(p_program_id, p_staff_id) then
+        return pg_catalog.jsonb_build_object('success', false, 'error', 'MANAGERS_ONLY');
+    end if;
+    update public.promotions p set retired_at = pg_catalog.now()
+     where p.program_id = p_program_id and p.id = p_promotion_id and p.retired_at is null;
+    if not found then
+        return pg_catalog.jsonb_build_object('success', false, 'error', 'PROMOTION_NOT_FOUND');
+    end if;
+    return pg_catalog.jsonb_build_object('success', true, 'promotion_id', p_promotion_id);
+end
+$$;
+
+--
 -- Name: retire_reward(uuid, uuid, bigint); Type: FUNCTION; Schema: public; Owner: -
 --
 
@@ -744,6 +988,68 @@ end
 $$;
 
 --
+-- Name: sale_points(bigint, integer, bigint, integer); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.sale_points(p_amount_minor bigint, p_earn_points integer, p_earn_per_minor bigint, p_multiplier_percent integer) RETURNS bigint
+    LANGUAGE sql IMMUTABLE STRICT
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    select (p_amount_minor * p_earn_points * p_multiplier_percent) / (p_earn_per_minor * 100)
+$$;
+
+--
+-- Name: save_promotion(uuid, uuid, bigint, text, bigint, date, date, smallint[], time without time zone, time without time zone); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.save_promotion(p_program_id uuid, p_staff_id uuid, p_promotion_id bigint, p_name text, p_multiplier_percent bigint, p_starts_on date DEFAULT NULL::date, p_ends_on date DEFAULT NULL::date, p_weekdays smallint[] DEFAULT NULL::smallint[], p_starts_at time without time zone DEFAULT NULL::time without time zone, p_ends_at time without time zone DEFAULT NULL::time without time zone) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+declare
+    v_id bigint;
+begin
+    if not public.staff_is_manager(p_program_id, p_staff_id) then
+        return pg_catalog.jsonb_build_object('success', false, 'error', 'MANAGERS_ONLY');
+    end if;
+    if p_name is null or pg_catalog.length(pg_catalog.btrim(p_name)) not between 1 and 100 then
+        return pg_catalog.jsonb_build_object('success', false, 'error', 'INVALID_PROMOTION_NAME');
+    end if;
+    if p_multiplier_percent is null or p_multiplier_percent not between 101 and 1000 then
+        return pg_catalog.jsonb_build_object('success', false, 'error', 'INVALID_MULTIPLIER');
+    end if;
+    if p_ends_on < p_starts_on then
+        return pg_catalog.jsonb_build_object('success', false, 'error', 'START_AFTER_END');
+    end if;
+    if p_weekdays is not null and (pg_catalog.cardinality(p_weekdays) not between 1 and 7
+                                   or not p_weekdays <@ array[1, 2, 3, 4, 5, 6, 7]::smallint[]) then
+        return pg_catalog.jsonb_build_object('success', false, 'error', 'INVALID_WEEKDAYS');
+    end if;
+    if (p_starts_at is null) <> (p_ends_at is null) or p_starts_at >= p_ends_at then
+        return pg_catalog.jsonb_build_object('success', false, 'error', 'INVALID_PROMOTION_HOURS');
+    end if;
+    if p_promotion_id is null then
+        insert into public.promotions (program_id, name, multiplier_percent, starts_on, ends_on, weekdays,
+                                       starts_at, ends_at)
+        values (p_program_id, pg_catalog.btrim(p_name), p_multiplier_percent, p_starts_on, p_ends_on,
+                p_weekdays, p_starts_at, p_ends_at)
+        returning id into v_id;
+    else
+        update public.promotions p
+           set name = pg_catalog.btrim(p_name), multiplier_percent = p_multiplier_percent,
+               starts_on = p_starts_on, ends_on = p_ends_on, weekdays = p_weekdays,
+               starts_at = p_starts_at, ends_at = p_ends_at
+         where p.program_id = p_program_id and p.id = p_promotion_id and p.retired_at is null
+        returning p.id into v_id;
+        if not found then
+            return pg_catalog.jsonb_build_object('success', false, 'error', 'PROMOTION_NOT_FOUND');
+        end if;
+    end if;
+    return pg_catalog.jsonb_build_object('success', true, 'promotion_id', v_id);
+end
+$$;
+
+--
 -- Name: save_reward(uuid, uuid, bigint, text, bigint, bigint, bigint); Type: FUNCTION; Schema: public; Owner: -
 --
 
@@ -786,6 +1092,42 @@ begin
     return pg_catalog.jsonb_build_object('success', true, 'reward_id', v_id);
 end
 $$;
+
+--
+-- Name: set_program_rules(uuid, uuid, text, integer, bigint, bigint, bigint, bigint, bigint); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.set_program_rules(p_program_id uuid, p_staff_id uuid, p_currency text, p_currency_minor_units integer, p_earn_points bigint, p_earn_per_minor bigint, p_sale_points_cap bigint, p_welcome_points_counter bigint, p_welcome_points_signup bigint) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $_$
+begin
+    if not public.staff_is_manager(p_program_id, p_staff_id) then
+        return pg_catalog.jsonb_build_object('success', false, 'error', 'MANAGERS_ONLY');
+    end if;
+    if p_currency is null or p_currency !~ '^[A-Z]{3}$' or p_currency_minor_units is null
+       or p_currency_minor_units not between 0 and 3 then
+        return pg_catalog.jsonb_build_object('success', false, 'error', 'INVALID_CURRENCY');
+    end if;
+    if p_earn_points is null or p_earn_points not between 1 and 1000
+       or p_earn_per_minor is null or p_earn_per_minor not between 1 and 100000000 then
+        return pg_catalog.jsonb_build_object('success', false, 'error', 'INVALID_EARN_RATE');
+    end if;
+    if p_sale_points_cap is not null and p_sale_points_cap not between 1 and 1000000 then
+        return pg_catalog.jsonb_build_object('success', false, 'error', 'INVALID_SALE_CAP');
+    end if;
+    if p_welcome_points_counter is null or p_welcome_points_counter not between 0 and 100000
+       or p_welcome_points_signup is null or p_welcome_points_signup not between 0 and 100000 then
+        return pg_catalog.jsonb_build_object('success', false, 'error', 'INVALID_WELCOME_POINTS');
+    end if;
+    update public.programs p
+       set currency = p_currency, currency_minor_units = p_currency_minor_units, earn_points = p_earn_points,
+           earn_per_minor = p_earn_per_minor, sale_points_cap = p_sale_points_cap,
+           welcome_points_counter = p_welcome_points_counter, welcome_points_signup = p_welcome_points_signup
+     where p.id = p_program_id;
+    return pg_catalog.jsonb_build_object('success', true);
+end
+$_$;
 
 --
 -- Name: set_program_time_zone(uuid, uuid, text); Type: FUNCTION; Schema: public; Owner: -
@@ -1133,7 +1475,11 @@ CREATE TABLE public.ledger_details (
     transaction_id bigint NOT NULL,
     member_id uuid NOT NULL,
     reward_id bigint,
-    created_at timestamp with time zone DEFAULT now() NOT NULL
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    sale_amount_minor bigint,
+    currency text,
+    promotion_id bigint,
+    CONSTRAINT ledger_details_sale_amount_minor_check CHECK (((sale_amount_minor >= 1) AND (sale_amount_minor <= '1000000000000'::bigint)))
 );
 
 --
@@ -1154,20 +1500,16 @@ CREATE TABLE public.passes_master (
 );
 
 --
--- Name: programs; Type: TABLE; Schema: public; Owner: -
+-- Name: promotions_id_seq; Type: SEQUENCE; Schema: public; Owner: -
 --
 
-CREATE TABLE public.programs (
-    id uuid DEFAULT gen_random_uuid() NOT NULL,
-    name text NOT NULL,
-    created_at timestamp with time zone DEFAULT now() NOT NULL,
-    public_slug text,
-    time_zone text DEFAULT 'UTC'::text NOT NULL,
-    late_sale_days integer DEFAULT 7 NOT NULL,
-    CONSTRAINT programs_late_sale_days_check CHECK (((late_sale_days >= 1) AND (late_sale_days <= 90))),
-    CONSTRAINT programs_name_check CHECK (((length(name) >= 1) AND (length(name) <= 200))),
-    CONSTRAINT programs_public_slug_check CHECK (((public_slug ~ '^[a-z0-9]+(-[a-z0-9]+)*$'::text) AND (length(public_slug) <= 60))),
-    CONSTRAINT programs_time_zone_check CHECK (public.is_time_zone(time_zone))
+ALTER TABLE public.promotions ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME public.promotions_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
 );
 
 --
@@ -1426,6 +1768,13 @@ ALTER TABLE ONLY public.programs
 
 ALTER TABLE ONLY public.programs
     ADD CONSTRAINT programs_public_slug_key UNIQUE (public_slug);
+
+--
+-- Name: promotions promotions_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.promotions
+    ADD CONSTRAINT promotions_pkey PRIMARY KEY (program_id, id);
 
 --
 -- Name: public_enrolment_attempts public_enrolment_attempts_pkey; Type: CONSTRAINT; Schema: public; Owner: -
@@ -1687,6 +2036,13 @@ ALTER TABLE ONLY public.ledger_days_through
     ADD CONSTRAINT ledger_days_through_program_id_fkey FOREIGN KEY (program_id) REFERENCES public.programs(id);
 
 --
+-- Name: ledger_details ledger_details_program_id_promotion_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.ledger_details
+    ADD CONSTRAINT ledger_details_program_id_promotion_id_fkey FOREIGN KEY (program_id, promotion_id) REFERENCES public.promotions(program_id, id);
+
+--
 -- Name: ledger_details ledger_details_program_id_reward_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
 --
 
@@ -1706,6 +2062,13 @@ ALTER TABLE ONLY public.ledger_details
 
 ALTER TABLE ONLY public.passes_master
     ADD CONSTRAINT passes_master_program_id_fkey FOREIGN KEY (program_id) REFERENCES public.programs(id);
+
+--
+-- Name: promotions promotions_program_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.promotions
+    ADD CONSTRAINT promotions_program_id_fkey FOREIGN KEY (program_id) REFERENCES public.programs(id);
 
 --
 -- Name: public_enrolment_attempts public_enrolment_attempts_program_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
@@ -1785,6 +2148,18 @@ ALTER TABLE ONLY public.wallet_outbox
     ADD CONSTRAINT wallet_outbox_program_id_pass_id_fkey FOREIGN KEY (program_id, pass_id) REFERENCES public.passes_master(program_id, id);
 
 --
+-- Name: TABLE promotions; Type: ACL; Schema: public; Owner: -
+--
+
+GRANT SELECT ON TABLE public.promotions TO loyalty_app;
+
+--
+-- Name: FUNCTION best_promotion(p_program_id uuid, p_at timestamp with time zone); Type: ACL; Schema: public; Owner: -
+--
+
+REVOKE ALL ON FUNCTION public.best_promotion(p_program_id uuid, p_at timestamp with time zone) FROM PUBLIC;
+
+--
 -- Name: FUNCTION create_claim_code_batch(p_program_id uuid, p_name text, p_size integer, p_staff_id uuid, p_request_key text); Type: ACL; Schema: public; Owner: -
 --
 
@@ -1797,6 +2172,13 @@ GRANT ALL ON FUNCTION public.create_claim_code_batch(p_program_id uuid, p_name t
 
 REVOKE ALL ON FUNCTION public.create_member_pass(p_program_id uuid, p_origin text) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.create_member_pass(p_program_id uuid, p_origin text) TO loyalty_app;
+
+--
+-- Name: FUNCTION earn_from_sale(p_program_id uuid, p_member_external_id text, p_amount text, p_idempotency_key text, p_staff_id uuid, p_sold_at timestamp with time zone); Type: ACL; Schema: public; Owner: -
+--
+
+REVOKE ALL ON FUNCTION public.earn_from_sale(p_program_id uuid, p_member_external_id text, p_amount text, p_idempotency_key text, p_staff_id uuid, p_sold_at timestamp with time zone) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.earn_from_sale(p_program_id uuid, p_member_external_id text, p_amount text, p_idempotency_key text, p_staff_id uuid, p_sold_at timestamp with time zone) TO loyalty_app;
 
 --
 -- Name: FUNCTION enrol_publicly(p_slug text, p_client text); Type: ACL; Schema: public; Owner: -
@@ -1816,6 +2198,32 @@ GRANT SELECT ON TABLE public.transactions TO loyalty_app;
 --
 
 REVOKE ALL ON FUNCTION public.idempotent_replay(p_first public.transactions, p_member_id uuid, p_points bigint, p_type text, p_description text) FROM PUBLIC;
+
+--
+-- Name: FUNCTION minor_per_major(p_minor_units integer); Type: ACL; Schema: public; Owner: -
+--
+
+REVOKE ALL ON FUNCTION public.minor_per_major(p_minor_units integer) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.minor_per_major(p_minor_units integer) TO loyalty_app;
+
+--
+-- Name: FUNCTION money_minor(p_text text, p_minor_units integer); Type: ACL; Schema: public; Owner: -
+--
+
+REVOKE ALL ON FUNCTION public.money_minor(p_text text, p_minor_units integer) FROM PUBLIC;
+
+--
+-- Name: FUNCTION money_text(p_amount_minor bigint, p_minor_units integer); Type: ACL; Schema: public; Owner: -
+--
+
+REVOKE ALL ON FUNCTION public.money_text(p_amount_minor bigint, p_minor_units integer) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.money_text(p_amount_minor bigint, p_minor_units integer) TO loyalty_app;
+
+--
+-- Name: FUNCTION multiplier_text(p_percent integer); Type: ACL; Schema: public; Owner: -
+--
+
+REVOKE ALL ON FUNCTION public.multiplier_text(p_percent integer) FROM PUBLIC;
 
 --
 -- Name: FUNCTION open_staff_session(p_program_id uuid, p_staff_id uuid, p_password_hash text, p_token_hash bytea, p_csrf_token text); Type: ACL; Schema: public; Owner: -
@@ -1860,11 +2268,30 @@ REVOKE ALL ON FUNCTION public.program_utc_offset(p_program_id uuid, p_at timesta
 GRANT ALL ON FUNCTION public.program_utc_offset(p_program_id uuid, p_at timestamp with time zone) TO loyalty_app;
 
 --
+-- Name: TABLE programs; Type: ACL; Schema: public; Owner: -
+--
+
+GRANT SELECT ON TABLE public.programs TO loyalty_app;
+
+--
+-- Name: FUNCTION rate_text(p_program public.programs); Type: ACL; Schema: public; Owner: -
+--
+
+REVOKE ALL ON FUNCTION public.rate_text(p_program public.programs) FROM PUBLIC;
+
+--
 -- Name: FUNCTION redeem_reward(p_program_id uuid, p_member_external_id text, p_reward_id bigint, p_idempotency_key text, p_staff_id uuid); Type: ACL; Schema: public; Owner: -
 --
 
 REVOKE ALL ON FUNCTION public.redeem_reward(p_program_id uuid, p_member_external_id text, p_reward_id bigint, p_idempotency_key text, p_staff_id uuid) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.redeem_reward(p_program_id uuid, p_member_external_id text, p_reward_id bigint, p_idempotency_key text, p_staff_id uuid) TO loyalty_app;
+
+--
+-- Name: FUNCTION retire_promotion(p_program_id uuid, p_staff_id uuid, p_promotion_id bigint); Type: ACL; Schema: public; Owner: -
+--
+
+REVOKE ALL ON FUNCTION public.retire_promotion(p_program_id uuid, p_staff_id uuid, p_promotion_id bigint) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.retire_promotion(p_program_id uuid, p_staff_id uuid, p_promotion_id bigint) TO loyalty_app;
 
 --
 -- Name: FUNCTION retire_reward(p_program_id uuid, p_staff_id uuid, p_reward_id bigint); Type: ACL; Schema: public; Owner: -
@@ -1881,11 +2308,32 @@ REVOKE ALL ON FUNCTION public.roll_up_ledger_days(p_program_id uuid) FROM PUBLIC
 GRANT ALL ON FUNCTION public.roll_up_ledger_days(p_program_id uuid) TO loyalty_app;
 
 --
+-- Name: FUNCTION sale_points(p_amount_minor bigint, p_earn_points integer, p_earn_per_minor bigint, p_multiplier_percent integer); Type: ACL; Schema: public; Owner: -
+--
+
+REVOKE ALL ON FUNCTION public.sale_points(p_amount_minor bigint, p_earn_points integer, p_earn_per_minor bigint, p_multiplier_percent integer) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.sale_points(p_amount_minor bigint, p_earn_points integer, p_earn_per_minor bigint, p_multiplier_percent integer) TO loyalty_app;
+
+--
+-- Name: FUNCTION save_promotion(p_program_id uuid, p_staff_id uuid, p_promotion_id bigint, p_name text, p_multiplier_percent bigint, p_starts_on date, p_ends_on date, p_weekdays smallint[], p_starts_at time without time zone, p_ends_at time without time zone); Type: ACL; Schema: public; Owner: -
+--
+
+REVOKE ALL ON FUNCTION public.save_promotion(p_program_id uuid, p_staff_id uuid, p_promotion_id bigint, p_name text, p_multiplier_percent bigint, p_starts_on date, p_ends_on date, p_weekdays smallint[], p_starts_at time without time zone, p_ends_at time without time zone) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.save_promotion(p_program_id uuid, p_staff_id uuid, p_promotion_id bigint, p_name text, p_multiplier_percent bigint, p_starts_on date, p_ends_on date, p_weekdays smallint[], p_starts_at time without time zone, p_ends_at time without time zone) TO loyalty_app;
+
+--
 -- Name: FUNCTION save_reward(p_program_id uuid, p_staff_id uuid, p_reward_id bigint, p_name text, p_points_cost bigint, p_stock bigint, p_daily_limit bigint); Type: ACL; Schema: public; Owner: -
 --
 
 REVOKE ALL ON FUNCTION public.save_reward(p_program_id uuid, p_staff_id uuid, p_reward_id bigint, p_name text, p_points_cost bigint, p_stock bigint, p_daily_limit bigint) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.save_reward(p_program_id uuid, p_staff_id uuid, p_reward_id bigint, p_name text, p_points_cost bigint, p_stock bigint, p_daily_limit bigint) TO loyalty_app;
+
+--
+-- Name: FUNCTION set_program_rules(p_program_id uuid, p_staff_id uuid, p_currency text, p_currency_minor_units integer, p_earn_points bigint, p_earn_per_minor bigint, p_sale_points_cap bigint, p_welcome_points_counter bigint, p_welcome_points_signup bigint); Type: ACL; Schema: public; Owner: -
+--
+
+REVOKE ALL ON FUNCTION public.set_program_rules(p_program_id uuid, p_staff_id uuid, p_currency text, p_currency_minor_units integer, p_earn_points bigint, p_earn_per_minor bigint, p_sale_points_cap bigint, p_welcome_points_counter bigint, p_welcome_points_signup bigint) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.set_program_rules(p_program_id uuid, p_staff_id uuid, p_currency text, p_currency_minor_units integer, p_earn_points bigint, p_earn_per_minor bigint, p_sale_points_cap bigint, p_welcome_points_counter bigint, p_welcome_points_signup bigint) TO loyalty_app;
 
 --
 -- Name: FUNCTION set_program_time_zone(p_program_id uuid, p_staff_id uuid, p_time_zone text); Type: ACL; Schema: public; Owner: -
@@ -1968,12 +2416,6 @@ GRANT SELECT ON TABLE public.ledger_details TO loyalty_app;
 --
 
 GRANT SELECT ON TABLE public.passes_master TO loyalty_app;
-
---
--- Name: TABLE programs; Type: ACL; Schema: public; Owner: -
---
-
-GRANT SELECT ON TABLE public.programs TO loyalty_app;
 
 --
 -- Name: TABLE rewards; Type: ACL; Schema: public; Owner: -

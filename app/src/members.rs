@@ -138,6 +138,7 @@ pub fn MemberPage() -> impl leptos::IntoView {
                                                 created_at: entry.created_at,
                                                 replayed: false,
                                                 reward: None,
+                                                rule: None,
                                             })
                                         })
                                 }

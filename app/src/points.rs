@@ -59,15 +59,20 @@ fn read_amount_and_sale_time(
         .trim()
         .parse::<i64>()
         .map_err(|_| LoyaltyError::InvalidAmount)?;
-    let sold_at = match sold_at.map(str::trim).filter(|at| !at.is_empty()) {
-        None => None,
-        Some(at) => Some(
-            chrono::DateTime::parse_from_rfc3339(at)
-                .map_err(|_| LoyaltyError::InvalidSaleTime)?
-                .to_utc(),
-        ),
-    };
-    Ok((points, sold_at))
+    Ok((points, read_sale_time(sold_at)?))
+}
+
+/// The time of the sale as a form gives it (RFC 3339); an empty time is none.
+#[cfg(feature = "ssr")]
+fn read_sale_time(
+    sold_at: Option<&str>,
+) -> Result<Option<chrono::DateTime<chrono::Utc>>, LoyaltyError> {
+    match sold_at.map(str::trim).filter(|at| !at.is_empty()) {
+        None => Ok(None),
+        Some(at) => chrono::DateTime::parse_from_rfc3339(at)
+            .map(|at| Some(at.to_utc()))
+            .map_err(|_| LoyaltyError::InvalidSaleTime),
+    }
 }
 
 /// Adds points to a member. Retrying with the same idempotency key never adds them twice. `sold_at` (RFC 3339)
@@ -112,6 +117,46 @@ pub async fn redeem(
         TxType::Redeem,
     )
     .await
+}
+
+/// Earns the points of a sale: the database reads `amount` ("12.50") in the program's currency and counts the
+/// points under the program's rate and its best promotion at the time of the sale (`sold_at`, RFC 3339, or
+/// now). Retrying with the same idempotency key never earns twice.
+#[leptos::server(endpoint = "earn_sale")]
+pub async fn earn_sale(
+    csrf: String,
+    external_id: String,
+    amount: String,
+    idempotency_key: String,
+    sold_at: Option<String>,
+) -> Result<PointsReceipt, LoyaltyError> {
+    use crate::request::{answer, counter_pool, redirect_form_post, session_key};
+    answer(
+        async {
+            let session = session_key()?;
+            let sold_at = match read_sale_time(sold_at.as_deref()) {
+                Ok(sold_at) => sold_at,
+                Err(refusal) => {
+                    session.check(&counter_pool()?, &csrf).await?;
+                    return Err(refusal);
+                }
+            };
+            let key = idempotency_key.trim();
+            let sale = db::Sale {
+                external_id: external_id.trim(),
+                amount: amount.trim(),
+                idempotency_key: (!key.is_empty()).then_some(key),
+                sold_at,
+            };
+            let receipt = db::earn_from_sale(&counter_pool()?, &session, &csrf, &sale).await?;
+            redirect_form_post(&format!(
+                "/member/{}?receipt={}",
+                receipt.external_id, receipt.transaction_id
+            ));
+            Ok(receipt)
+        }
+        .await,
+    )
 }
 
 /// Earn and Redeem for one member. Each rendering carries its own idempotency keys, so a double click, a
@@ -200,11 +245,11 @@ pub fn describe_receipt(receipt: &PointsReceipt) -> String {
     } else {
         ""
     };
-    let reward = receipt
-        .reward
-        .as_deref()
-        .map(|reward| format!(" for {reward}"))
-        .unwrap_or_default();
+    let reward = match (&receipt.reward, &receipt.rule) {
+        (Some(reward), _) => format!(" for {reward}"),
+        (None, Some(rule)) => format!(" ({rule})"),
+        (None, None) => String::new(),
+    };
     format!(
         "{verb} {} points{reward}. New balance: {} points{again}.",
         receipt.points, receipt.new_balance

@@ -82,6 +82,32 @@ pub enum LoyaltyError {
     #[error("This sale is more than {limit_days} days old: too late to earn points for it.")]
     SaleTooOld { limit_days: i64 },
 
+    // Sales and the program's rules.
+    #[error("Enter the sale's amount in {currency}, like 12.50.")]
+    InvalidSaleAmount { currency: String },
+    #[error("A sale of {amount} earns no points ({rate}).")]
+    NoPointsForSale { amount: String, rate: String },
+    #[error(
+        "Give the currency as its three-letter code (EUR, GBP, JPY) and its digits after the point (0 to 3)."
+    )]
+    InvalidCurrency,
+    #[error("The earning rate is 1 to 1,000 points per amount of at least one minor unit.")]
+    InvalidEarnRate,
+    #[error("The cap per sale is 1 to 1,000,000 points, or empty for none.")]
+    InvalidSaleCap,
+    #[error("Welcome points are a whole number from 0 to 100,000.")]
+    InvalidWelcomePoints,
+    #[error("Name the promotion in 1 to 100 characters.")]
+    InvalidPromotionName,
+    #[error("A promotion multiplies points by more than 1 and at most 10 (101% to 1000%).")]
+    InvalidMultiplier,
+    #[error("Choose the days of the week the promotion runs on.")]
+    InvalidWeekdays,
+    #[error("A promotion's hours start before they end, like 14:00 to 17:00.")]
+    InvalidPromotionHours,
+    #[error("No such promotion in this program.")]
+    PromotionNotFound,
+
     // The rewards catalog.
     #[error("No such reward in this program's catalog.")]
     RewardNotFound,
@@ -222,7 +248,8 @@ impl LoyaltyError {
             | Self::ProgramNotFound
             | Self::TransactionNotFound
             | Self::BatchNotFound
-            | Self::RewardNotFound => 404,
+            | Self::RewardNotFound
+            | Self::PromotionNotFound => 404,
             Self::AlreadyClaimed { .. }
             | Self::IdempotencyMismatch
             | Self::AlreadyVoided
@@ -329,6 +356,22 @@ mod tests {
             InvalidSaleTime,
             SaleInTheFuture,
             SaleTooOld { limit_days: 7 },
+            InvalidSaleAmount {
+                currency: "EUR".into(),
+            },
+            NoPointsForSale {
+                amount: "0.50 EUR".into(),
+                rate: "1 point per 1.00 EUR".into(),
+            },
+            InvalidCurrency,
+            InvalidEarnRate,
+            InvalidSaleCap,
+            InvalidWelcomePoints,
+            InvalidPromotionName,
+            InvalidMultiplier,
+            InvalidWeekdays,
+            InvalidPromotionHours,
+            PromotionNotFound,
             RewardNotFound,
             RewardRetired,
             OutOfStock {

@@ -100,6 +100,9 @@ pub struct PointsReceipt {
     /// The reward redeemed, for a reward's redeem.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reward: Option<String>,
+    /// How a sale's points were counted: "12.50 EUR -> 12 points, 1 point per 1.00 EUR, x2 Tuesday afternoons".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rule: Option<String>,
 }
 
 /// A reward of the program's catalog: what a member's points buy.

@@ -48,6 +48,11 @@ fn refusal_fields() -> serde_json::Map<String, serde_json::Value> {
         "balance": 3,
         "retry_after_secs": 2,
         "limit_days": 7,
+        "reward": "Coffee",
+        "limit": 1,
+        "currency": "EUR",
+        "amount": "0.50 EUR",
+        "rate": "1 point per 1.00 EUR",
     })
     .as_object()
     .cloned()

@@ -16,8 +16,9 @@ use crate::MAX_BODY_BYTES;
 /// The paths of the server functions that check the session in the same statement as their change
 /// ([`app::session::SessionKey`]), read from the functions themselves: the server's session layer leaves them alone, so
 /// the busiest calls at a counter take one round trip to the database rather than two.
-const SESSION_CHECKED_IN_STATEMENT: [&str; 3] = [
+const SESSION_CHECKED_IN_STATEMENT: [&str; 4] = [
     <app::points::Earn as leptos::server_fn::ServerFn>::PATH,
+    <app::points::EarnSale as leptos::server_fn::ServerFn>::PATH,
     <app::points::Redeem as leptos::server_fn::ServerFn>::PATH,
     <app::claim::Scan as leptos::server_fn::ServerFn>::PATH,
 ];

@@ -126,6 +126,7 @@ pub async fn redeem_reward(
                 created_at,
                 replayed: answer.replayed,
                 reward,
+                rule: None,
             })
         }
         _ => Err(LoyaltyError::Internal),

@@ -85,6 +85,23 @@ impl Till {
             .await
     }
 
+    /// Earns the points of a sale of `amount` ("12.50"), as the point of sale sends it.
+    pub async fn sale(
+        &self,
+        external_id: &str,
+        amount: &str,
+        idempotency_key: Option<&str>,
+        sold_at: Option<chrono::DateTime<chrono::Utc>>,
+    ) -> Result<PointsReceipt> {
+        let sale = app::points::db::Sale {
+            external_id,
+            amount,
+            idempotency_key,
+            sold_at,
+        };
+        app::points::db::earn_from_sale(&self.counter, &self.session, &self.csrf, &sale).await
+    }
+
     /// A manager of the database's program, signed in.
     pub async fn manager(db: &TestDb) -> Self {
         let (_, manager) = db.staff(db.program_id, Role::Manager).await;

@@ -89,6 +89,7 @@ pub fn receipt(tx_type: TxType, points: i64, new_balance: i64, replayed: bool) -
         created_at: at(3),
         replayed,
         reward: None,
+        rule: None,
     }
 }
 
