@@ -383,6 +383,7 @@ begin
             public.sale_points(bigint, integer, bigint, integer),
             public.minor_per_major(integer),
             public.money_text(bigint, integer),
+            public.money_minor(text, integer),
             public.earn_from_sale(uuid, text, text, text, uuid, timestamptz),
             public.set_program_rules(uuid, uuid, text, integer, bigint, bigint, bigint, bigint, bigint),
             public.save_promotion(uuid, uuid, bigint, text, bigint, date, date, smallint[], time, time),

@@ -2211,6 +2211,7 @@ GRANT ALL ON FUNCTION public.minor_per_major(p_minor_units integer) TO loyalty_a
 --
 
 REVOKE ALL ON FUNCTION public.money_minor(p_text text, p_minor_units integer) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.money_minor(p_text text, p_minor_units integer) TO loyalty_app;
 
 --
 -- Name: FUNCTION money_text(p_amount_minor bigint, p_minor_units integer); Type: ACL; Schema: public; Owner: -

@@ -31,6 +31,7 @@ pub fn Layout() -> impl IntoView {
                                     <Show when=move || manager>
                                         <A href="/history">"History"</A>
                                         <A href="/rewards">"Rewards"</A>
+                                        <A href="/program">"Program"</A>
                                         <A href="/staff">"Staff"</A>
                                         <A href="/batches">"Batches"</A>
                                         <A href="/wallet">"Wallet"</A>

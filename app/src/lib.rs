@@ -19,6 +19,7 @@ pub mod program;
 #[cfg(feature = "ssr")]
 pub mod request;
 pub mod rewards;
+pub mod rules;
 #[cfg(feature = "ssr")]
 pub mod security;
 #[cfg(feature = "ssr")]
@@ -80,6 +81,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("wallet") view=passes::WalletPage ssr=SsrMode::Async />
                     <Route path=path!("backups") view=backups::BackupsPage ssr=SsrMode::Async />
                     <Route path=path!("rewards") view=rewards::RewardsPage ssr=SsrMode::Async />
+                    <Route path=path!("program") view=rules::ProgramPage ssr=SsrMode::Async />
                 </ParentRoute>
             </Routes>
         </Router>

@@ -16,6 +16,8 @@ pub struct MemberPageData {
     pub pass_path: String,
     /// The rewards on offer.
     pub rewards: Vec<loyalty_core::wire::Reward>,
+    /// The program's currency, in which sales are typed.
+    pub currency: String,
 }
 
 /// How many ledger rows a member's page shows.
@@ -42,6 +44,7 @@ pub async fn load_member_page(external_id: String) -> Result<MemberPageData, Loy
     Ok(MemberPageData {
         pass_path: crate::passes::pass_page_link(detail.member.external_id.clone()).await?,
         rewards: crate::rewards::list_rewards().await?,
+        currency: crate::rules::load_program_rules().await?.currency,
         detail,
         form_key: uuid::Uuid::new_v4().to_string(),
     })
@@ -80,6 +83,7 @@ pub fn MemberPage() -> impl leptos::IntoView {
     let earn = ServerAction::<Earn>::new();
     let redeem = ServerAction::<Redeem>::new();
     let redeem_reward = ServerAction::<crate::rewards::RedeemReward>::new();
+    let sale = ServerAction::<crate::points::EarnSale>::new();
     // The latest answer of either form, kept by the browser; a page rendered on the server after a plain
     // form post has only the one answer it was sent back with.
     let last = RwSignal::new(None::<Result<loyalty_core::wire::PointsReceipt, LoyaltyError>>);
@@ -107,6 +111,11 @@ pub fn MemberPage() -> impl leptos::IntoView {
             answered(result);
         }
     });
+    Effect::new(move |_| {
+        if let Some(result) = sale.value().get() {
+            answered(result);
+        }
+    });
     let page = Resource::new(
         move || (external_id(), settled.get()),
         |(id, _)| load_member_page(id),
@@ -117,7 +126,7 @@ pub fn MemberPage() -> impl leptos::IntoView {
                 {move || Suspend::new(async move {
                     match page.await {
                         Ok(data) => {
-                            let MemberPageData { detail, form_key, pass_path, rewards } = data;
+                            let MemberPageData { detail, form_key, pass_path, rewards, currency } = data;
                             let member = detail.member.clone();
                             let banner = query.with_untracked(|q| {
                                 if q.get("claimed").is_some() {
@@ -162,6 +171,7 @@ pub fn MemberPage() -> impl leptos::IntoView {
                                         .or_else(|| earn.value().get())
                                         .or_else(|| redeem.value().get())
                                         .or_else(|| redeem_reward.value().get())
+                                        .or_else(|| sale.value().get())
                                     {
                                         Some(Ok(receipt)) => {
                                             view! {
@@ -191,6 +201,12 @@ pub fn MemberPage() -> impl leptos::IntoView {
                                         }
                                     }}
                                 </div>
+                                <crate::points::SaleForm
+                                    external_id=member.external_id.clone()
+                                    form_key=form_key.clone()
+                                    currency
+                                    sale
+                                />
                                 <crate::rewards::RewardButtons
                                     external_id=member.external_id.clone()
                                     form_key=form_key.clone()

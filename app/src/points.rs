@@ -212,6 +212,38 @@ pub fn PointOfSale(
     }
 }
 
+/// The sale form, first at the counter: the clerk types what the customer paid and the database counts the
+/// points. Its idempotency key is the rendering's, so a double click or a resubmitted form earns once.
+#[leptos::component]
+pub fn SaleForm(
+    external_id: String,
+    form_key: String,
+    currency: String,
+    sale: leptos::prelude::ServerAction<EarnSale>,
+) -> impl leptos::IntoView {
+    use leptos::prelude::*;
+    view! {
+        <ActionForm action=sale attr:class="pos-form sale-form" attr:data-kind="sale">
+            <crate::auth::CsrfField />
+            <input type="hidden" name="external_id" value=external_id />
+            <input type="hidden" name="idempotency_key" value=format!("{form_key}-sale") />
+            <label for="sale-amount">"Sale amount (" {currency} ")"</label>
+            <input
+                id="sale-amount"
+                name="amount"
+                inputmode="decimal"
+                pattern="[0-9]+([.,][0-9]{1,3})?"
+                placeholder="12.50"
+                autocomplete="off"
+                required
+            />
+            <button type="submit" class="earn" disabled=move || sale.pending().get()>
+                "Earn for the sale"
+            </button>
+        </ActionForm>
+    }
+}
+
 /// An earn or redeem that got no answer: the server could not be reached, or failed. The form keeps its
 /// idempotency key, so pressing its button again once the server is back applies the request at most once.
 #[leptos::component]

@@ -57,6 +57,21 @@ const FIELD_NAMES: &[&str] = &[
     "points_cost",
     "stock",
     "daily_limit",
+    "amount",
+    "currency",
+    "currency_minor_units",
+    "earn_points",
+    "per_amount",
+    "sale_points_cap",
+    "welcome_points_counter",
+    "welcome_points_signup",
+    "multiplier_percent",
+    "starts_on",
+    "ends_on",
+    "tue",
+    "starts_at",
+    "ends_at",
+    "promotion_id",
 ];
 
 fn field_name() -> impl Strategy<Value = String> {

@@ -43,6 +43,8 @@ pub(crate) struct Targets {
     pub(crate) pass_token: String,
     /// A reward of the catalog, in stock.
     pub(crate) reward_id: i64,
+    /// A promotion running.
+    pub(crate) promotion_id: i64,
 }
 
 pub(crate) type Fields = Vec<(&'static str, String)>;
@@ -443,6 +445,77 @@ pub(crate) fn cases() -> Vec<Case> {
                 ]
             },
             theirs: Refused("REWARD_NOT_FOUND"),
+        },
+        // A sale's points, counted by the program's rules: another program's member is not there.
+        Case {
+            endpoint: "earn_sale",
+            get: false,
+            access: Staff,
+            changes: true,
+            fields: |t| {
+                vec![
+                    ("external_id", t.member.clone()),
+                    ("amount", "12.50".into()),
+                    ("idempotency_key", format!("attack-sale-{}", Uuid::new_v4())),
+                ]
+            },
+            theirs: Refused("MEMBER_NOT_FOUND"),
+        },
+        // The program's rules and promotions: the caller's own program, the only one a request can name, but a
+        // promotion named by id.
+        Case {
+            endpoint: "program_rules",
+            get: false,
+            access: Staff,
+            changes: false,
+            fields: none,
+            theirs: OwnProgramOnly,
+        },
+        Case {
+            endpoint: "set_program_rules",
+            get: false,
+            access: Manager,
+            changes: true,
+            fields: |_| {
+                vec![
+                    ("currency", "EUR".into()),
+                    ("currency_minor_units", "2".into()),
+                    ("earn_points", "1".into()),
+                    ("per_amount", "1.00".into()),
+                    ("welcome_points_counter", "0".into()),
+                    ("welcome_points_signup", "0".into()),
+                ]
+            },
+            theirs: OwnProgramOnly,
+        },
+        Case {
+            endpoint: "promotions",
+            get: false,
+            access: Manager,
+            changes: false,
+            fields: none,
+            theirs: OwnProgramOnly,
+        },
+        Case {
+            endpoint: "save_promotion",
+            get: false,
+            access: Manager,
+            changes: true,
+            fields: |_| {
+                vec![
+                    ("name", "Attack".into()),
+                    ("multiplier_percent", "1000".into()),
+                ]
+            },
+            theirs: OwnProgramOnly,
+        },
+        Case {
+            endpoint: "retire_promotion",
+            get: false,
+            access: Manager,
+            changes: true,
+            fields: |t| vec![("promotion_id", t.promotion_id.to_string())],
+            theirs: Refused("PROMOTION_NOT_FOUND"),
         },
         // The program's time zone: the caller's own program, the only one a request can reach.
         Case {

@@ -201,7 +201,15 @@ async fn targets(
         &format!("{note} reward"),
     )
     .await;
+    let promotion = rpc(
+        owner,
+        &format!("select public.save_promotion($1, '{manager}', null, $2, 300)"),
+        program,
+        &format!("{note} promotion"),
+    )
+    .await;
     Targets {
+        promotion_id: promotion["promotion_id"].as_i64().unwrap(),
         reward_id: reward["reward_id"].as_i64().unwrap(),
         batch_id: batch["data"]["id"].as_str().unwrap().parse().unwrap(),
         pass_token,
@@ -278,6 +286,7 @@ pub(crate) async fn world() -> World {
         "manager@rival.example".to_owned(),
         "rival-secret-note-7Q".to_owned(),
         "rival-secret-note-7Q reward".to_owned(),
+        "rival-secret-note-7Q promotion".to_owned(),
         // The rival member's balance, 987,654 + 999,999.
         "1987653".to_owned(),
         theirs.member.clone(),
