@@ -238,7 +238,7 @@ pub fn SaleForm(
                 required
             />
             <button type="submit" class="earn" disabled=move || sale.pending().get()>
-                "Earn for the sale"
+                "Record the sale"
             </button>
         </ActionForm>
     }

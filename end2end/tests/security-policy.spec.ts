@@ -48,6 +48,8 @@ test("under the security policy every page hydrates and works, and nothing is re
     ["Batches", "Postcard batches"],
     ["Wallet", "Wallet deliveries"],
     ["Backups", "Backups"],
+    ["Rewards", "Rewards"],
+    ["Program", "Program"],
   ]) {
     await page.getByRole("navigation", { name: "Main" }).getByRole("link", { name: link, exact: true }).click();
     await expect(page.getByRole("heading", { name: heading, exact: true })).toBeVisible();
