@@ -175,21 +175,35 @@ CREATE FUNCTION public.create_member_pass(p_program_id uuid, p_origin text) RETU
     AS $$
 declare
     v_pass public.passes_master%rowtype;
+    v_welcome integer;
+    v_earn jsonb;
 begin
     if p_origin is null or p_origin not in ('MBR', 'PUB') then
-        return jsonb_build_object('success', false, 'error', 'INVALID_TYPE');
+        return pg_catalog.jsonb_build_object('success', false, 'error', 'INVALID_TYPE');
     end if;
-    if not exists (select 1 from public.programs p where p.id = p_program_id) then
-        return jsonb_build_object('success', false, 'error', 'PROGRAM_NOT_FOUND');
+    select case p_origin when 'MBR' then p.welcome_points_counter else p.welcome_points_signup end
+      into v_welcome
+      from public.programs p where p.id = p_program_id;
+    if not found then
+        return pg_catalog.jsonb_build_object('success', false, 'error', 'PROGRAM_NOT_FOUND');
     end if;
 
     insert into public.passes_master (program_id, external_id)
     values (p_program_id, p_origin || '-' || public.random_token(10))
     returning * into v_pass;
 
-    return jsonb_build_object(
+    if v_welcome > 0 then
+        v_earn := public.process_membership_transaction(
+            p_program_id, v_pass.external_id, v_welcome, 'EARN', 'Welcome points');
+        if not (v_earn ->> 'success')::boolean then
+            raise exception 'welcome points refused: %', v_earn;
+        end if;
+        v_pass.points := (v_earn ->> 'new_balance')::integer;
+    end if;
+
+    return pg_catalog.jsonb_build_object(
         'success', true,
-        'data', jsonb_build_object(
+        'data', pg_catalog.jsonb_build_object(
             'id', v_pass.id,
             'external_id', v_pass.external_id,
             'points', v_pass.points,
@@ -515,6 +529,8 @@ declare
     -- accounts guessing together get no more than this.
     c_program_misses constant integer := 50;
     v_claim_id uuid;
+    v_batch public.claim_code_batches%rowtype;
+    v_welcome jsonb;
     v_claimed_at timestamptz;
     v_voided_at timestamptz;
     v_pass public.passes_master%rowtype;
@@ -581,6 +597,16 @@ begin
         return pg_catalog.jsonb_build_object('success', false, 'error', 'INVALID_CODE');
     end if;
 
+    -- A postcard's offer ends with its batch's last day, on the program's clock: it is refused, and not burned.
+    select b.* into v_batch from public.claim_codes c
+      join public.claim_code_batches b on b.program_id = c.program_id and b.id = c.batch_id
+     where c.program_id = p_program_id and c.id = v_claim_id;
+    if v_claimed_at is null and v_batch.last_day
+         < (public.program_time(p_program_id, pg_catalog.now()))::date then
+        return pg_catalog.jsonb_build_object('success', false, 'error', 'CODE_EXPIRED',
+                                             'last_day', v_batch.last_day);
+    end if;
+
     if v_claimed_at is not null then
         return pg_catalog.jsonb_build_object('success', false, 'error', 'ALREADY_CLAIMED', 'claimed_at', v_claimed_at);
     end if;
@@ -593,6 +619,17 @@ begin
        set claimed_at = pg_catalog.now(), pass_id = v_pass.id
      where program_id = p_program_id and id = v_claim_id
     returning claimed_at into v_claimed_at;
+
+    -- The batch's welcome points, earned in this transaction: the claim and its gift stand or fall together.
+    if v_batch.welcome_points > 0 then
+        v_welcome := public.process_membership_transaction(
+            p_program_id, v_pass.external_id, v_batch.welcome_points, 'EARN',
+            'Welcome offer: ' || v_batch.name, null, p_staff_id);
+        if not (v_welcome ->> 'success')::boolean then
+            raise exception 'welcome points refused: %', v_welcome;
+        end if;
+        v_pass.points := (v_welcome ->> 'new_balance')::integer;
+    end if;
 
     return pg_catalog.jsonb_build_object(
         'success', true,
@@ -1094,6 +1131,31 @@ end
 $$;
 
 --
+-- Name: set_batch_offer(uuid, uuid, uuid, bigint, date); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.set_batch_offer(p_program_id uuid, p_staff_id uuid, p_batch_id uuid, p_welcome_points bigint, p_last_day date DEFAULT NULL::date) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+begin
+    if not public.staff_is_manager(p_program_id, p_staff_id) then
+        return pg_catalog.jsonb_build_object('success', false, 'error', 'MANAGERS_ONLY');
+    end if;
+    if p_welcome_points is null or p_welcome_points not between 0 and 100000 then
+        return pg_catalog.jsonb_build_object('success', false, 'error', 'INVALID_WELCOME_POINTS');
+    end if;
+    update public.claim_code_batches b
+       set welcome_points = p_welcome_points, last_day = p_last_day
+     where b.program_id = p_program_id and b.id = p_batch_id and b.voided_at is null;
+    if not found then
+        return pg_catalog.jsonb_build_object('success', false, 'error', 'BATCH_NOT_FOUND');
+    end if;
+    return pg_catalog.jsonb_build_object('success', true);
+end
+$$;
+
+--
 -- Name: set_program_rules(uuid, uuid, text, integer, bigint, bigint, bigint, bigint, bigint); Type: FUNCTION; Schema: public; Owner: -
 --
 
@@ -1416,11 +1478,14 @@ CREATE TABLE public.claim_code_batches (
     voided_by uuid,
     voided_count integer,
     request_key text,
+    welcome_points integer DEFAULT 0 NOT NULL,
+    last_day date,
     CONSTRAINT claim_code_batches_check CHECK (((voided_count >= 0) AND (voided_count <= size))),
     CONSTRAINT claim_code_batches_check1 CHECK ((((voided_at IS NULL) = (voided_count IS NULL)) AND ((voided_at IS NULL) = (voided_by IS NULL)))),
     CONSTRAINT claim_code_batches_name_check CHECK (((length(name) >= 1) AND (length(name) <= 100))),
     CONSTRAINT claim_code_batches_request_key_check CHECK (((request_key IS NULL) OR ((length(request_key) >= 1) AND (length(request_key) <= 200)))),
-    CONSTRAINT claim_code_batches_size_check CHECK (((size >= 1) AND (size <= 100000)))
+    CONSTRAINT claim_code_batches_size_check CHECK (((size >= 1) AND (size <= 100000))),
+    CONSTRAINT claim_code_batches_welcome_points_check CHECK (((welcome_points >= 0) AND (welcome_points <= 100000)))
 );
 
 --
@@ -2328,6 +2393,13 @@ GRANT ALL ON FUNCTION public.save_promotion(p_program_id uuid, p_staff_id uuid, 
 
 REVOKE ALL ON FUNCTION public.save_reward(p_program_id uuid, p_staff_id uuid, p_reward_id bigint, p_name text, p_points_cost bigint, p_stock bigint, p_daily_limit bigint) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.save_reward(p_program_id uuid, p_staff_id uuid, p_reward_id bigint, p_name text, p_points_cost bigint, p_stock bigint, p_daily_limit bigint) TO loyalty_app;
+
+--
+-- Name: FUNCTION set_batch_offer(p_program_id uuid, p_staff_id uuid, p_batch_id uuid, p_welcome_points bigint, p_last_day date); Type: ACL; Schema: public; Owner: -
+--
+
+REVOKE ALL ON FUNCTION public.set_batch_offer(p_program_id uuid, p_staff_id uuid, p_batch_id uuid, p_welcome_points bigint, p_last_day date) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.set_batch_offer(p_program_id uuid, p_staff_id uuid, p_batch_id uuid, p_welcome_points bigint, p_last_day date) TO loyalty_app;
 
 --
 -- Name: FUNCTION set_program_rules(p_program_id uuid, p_staff_id uuid, p_currency text, p_currency_minor_units integer, p_earn_points bigint, p_earn_per_minor bigint, p_sale_points_cap bigint, p_welcome_points_counter bigint, p_welcome_points_signup bigint); Type: ACL; Schema: public; Owner: -

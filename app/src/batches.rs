@@ -37,6 +37,10 @@ pub struct BatchSummary {
     pub voided_at: Option<DateTime<Utc>>,
     /// The day it was withdrawn, on the program's clock.
     pub voided_on: Option<NaiveDate>,
+    /// Points each postcard gives when claimed.
+    pub welcome_points: i64,
+    /// The last day its postcards can be claimed, on the program's clock.
+    pub last_day: Option<NaiveDate>,
     pub voided_by: Option<String>,
 }
 
@@ -72,6 +76,8 @@ pub async fn create_batch(
     name: String,
     size: String,
     #[server(default)] request_key: Option<String>,
+    #[server(default)] welcome_points: Option<String>,
+    #[server(default)] last_day: Option<String>,
 ) -> Result<BatchSummary, LoyaltyError> {
     use crate::request::{answer, manager, pool, redirect_form_post, staff_for_change};
     answer(
@@ -86,13 +92,37 @@ pub async fn create_batch(
                 .as_deref()
                 .map(str::trim)
                 .filter(|k| !k.is_empty());
-            let batch = db::create_batch(
+            let filled = |text: &Option<String>| {
+                text.as_deref()
+                    .map(str::trim)
+                    .filter(|t| !t.is_empty())
+                    .map(str::to_owned)
+            };
+            let offer = db::BatchOffer {
+                welcome_points: match filled(&welcome_points) {
+                    None => 0,
+                    Some(points) => points
+                        .parse()
+                        .map_err(|_| LoyaltyError::InvalidWelcomePoints)?,
+                },
+                last_day: filled(&last_day)
+                    .map(|day| {
+                        NaiveDate::parse_from_str(&day, "%Y-%m-%d").map_err(|_| {
+                            LoyaltyError::InvalidDate {
+                                bound: loyalty_core::error::DateBound::End,
+                            }
+                        })
+                    })
+                    .transpose()?,
+            };
+            let batch = db::create_batch_with_offer(
                 &pool()?,
                 staff.program_id,
                 staff.id,
                 &name,
                 size,
                 request_key,
+                &offer,
             )
             .await?;
             redirect_form_post("/batches");
@@ -311,6 +341,10 @@ fn OrderForm(create: ServerAction<CreateBatch>, form_key: String) -> impl IntoVi
                 required
                 inputmode="numeric"
             />
+            <label for="batch-welcome">"Welcome points for each postcard claimed (optional)"</label>
+            <input id="batch-welcome" name="welcome_points" type="number" min="0" max="100000" inputmode="numeric" />
+            <label for="batch-last-day">"Last day to claim (optional)"</label>
+            <input id="batch-last-day" name="last_day" type="date" />
             <button type="submit" disabled=move || create.pending().get()>
                 "Make the codes"
             </button>
@@ -455,6 +489,7 @@ pub fn PrintPage() -> impl IntoView {
                                     batch.size,
                                 ),
                             };
+                            let offer = offer_text(batch.welcome_points, batch.last_day);
                             view! {
                                 <div class="no-print postcards-head">
                                     <h1>{format!("Postcards: {}", batch.name)}</h1>
@@ -474,6 +509,7 @@ pub fn PrintPage() -> impl IntoView {
                                                     <div class="qr" inner_html=qr_svg></div>
                                                     <p class="postcard-code">{code}</p>
                                                     <p class="postcard-hint">"Show this card at the counter to join."</p>
+                                                    {offer.clone().map(|offer| view! { <p class="postcard-offer">{offer}</p> })}
                                                 </article>
                                             }
                                         })
@@ -488,5 +524,17 @@ pub fn PrintPage() -> impl IntoView {
                 })}
             </Suspense>
         </section>
+    }
+}
+
+/// What a batch's postcards promise, as printed on each: "50 welcome points. Claim by 31 Dec 2026."
+pub fn offer_text(welcome_points: i64, last_day: Option<NaiveDate>) -> Option<String> {
+    let points = (welcome_points > 0).then(|| format!("{welcome_points} welcome points."));
+    let until = last_day.map(|day| format!("Claim by {}.", loyalty_core::error::day(&day)));
+    match (points, until) {
+        (None, None) => None,
+        (Some(p), None) => Some(p),
+        (None, Some(u)) => Some(u),
+        (Some(p), Some(u)) => Some(format!("{p} {u}")),
     }
 }

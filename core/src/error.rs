@@ -45,6 +45,11 @@ pub enum LoyaltyError {
         day(voided_at)
     )]
     CodeVoided { voided_at: DateTime<FixedOffset> },
+    #[error(
+        "This postcard's offer ended on {}: it can no longer be claimed.",
+        day(last_day)
+    )]
+    CodeExpired { last_day: chrono::NaiveDate },
 
     // Batches of postcards.
     #[error("No such batch of postcards in this program.")]
@@ -254,7 +259,7 @@ impl LoyaltyError {
             | Self::IdempotencyMismatch
             | Self::AlreadyVoided
             | Self::BatchAlreadyVoided { .. } => 409,
-            Self::CodeVoided { .. } | Self::RewardRetired => 410,
+            Self::CodeVoided { .. } | Self::CodeExpired { .. } | Self::RewardRetired => 410,
             Self::OutOfStock { .. } | Self::RewardLimitReached { .. } => 409,
             Self::Throttled { .. } => 429,
             Self::Unavailable => 503,
@@ -340,6 +345,9 @@ mod tests {
             InvalidCode,
             AlreadyClaimed { claimed_at: at },
             CodeVoided { voided_at: at },
+            CodeExpired {
+                last_day: chrono::NaiveDate::from_ymd_opt(2026, 11, 30).unwrap(),
+            },
             BatchNotFound,
             BatchAlreadyVoided { voided_at: at },
             InvalidBatchName,

@@ -48,6 +48,7 @@ fn refusal_fields() -> serde_json::Map<String, serde_json::Value> {
         "balance": 3,
         "retry_after_secs": 2,
         "limit_days": 7,
+        "last_day": "2026-11-30",
         "reward": "Coffee",
         "limit": 1,
         "currency": "EUR",

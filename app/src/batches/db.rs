@@ -27,6 +27,8 @@ struct BatchRow {
     voided_by: Option<String>,
     voided: i32,
     claimed: i64,
+    welcome_points: i32,
+    last_day: Option<NaiveDate>,
 }
 
 impl From<BatchRow> for BatchSummary {
@@ -46,6 +48,8 @@ impl From<BatchRow> for BatchSummary {
             voided_at: row.voided_at,
             voided_on: row.voided_on,
             voided_by: row.voided_by,
+            welcome_points: row.welcome_points.into(),
+            last_day: row.last_day,
         }
     }
 }
@@ -59,6 +63,7 @@ macro_rules! batch_select {
            cs.display_name as created_by, b.voided_at,
            public.program_time(b.program_id, b.voided_at)::date as voided_on,
            vs.display_name as voided_by, coalesce(b.voided_count, 0) as voided,
+           b.welcome_points, b.last_day,
            (select count(*) from public.claim_codes c
              where c.program_id = b.program_id and c.batch_id = b.id and c.claimed_at is not null) as claimed
       from public.claim_code_batches b
@@ -68,7 +73,7 @@ macro_rules! batch_select {
     };
 }
 
-/// Makes a batch of `size` new postcard codes in one transaction.
+/// Makes a batch of `size` new postcard codes in one transaction, with no offer.
 pub async fn create_batch(
     db: &PgPool,
     program_id: Uuid,
@@ -77,8 +82,23 @@ pub async fn create_batch(
     size: i64,
     request_key: Option<&str>,
 ) -> Result<BatchSummary> {
+    let offer = BatchOffer::default();
+    create_batch_with_offer(db, program_id, staff_id, name, size, request_key, &offer).await
+}
+
+/// Makes a batch of `size` new postcard codes, and its offer, in one transaction.
+pub async fn create_batch_with_offer(
+    db: &PgPool,
+    program_id: Uuid,
+    staff_id: Uuid,
+    name: &str,
+    size: i64,
+    request_key: Option<&str>,
+    offer: &BatchOffer,
+) -> Result<BatchSummary> {
     // Out of range for the database's integer is out of range for a batch too.
     let size = i32::try_from(size).unwrap_or(i32::MAX);
+    let mut tx = db.begin().await.map_err(db_error)?;
     let answer: sqlx::types::Json<RpcAnswer> =
         sqlx::query_scalar("select public.create_claim_code_batch($1, $2, $3, $4, $5)")
             .bind(program_id)
@@ -86,7 +106,7 @@ pub async fn create_batch(
             .bind(size)
             .bind(staff_id)
             .bind(request_key)
-            .fetch_one(db)
+            .fetch_one(&mut *tx)
             .await
             .map_err(db_error)?;
     #[derive(serde::Deserialize)]
@@ -94,7 +114,30 @@ pub async fn create_batch(
         id: Uuid,
     }
     let made: Made = answer.0.into_result()?.data()?;
-    find_batch(db, program_id, made.id).await
+    // The offer is the batch's from the start: set in the transaction that makes it.
+    if offer.welcome_points != 0 || offer.last_day.is_some() {
+        let set: sqlx::types::Json<RpcAnswer> =
+            sqlx::query_scalar("select public.set_batch_offer($1, $2, $3, $4, $5)")
+                .bind(program_id)
+                .bind(staff_id)
+                .bind(made.id)
+                .bind(offer.welcome_points)
+                .bind(offer.last_day)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(db_error)?;
+        set.0.into_result()?;
+    }
+    let batch = find_batch(&mut *tx, program_id, made.id).await?;
+    tx.commit().await.map_err(db_error)?;
+    Ok(batch)
+}
+
+/// What a batch's postcards give when claimed: welcome points, until a last day on the program's clock.
+#[derive(Debug, Clone, Default)]
+pub struct BatchOffer {
+    pub welcome_points: i64,
+    pub last_day: Option<NaiveDate>,
 }
 
 /// The program's batches, newest first.
