@@ -349,6 +349,73 @@ end
 $$;
 
 --
+-- Name: expire_member_points(uuid, uuid); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.expire_member_points(p_program_id uuid, p_member_id uuid) RETURNS bigint
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+declare
+    v_due bigint;
+    v_balance integer;
+begin
+    perform 1 from public.passes_master m
+     where m.program_id = p_program_id and m.id = p_member_id
+       for update;
+    if not found then
+        return 0;
+    end if;
+    select e.due into v_due from public.member_expiry(p_program_id, p_member_id) e;
+    if v_due is null or v_due <= 0 then
+        return 0;
+    end if;
+    update public.passes_master m
+       set points = m.points - v_due, updated_at = pg_catalog.now()
+     where m.program_id = p_program_id and m.id = p_member_id
+    returning m.points into v_balance;
+    insert into public.transactions (program_id, member_id, points, type, description, balance_after)
+    values (p_program_id, p_member_id, v_due, 'EXPIRE', 'Points past their date', v_balance);
+    return v_due;
+end
+$$;
+
+--
+-- Name: expire_points_step(uuid, uuid, integer); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.expire_points_step(p_program_id uuid, p_after uuid, p_limit integer DEFAULT 1000) RETURNS TABLE(last_member uuid, expired bigint)
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+declare
+    v_member uuid;
+    v_last uuid;
+    v_expired bigint := 0;
+begin
+    if p_limit is null or p_limit not between 1 and 100000 then
+        raise exception 'expire_points_step: p_limit must be 1 to 100000' using errcode = 'invalid_parameter_value';
+    end if;
+    if not exists (select 1 from public.programs p
+                    where p.id = p_program_id and p.points_expire_months is not null) then
+        return query select null::uuid, 0::bigint;
+        return;
+    end if;
+    for v_member in
+        select m.id from public.passes_master m
+         where m.program_id = p_program_id and m.points > 0
+           and (p_after is null or m.id > p_after)
+         order by m.id
+         limit p_limit
+    loop
+        v_expired := v_expired + public.expire_member_points(p_program_id, v_member);
+        v_last := v_member;
+    end loop;
+    return query select v_last, v_expired;
+end
+$$;
+
+--
 -- Name: transactions; Type: TABLE; Schema: public; Owner: -
 --
 
@@ -369,7 +436,7 @@ CREATE TABLE public.transactions (
     CONSTRAINT transactions_description_check CHECK ((length(description) <= 500)),
     CONSTRAINT transactions_idempotency_key_check CHECK (((length(idempotency_key) >= 1) AND (length(idempotency_key) <= 200))),
     CONSTRAINT transactions_points_check CHECK ((points > 0)),
-    CONSTRAINT transactions_type_check CHECK ((type = ANY (ARRAY['EARN'::text, 'REDEEM'::text])))
+    CONSTRAINT transactions_type_check CHECK ((type = ANY (ARRAY['EARN'::text, 'REDEEM'::text, 'EXPIRE'::text])))
 );
 
 --
@@ -404,6 +471,54 @@ CREATE FUNCTION public.is_time_zone(p_name text) RETURNS boolean
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
     select exists (select 1 from pg_catalog.pg_timezone_names z where z.name = p_name)
+$$;
+
+--
+-- Name: member_expiry(uuid, uuid, timestamp with time zone); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.member_expiry(p_program_id uuid, p_member_id uuid, p_at timestamp with time zone DEFAULT now()) RETURNS TABLE(due bigint, next_points bigint, next_day date)
+    LANGUAGE sql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    with program as (
+        select p.points_expire_months as months from public.programs p where p.id = p_program_id
+    ),
+    effective as (
+        select t.type, t.points, coalesce(t.sold_at, t.created_at) as earned_at
+          from public.transactions t
+         where t.program_id = p_program_id and t.member_id = p_member_id and t.voids_id is null
+           and not exists (select 1 from public.transactions v
+                            where v.program_id = t.program_id and v.voids_id = t.id)
+    ),
+    spent as (
+        select coalesce(sum(e.points) filter (where e.type <> 'EARN'), 0) as debits from effective e
+    ),
+    earns as (
+        select public.program_time(p_program_id, e.earned_at + make_interval(months => program.months))::date
+                   as expires_on,
+               e.earned_at + make_interval(months => program.months) as expires_at,
+               sum(e.points) over (order by e.earned_at, e.points rows unbounded preceding) as running
+          from effective e, program
+         where e.type = 'EARN' and program.months is not null
+    ),
+    due as (
+        select greatest(coalesce(max(earns.running) filter (where earns.expires_at <= p_at), 0)
+                        - spent.debits, 0) as due
+          from earns, spent
+         group by spent.debits
+    ),
+    next as (
+        select earns.expires_on, max(earns.running) - spent.debits as left_by_then
+          from earns, spent
+         where earns.expires_at > p_at and earns.running > spent.debits
+         group by earns.expires_on, spent.debits
+         order by earns.expires_on
+         limit 1
+    )
+    select coalesce((select due.due from due), 0),
+           (select next.left_by_then - coalesce((select due.due from due), 0) from next),
+           (select next.expires_on from next)
 $$;
 
 --
@@ -827,12 +942,14 @@ CREATE TABLE public.programs (
     sale_points_cap integer,
     welcome_points_counter integer DEFAULT 0 NOT NULL,
     welcome_points_signup integer DEFAULT 0 NOT NULL,
+    points_expire_months integer,
     CONSTRAINT programs_currency_check CHECK ((currency ~ '^[A-Z]{3}$'::text)),
     CONSTRAINT programs_currency_minor_units_check CHECK (((currency_minor_units >= 0) AND (currency_minor_units <= 3))),
     CONSTRAINT programs_earn_per_minor_check CHECK (((earn_per_minor >= 1) AND (earn_per_minor <= 100000000))),
     CONSTRAINT programs_earn_points_check CHECK (((earn_points >= 1) AND (earn_points <= 1000))),
     CONSTRAINT programs_late_sale_days_check CHECK (((late_sale_days >= 1) AND (late_sale_days <= 90))),
     CONSTRAINT programs_name_check CHECK (((length(name) >= 1) AND (length(name) <= 200))),
+    CONSTRAINT programs_points_expire_months_check CHECK (((points_expire_months >= 1) AND (points_expire_months <= 120))),
     CONSTRAINT programs_public_slug_check CHECK (((public_slug ~ '^[a-z0-9]+(-[a-z0-9]+)*$'::text) AND (length(public_slug) <= 60))),
     CONSTRAINT programs_sale_points_cap_check CHECK (((sale_points_cap >= 1) AND (sale_points_cap <= 1000000))),
     CONSTRAINT programs_time_zone_check CHECK (public.is_time_zone(time_zone)),
@@ -1151,6 +1268,26 @@ begin
     if not found then
         return pg_catalog.jsonb_build_object('success', false, 'error', 'BATCH_NOT_FOUND');
     end if;
+    return pg_catalog.jsonb_build_object('success', true);
+end
+$$;
+
+--
+-- Name: set_points_expiry(uuid, uuid, bigint); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.set_points_expiry(p_program_id uuid, p_staff_id uuid, p_months bigint) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+begin
+    if not public.staff_is_manager(p_program_id, p_staff_id) then
+        return pg_catalog.jsonb_build_object('success', false, 'error', 'MANAGERS_ONLY');
+    end if;
+    if p_months is not null and p_months not between 1 and 120 then
+        return pg_catalog.jsonb_build_object('success', false, 'error', 'INVALID_EXPIRY');
+    end if;
+    update public.programs p set points_expire_months = p_months where p.id = p_program_id;
     return pg_catalog.jsonb_build_object('success', true);
 end
 $$;
@@ -1519,7 +1656,7 @@ CREATE TABLE public.ledger_days (
     points bigint NOT NULL,
     CONSTRAINT ledger_days_points_check CHECK ((points > 0)),
     CONSTRAINT ledger_days_tx_count_check CHECK ((tx_count > 0)),
-    CONSTRAINT ledger_days_type_check CHECK ((type = ANY (ARRAY['EARN'::text, 'REDEEM'::text])))
+    CONSTRAINT ledger_days_type_check CHECK ((type = ANY (ARRAY['EARN'::text, 'REDEEM'::text, 'EXPIRE'::text])))
 );
 
 --
@@ -2253,6 +2390,19 @@ REVOKE ALL ON FUNCTION public.enrol_publicly(p_slug text, p_client text) FROM PU
 GRANT ALL ON FUNCTION public.enrol_publicly(p_slug text, p_client text) TO loyalty_app;
 
 --
+-- Name: FUNCTION expire_member_points(p_program_id uuid, p_member_id uuid); Type: ACL; Schema: public; Owner: -
+--
+
+REVOKE ALL ON FUNCTION public.expire_member_points(p_program_id uuid, p_member_id uuid) FROM PUBLIC;
+
+--
+-- Name: FUNCTION expire_points_step(p_program_id uuid, p_after uuid, p_limit integer); Type: ACL; Schema: public; Owner: -
+--
+
+REVOKE ALL ON FUNCTION public.expire_points_step(p_program_id uuid, p_after uuid, p_limit integer) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.expire_points_step(p_program_id uuid, p_after uuid, p_limit integer) TO loyalty_app;
+
+--
 -- Name: TABLE transactions; Type: ACL; Schema: public; Owner: -
 --
 
@@ -2263,6 +2413,13 @@ GRANT SELECT ON TABLE public.transactions TO loyalty_app;
 --
 
 REVOKE ALL ON FUNCTION public.idempotent_replay(p_first public.transactions, p_member_id uuid, p_points bigint, p_type text, p_description text) FROM PUBLIC;
+
+--
+-- Name: FUNCTION member_expiry(p_program_id uuid, p_member_id uuid, p_at timestamp with time zone); Type: ACL; Schema: public; Owner: -
+--
+
+REVOKE ALL ON FUNCTION public.member_expiry(p_program_id uuid, p_member_id uuid, p_at timestamp with time zone) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.member_expiry(p_program_id uuid, p_member_id uuid, p_at timestamp with time zone) TO loyalty_app;
 
 --
 -- Name: FUNCTION minor_per_major(p_minor_units integer); Type: ACL; Schema: public; Owner: -
@@ -2400,6 +2557,13 @@ GRANT ALL ON FUNCTION public.save_reward(p_program_id uuid, p_staff_id uuid, p_r
 
 REVOKE ALL ON FUNCTION public.set_batch_offer(p_program_id uuid, p_staff_id uuid, p_batch_id uuid, p_welcome_points bigint, p_last_day date) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.set_batch_offer(p_program_id uuid, p_staff_id uuid, p_batch_id uuid, p_welcome_points bigint, p_last_day date) TO loyalty_app;
+
+--
+-- Name: FUNCTION set_points_expiry(p_program_id uuid, p_staff_id uuid, p_months bigint); Type: ACL; Schema: public; Owner: -
+--
+
+REVOKE ALL ON FUNCTION public.set_points_expiry(p_program_id uuid, p_staff_id uuid, p_months bigint) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.set_points_expiry(p_program_id uuid, p_staff_id uuid, p_months bigint) TO loyalty_app;
 
 --
 -- Name: FUNCTION set_program_rules(p_program_id uuid, p_staff_id uuid, p_currency text, p_currency_minor_units integer, p_earn_points bigint, p_earn_per_minor bigint, p_sale_points_cap bigint, p_welcome_points_counter bigint, p_welcome_points_signup bigint); Type: ACL; Schema: public; Owner: -

@@ -160,6 +160,18 @@ pub fn MemberPage() -> impl leptos::IntoView {
                                     <span class="balance-value">{member.points}</span>
                                     " points"
                                 </p>
+                                {detail
+                                    .next_expiry
+                                    .map(|(points, on)| {
+                                        view! {
+                                            <p class="expiry" data-expiry=points>
+                                                {format!(
+                                                    "{points} points expire on {}.",
+                                                    loyalty_core::error::day(&on),
+                                                )}
+                                            </p>
+                                        }
+                                    })}
                                 <p class="origin">
                                     "Joined " {loyalty_core::error::day(&member.created_at)} ": "
                                     {member.origin.describe()}
@@ -268,7 +280,7 @@ pub fn Ledger(entries: Vec<loyalty_core::wire::LedgerEntry>) -> impl leptos::Int
                             <tr class=kind>
                                 <td>{entry.id}</td>
                                 <td>{entry.local_at.format("%-d %b %Y %H:%M").to_string()}</td>
-                                <td>{if entry.tx_type == TxType::Earn { "Earn" } else { "Redeem" }}</td>
+                                <td>{entry.tx_type.label()}</td>
                                 <td class="num">{sign} {entry.points}</td>
                                 <td class="num">{entry.balance_after}</td>
                                 <td>{entry.description.unwrap_or_default()} " " <em>{link}</em></td>

@@ -146,6 +146,7 @@ fn PassCard(pass: PassView) -> impl IntoView {
                         let (kind, sign) = match entry.tx_type {
                             TxType::Earn => ("earn", "+"),
                             TxType::Redeem => ("redeem", "−"),
+                            TxType::Expire => ("expire", "−"),
                         };
                         view! {
                             <li class=kind>

@@ -271,6 +271,7 @@ pub fn describe_receipt(receipt: &PointsReceipt) -> String {
     let verb = match receipt.tx_type {
         TxType::Earn => "Earned",
         TxType::Redeem => "Redeemed",
+        TxType::Expire => "Expired",
     };
     let again = if receipt.replayed {
         " (already recorded; not applied again)"

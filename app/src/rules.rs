@@ -26,6 +26,8 @@ pub struct ProgramRules {
     pub rate: String,
     /// `earn_per_minor` as the currency writes it: "1.00".
     pub earn_per_amount: String,
+    /// Points expire this many months after they were earned; `None`: they never do.
+    pub points_expire_months: Option<i64>,
 }
 
 /// A promotion: a multiplier of a sale's points at the times it runs, on the program's clock.
@@ -87,6 +89,43 @@ pub async fn set_program_rules(
             db::set_rules(&db, &staff, &change).await?;
             redirect_form_post(PROGRAM_PATH);
             db::rules(&db, staff.program_id).await
+        }
+        .await,
+    )
+}
+
+/// Points expire `months` after they were earned (1 to 120); empty: they never expire.
+#[server(endpoint = "set_points_expiry")]
+pub async fn set_points_expiry(
+    csrf: String,
+    months: Option<String>,
+) -> Result<Option<i64>, LoyaltyError> {
+    use crate::request::{answer, manager, pool, redirect_form_post, staff_for_change};
+    answer(
+        async {
+            let staff = manager(staff_for_change(&csrf)?)?;
+            let months = match months.as_deref().map(str::trim) {
+                None | Some("") => None,
+                Some(m) => Some(m.parse::<i64>().map_err(|_| LoyaltyError::InvalidExpiry)?),
+            };
+            db::set_points_expiry(&pool()?, &staff, months).await?;
+            redirect_form_post(PROGRAM_PATH);
+            Ok(months)
+        }
+        .await,
+    )
+}
+
+/// Runs the program's points expiry now, as the hourly run does: the points expired.
+#[server(endpoint = "run_expiry")]
+pub async fn run_expiry(csrf: String) -> Result<i64, LoyaltyError> {
+    use crate::request::{answer, manager, pool, redirect_form_post, staff_for_change};
+    answer(
+        async {
+            let staff = manager(staff_for_change(&csrf)?)?;
+            let expired = db::run_expiry(&pool()?, staff.program_id).await?;
+            redirect_form_post(PROGRAM_PATH);
+            Ok(expired)
         }
         .await,
     )
@@ -176,8 +215,13 @@ pub const WEEKDAYS: [(&str, &str); 7] = [
 pub fn ProgramPage() -> impl IntoView {
     let set_rules = ServerAction::<SetProgramRules>::new();
     let save = ServerAction::<SavePromotion>::new();
+    let set_expiry = ServerAction::<SetPointsExpiry>::new();
+    let run = ServerAction::<RunExpiry>::new();
     let retire = ServerAction::<RetirePromotion>::new();
-    let rules = Resource::new(move || set_rules.version().get(), |_| load_program_rules());
+    let rules = Resource::new(
+        move || (set_rules.version().get(), set_expiry.version().get()),
+        |_| load_program_rules(),
+    );
     let promotions = Resource::new(
         move || (save.version().get(), retire.version().get()),
         |_| list_promotions(),
@@ -195,7 +239,22 @@ pub fn ProgramPage() -> impl IntoView {
             .value()
             .get()
             .map(|r| r.map(|_| "The promotion has ended."));
-        rules.or(saved).or(retired)
+        let expiry = set_expiry.value().get().map(|r| {
+            r.map(|months| match months {
+                Some(_) => "Points now expire after the months set.".to_owned(),
+                None => "Points no longer expire.".to_owned(),
+            })
+        });
+        let ran = run
+            .value()
+            .get()
+            .map(|r| r.map(|points| format!("The expiry run is done: {points} points expired.")));
+        rules
+            .or(saved)
+            .or(retired)
+            .map(|r| r.map(str::to_owned))
+            .or(expiry)
+            .or(ran)
     };
     view! {
         <section class="program">
@@ -219,7 +278,13 @@ pub fn ProgramPage() -> impl IntoView {
             <Suspense fallback=|| view! { <p class="loading">"Loading…"</p> }>
                 {move || Suspend::new(async move {
                     match rules.await {
-                        Ok(rules) => view! { <RulesForm rules set_rules /> }.into_any(),
+                        Ok(rules) => {
+                            view! {
+                                <RulesForm rules=rules.clone() set_rules />
+                                <ExpiryForm rules set_expiry run />
+                            }
+                                .into_any()
+                        }
                         Err(error) => view! { <crate::notice::ErrorNotice error /> }.into_any(),
                     }
                 })}
@@ -308,6 +373,40 @@ fn RulesForm(rules: ProgramRules, set_rules: ServerAction<SetProgramRules>) -> i
                 value=rules.welcome_points_signup.to_string()
             />
             <button type="submit">"Save the rules"</button>
+        </ActionForm>
+    }
+}
+
+#[component]
+fn ExpiryForm(
+    rules: ProgramRules,
+    set_expiry: ServerAction<SetPointsExpiry>,
+    run: ServerAction<RunExpiry>,
+) -> impl IntoView {
+    let months = rules
+        .points_expire_months
+        .map(|m| m.to_string())
+        .unwrap_or_default();
+    let said = match rules.points_expire_months {
+        Some(m) => format!(
+            "Points expire {m} months after they were earned; redeems use the oldest first."
+        ),
+        None => "Points never expire.".to_owned(),
+    };
+    view! {
+        <h2>"Expiry"</h2>
+        <p class="expiry-rule">{said}</p>
+        <ActionForm action=set_expiry attr:class="card expiry-form">
+            <crate::auth::CsrfField />
+            <label for="expiry-months">"Points expire after (months; empty: never)"</label>
+            <input id="expiry-months" name="months" type="number" min="1" max="120" value=months />
+            <button type="submit">"Save expiry"</button>
+        </ActionForm>
+        <ActionForm action=run attr:class="inline">
+            <crate::auth::CsrfField />
+            <button type="submit" class="secondary">
+                "Run the expiry now"
+            </button>
         </ActionForm>
     }
 }

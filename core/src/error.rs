@@ -112,6 +112,8 @@ pub enum LoyaltyError {
     InvalidPromotionHours,
     #[error("No such promotion in this program.")]
     PromotionNotFound,
+    #[error("Points expire after 1 to 120 months, or never (empty).")]
+    InvalidExpiry,
 
     // The rewards catalog.
     #[error("No such reward in this program's catalog.")]
@@ -148,7 +150,7 @@ pub enum LoyaltyError {
     InvalidDate { bound: DateBound },
     #[error("The start date is after the end date.")]
     StartAfterEnd,
-    #[error("Choose earn, redeem or all types.")]
+    #[error("Choose earn, redeem, expired or all types.")]
     InvalidTypeFilter,
     #[error("That is not a member pass id: it is too long.")]
     MemberFilterTooLong,
@@ -380,6 +382,7 @@ mod tests {
             InvalidWeekdays,
             InvalidPromotionHours,
             PromotionNotFound,
+            InvalidExpiry,
             RewardNotFound,
             RewardRetired,
             OutOfStock {

@@ -60,20 +60,36 @@ impl ScanOutcome {
     }
 }
 
-/// Earn or redeem.
+/// Earn or redeem; or points past their date, taken off by an expiry run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum TxType {
     Earn,
     Redeem,
+    Expire,
 }
 
 impl TxType {
+    /// Whether the row adds to the balance (an earn) or takes from it.
+    pub fn adds(self) -> bool {
+        self == Self::Earn
+    }
+
+    /// The type as a clerk reads it in a ledger.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Earn => "Earn",
+            Self::Redeem => "Redeem",
+            Self::Expire => "Expired",
+        }
+    }
+
     /// The type as the database spells it.
     pub fn as_sql(self) -> &'static str {
         match self {
             Self::Earn => "EARN",
             Self::Redeem => "REDEEM",
+            Self::Expire => "EXPIRE",
         }
     }
 
@@ -81,6 +97,7 @@ impl TxType {
         match s {
             "EARN" => Some(Self::Earn),
             "REDEEM" => Some(Self::Redeem),
+            "EXPIRE" => Some(Self::Expire),
             _ => None,
         }
     }
@@ -156,6 +173,9 @@ impl LedgerEntry {
 pub struct MemberDetail {
     pub member: Member,
     pub ledger: Vec<LedgerEntry>,
+    /// The next points to expire and the day they do, on the program's clock, where the program's points expire.
+    #[serde(default)]
+    pub next_expiry: Option<(i64, chrono::NaiveDate)>,
 }
 
 /// What a staff member may do.
@@ -213,6 +233,9 @@ pub struct HistoryTotals {
     pub transactions: i64,
     pub earned: i64,
     pub redeemed: i64,
+    /// Points taken off by expiry runs.
+    #[serde(default)]
+    pub expired: i64,
 }
 
 /// Points earned and redeemed on one day, for the chart.

@@ -279,6 +279,12 @@ async fn roll_up_ledger_days(pool: sqlx::PgPool) {
         if let Err(err) = app::history::db::roll_up_ledger_days(&pool).await {
             tracing::warn!(error = %err, "summing the ledger's days failed");
         }
+        // Expiry before the next roll-up: its rows are summed with the day they were written on.
+        match app::rules::db::run_every_expiry(&pool).await {
+            Ok(0) => {}
+            Ok(points) => tracing::info!(points, "points past their date expired"),
+            Err(err) => tracing::warn!(error = %err, "the points expiry run failed"),
+        }
     }
 }
 

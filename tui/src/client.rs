@@ -133,6 +133,7 @@ impl Client {
         let path = match request.tx_type {
             TxType::Earn => "/api/earn",
             TxType::Redeem => "/api/redeem",
+            TxType::Expire => return Err(LoyaltyError::InvalidType),
         };
         let csrf = self.csrf();
         let points = request.points.to_string();

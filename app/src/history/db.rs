@@ -172,6 +172,7 @@ struct DayRow {
     transactions: i64,
     earned: i64,
     redeemed: i64,
+    expired: i64,
 }
 
 /// One page of the history, newest first. `cursor` is the previous page's `next_cursor`. Rows only: one
@@ -244,14 +245,15 @@ pub async fn history_summary(
         };
     let mut sums = QueryBuilder::new(
         "select day, sum(transactions)::bigint as transactions, sum(earned)::bigint as earned,
-                sum(redeemed)::bigint as redeemed
+                sum(redeemed)::bigint as redeemed, sum(expired)::bigint as expired
            from (",
     );
     if let Some((until, _)) = summed_until {
         sums.push(
             "select d.day, d.tx_count as transactions,
                     case when d.type = 'EARN' then d.points else 0 end as earned,
-                    case when d.type = 'REDEEM' then d.points else 0 end as redeemed
+                    case when d.type = 'REDEEM' then d.points else 0 end as redeemed,
+                    case when d.type = 'EXPIRE' then d.points else 0 end as expired
                from public.ledger_days d
               where d.program_id = ",
         )
@@ -275,7 +277,8 @@ pub async fn history_summary(
             ")::date as day,
                 count(*) as transactions,
                 coalesce(sum(t.points) filter (where t.type = 'EARN'), 0)::bigint as earned,
-                coalesce(sum(t.points) filter (where t.type = 'REDEEM'), 0)::bigint as redeemed
+                coalesce(sum(t.points) filter (where t.type = 'REDEEM'), 0)::bigint as redeemed,
+                coalesce(sum(t.points) filter (where t.type = 'EXPIRE'), 0)::bigint as expired
            from public.transactions t",
         );
     push_filter(&mut sums, program_id, filter, &clock);
@@ -295,6 +298,7 @@ pub async fn history_summary(
             transactions: sum.transactions + day.transactions,
             earned: sum.earned + day.earned,
             redeemed: sum.redeemed + day.redeemed,
+            expired: sum.expired + day.expired,
         });
     Ok(HistorySummary {
         totals,

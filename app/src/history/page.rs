@@ -134,6 +134,9 @@ fn HistoryFilters(current: Memo<HistoryQuery>) -> impl IntoView {
                     <option value="REDEEM" selected=type_is("REDEEM")>
                         "Redeem"
                     </option>
+                    <option value="EXPIRE" selected=type_is("EXPIRE")>
+                        "Expired"
+                    </option>
                 </select>
             </label>
             <label>
@@ -235,6 +238,7 @@ fn HistoryTotalsLine(totals: HistoryTotals) -> impl IntoView {
         transactions,
         earned,
         redeemed,
+        expired,
     } = totals;
     view! {
         <dl class="history-totals">
@@ -251,18 +255,19 @@ fn HistoryTotalsLine(totals: HistoryTotals) -> impl IntoView {
                 <dd>{redeemed}</dd>
             </div>
             <div>
+                <dt>"Points expired"</dt>
+                <dd>{expired}</dd>
+            </div>
+            <div>
                 <dt>"Net"</dt>
-                <dd>{earned - redeemed}</dd>
+                <dd>{earned - redeemed - expired}</dd>
             </div>
         </dl>
     }
 }
 
 fn type_label(tx_type: TxType) -> &'static str {
-    match tx_type {
-        TxType::Earn => "Earn",
-        TxType::Redeem => "Redeem",
-    }
+    tx_type.label()
 }
 
 /// One ledger row, with its void links or the form that voids it.
@@ -292,6 +297,7 @@ fn HistoryRow(entry: LedgerEntry, void_action: ServerAction<VoidTransaction>) ->
             class=match tx_type {
                 TxType::Earn => "earn",
                 TxType::Redeem => "redeem",
+                TxType::Expire => "expire",
             }
             class:history-voided=voided_by.is_some()
         >

@@ -111,9 +111,20 @@ pub async fn member_detail(
     .fetch_all(db)
     .await
     .map_err(db_error)?;
+    let next_expiry: Option<(Option<i64>, Option<chrono::NaiveDate>)> = sqlx::query_as(
+        "select e.next_points, e.next_day
+           from public.passes_master m, public.member_expiry(m.program_id, m.id) e
+          where m.program_id = $1 and m.external_id = $2",
+    )
+    .bind(program_id)
+    .bind(external_id)
+    .fetch_optional(db)
+    .await
+    .map_err(db_error)?;
     Ok(MemberDetail {
         member,
         ledger: ledger.into_iter().map(LedgerEntry::from).collect(),
+        next_expiry: next_expiry.and_then(|(points, day)| points.zip(day)),
     })
 }
 

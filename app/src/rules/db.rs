@@ -11,19 +11,31 @@ use crate::session::Staff;
 
 /// The program's rules, with the rate in words.
 pub async fn rules(db: &PgPool, program_id: Uuid) -> Result<ProgramRules> {
-    let row: Option<(String, i16, i32, i64, Option<i32>, i32, i32, String, String)> = sqlx::query_as(
+    type Row = (
+        String,
+        i16,
+        i32,
+        i64,
+        Option<i32>,
+        i32,
+        i32,
+        String,
+        String,
+        Option<i32>,
+    );
+    let row: Option<Row> = sqlx::query_as(
         "select p.currency, p.currency_minor_units, p.earn_points, p.earn_per_minor, p.sale_points_cap,
                 p.welcome_points_counter, p.welcome_points_signup,
                 p.earn_points || case when p.earn_points = 1 then ' point' else ' points' end || ' per '
                   || public.money_text(p.earn_per_minor, p.currency_minor_units) || ' ' || p.currency,
-                public.money_text(p.earn_per_minor, p.currency_minor_units)
+                public.money_text(p.earn_per_minor, p.currency_minor_units), p.points_expire_months
            from public.programs p where p.id = $1",
     )
     .bind(program_id)
     .fetch_optional(db)
     .await
     .map_err(db_error)?;
-    let (currency, minor, points, per, cap, counter, signup, rate, per_amount) =
+    let (currency, minor, points, per, cap, counter, signup, rate, per_amount, expiry) =
         row.ok_or(LoyaltyError::ProgramNotFound)?;
     Ok(ProgramRules {
         currency,
@@ -35,6 +47,7 @@ pub async fn rules(db: &PgPool, program_id: Uuid) -> Result<ProgramRules> {
         welcome_points_signup: signup.into(),
         rate,
         earn_per_amount: per_amount,
+        points_expire_months: expiry.map(Into::into),
     })
 }
 
@@ -244,4 +257,58 @@ pub async fn retire_promotion(db: &PgPool, by: &Staff, promotion_id: i64) -> Res
     )
     .await
     .map(drop)
+}
+
+/// Turns the program's points expiry on (`months`) or off.
+pub async fn set_points_expiry(db: &PgPool, by: &Staff, months: Option<i64>) -> Result<()> {
+    answer(
+        sqlx::query_scalar("select public.set_points_expiry($1, $2, $3)")
+            .bind(by.program_id)
+            .bind(by.id)
+            .bind(months),
+        db,
+    )
+    .await
+    .map(drop)
+}
+
+/// Members looked at in one step of an expiry run, each step its own transaction.
+const EXPIRY_STEP: i32 = 500;
+
+/// Runs a program's points expiry to the end, step by step: the points expired. A run stopped half way keeps
+/// the steps it committed, and the next run finds only what is left.
+pub async fn run_expiry(db: &PgPool, program_id: Uuid) -> Result<i64> {
+    let mut after: Option<Uuid> = None;
+    let mut expired = 0;
+    loop {
+        let (last, points): (Option<Uuid>, i64) = sqlx::query_as(
+            "select last_member, expired from public.expire_points_step($1, $2, $3)",
+        )
+        .bind(program_id)
+        .bind(after)
+        .bind(EXPIRY_STEP)
+        .fetch_one(db)
+        .await
+        .map_err(db_error)?;
+        expired += points;
+        match last {
+            Some(last) => after = Some(last),
+            None => return Ok(expired),
+        }
+    }
+}
+
+/// Runs the expiry of every program whose points expire: the hourly run.
+pub async fn run_every_expiry(db: &PgPool) -> Result<i64> {
+    let programs: Vec<Uuid> = sqlx::query_scalar(
+        "select p.id from public.programs p where p.points_expire_months is not null",
+    )
+    .fetch_all(db)
+    .await
+    .map_err(db_error)?;
+    let mut expired = 0;
+    for program in programs {
+        expired += run_expiry(db, program).await?;
+    }
+    Ok(expired)
 }

@@ -72,6 +72,7 @@ const FIELD_NAMES: &[&str] = &[
     "starts_at",
     "ends_at",
     "promotion_id",
+    "months",
 ];
 
 fn field_name() -> impl Strategy<Value = String> {

@@ -517,6 +517,23 @@ pub(crate) fn cases() -> Vec<Case> {
             fields: |t| vec![("promotion_id", t.promotion_id.to_string())],
             theirs: Refused("PROMOTION_NOT_FOUND"),
         },
+        // Points expiry: the caller's own program.
+        Case {
+            endpoint: "set_points_expiry",
+            get: false,
+            access: Manager,
+            changes: true,
+            fields: |_| vec![("months", "".into())],
+            theirs: OwnProgramOnly,
+        },
+        Case {
+            endpoint: "run_expiry",
+            get: false,
+            access: Manager,
+            changes: true,
+            fields: none,
+            theirs: OwnProgramOnly,
+        },
         // The program's time zone: the caller's own program, the only one a request can reach.
         Case {
             endpoint: "time_zone",

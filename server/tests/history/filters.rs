@@ -184,7 +184,8 @@ async fn totals_and_daily_sums_are_sqls_own_sums() {
         HistoryTotals {
             transactions: count,
             earned,
-            redeemed
+            redeemed,
+            expired: 0,
         }
     );
     let by_day: Vec<(NaiveDate, i64, i64)> = sqlx::query_as(
@@ -376,6 +377,6 @@ fn filters_are_read_as_the_form_sends_them_and_bad_ones_are_explained() {
     );
     assert_eq!(
         message(parse_filter(None, None, Some("refund"), None, None)),
-        "Choose earn, redeem or all types."
+        "Choose earn, redeem, expired or all types."
     );
 }

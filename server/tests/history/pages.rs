@@ -99,7 +99,8 @@ async fn over_http_the_history_the_void_and_the_csv_are_for_managers_only() {
         HistoryTotals {
             transactions: 1,
             earned: 100,
-            redeemed: 0
+            redeemed: 0,
+            expired: 0,
         }
     );
     assert_eq!(summary.daily.len(), 1);

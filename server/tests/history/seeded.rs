@@ -207,6 +207,7 @@ pub(crate) fn sums(rows: &[&Known]) -> HistorySummary {
                 totals.redeemed += row.points;
                 day.1 += row.points;
             }
+            TxType::Expire => totals.expired += row.points,
         }
     }
     let daily = days

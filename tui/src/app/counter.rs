@@ -38,12 +38,12 @@ pub enum MemberPanel {
     #[default]
     Empty,
     /// The latest scan sent: an answer to an earlier one must not take its place.
-    LookingUp {
-        code: String,
-    },
+    LookingUp { code: String },
     Shown {
         member: Member,
         ledger: Ledger,
+        /// The next points to expire and their day, once the ledger is loaded.
+        expiry: Option<(i64, chrono::NaiveDate)>,
     },
     /// A pass scanned or typed while the server cannot be reached: not looked up, but earns for it are queued.
     Offline {
@@ -341,7 +341,12 @@ impl App {
         external_id: &str,
         result: Result<MemberDetail, LoyaltyError>,
     ) {
-        let MemberPanel::Shown { member, ledger } = &mut self.counter.panel else {
+        let MemberPanel::Shown {
+            member,
+            ledger,
+            expiry,
+        } = &mut self.counter.panel
+        else {
             return;
         };
         if member.external_id != external_id {
@@ -351,6 +356,7 @@ impl App {
             Ok(detail) => {
                 *member = detail.member;
                 *ledger = Ledger::Loaded(detail.ledger);
+                *expiry = detail.next_expiry;
             }
             Err(LoyaltyError::NotSignedIn) => self.fail(LoyaltyError::NotSignedIn),
             Err(e) => {
@@ -393,6 +399,7 @@ impl App {
         self.counter.panel = MemberPanel::Shown {
             member,
             ledger: Ledger::Loading,
+            expiry: None,
         };
         self.counter.prompt = Prompt::Scan;
         vec![Command::LoadMember { external_id }]

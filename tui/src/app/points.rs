@@ -88,7 +88,7 @@ impl App {
         if self.offline() {
             return match request.tx_type {
                 TxType::Earn => self.queue_earn(request),
-                TxType::Redeem => self.refuse_offline("a redeem"),
+                TxType::Redeem | TxType::Expire => self.refuse_offline("a redeem"),
             };
         }
         self.counter.points = Some(PendingPoints::Sending(request.clone()));
@@ -210,6 +210,7 @@ pub fn doing(tx_type: TxType, points: i64) -> String {
     match tx_type {
         TxType::Earn => format!("Earn {points} points"),
         TxType::Redeem => format!("Redeem {points} points"),
+        TxType::Expire => format!("Expire {points} points"),
     }
 }
 
@@ -217,6 +218,7 @@ fn done(tx_type: TxType) -> &'static str {
     match tx_type {
         TxType::Earn => "earned",
         TxType::Redeem => "redeemed",
+        TxType::Expire => "expired",
     }
 }
 

@@ -59,7 +59,7 @@ fn draw_input(frame: &mut Frame, area: Rect, app: &App) -> Option<Position> {
             "Points to earn: ".to_owned(),
             "Enter continue · Esc cancel ",
         ),
-        Prompt::Amount(TxType::Redeem) => (
+        Prompt::Amount(TxType::Redeem | TxType::Expire) => (
             format!(" Redeem points for {member_id} "),
             "Points to redeem: ".to_owned(),
             "Enter continue · Esc cancel ",
@@ -113,9 +113,11 @@ fn draw_member(frame: &mut Frame, area: Rect, app: &App) {
     let inner = block.inner(area);
     frame.render_widget(block, area);
     let panel = match &app.counter.panel {
-        MemberPanel::Shown { member, ledger } => {
-            Paragraph::new(member_lines(member, ledger, inner.height))
-        }
+        MemberPanel::Shown {
+            member,
+            ledger,
+            expiry,
+        } => Paragraph::new(member_lines(member, ledger, *expiry, inner.height)),
         MemberPanel::Offline {
             external_id,
             postcard,
@@ -145,7 +147,12 @@ fn idle_lines(app: &App) -> Vec<Line<'static>> {
     ]
 }
 
-fn member_lines(member: &Member, ledger: &Ledger, height: u16) -> Vec<Line<'static>> {
+fn member_lines(
+    member: &Member,
+    ledger: &Ledger,
+    expiry: Option<(i64, chrono::NaiveDate)>,
+    height: u16,
+) -> Vec<Line<'static>> {
     let mut lines = vec![
         Line::from(vec![
             Span::styled(" Pass     ", theme::LABEL),
@@ -162,6 +169,12 @@ fn member_lines(member: &Member, ledger: &Ledger, height: u16) -> Vec<Line<'stat
         Line::from(vec![
             Span::styled(" Balance  ", theme::LABEL),
             Span::styled(format!("{} points", member.points), theme::BALANCE),
+            Span::styled(
+                expiry
+                    .map(|(points, on)| format!("  {points} expire on {}", day(&on)))
+                    .unwrap_or_default(),
+                theme::MUTED,
+            ),
         ]),
         Line::from(vec![
             Span::styled(" Keys     ", theme::LABEL),
@@ -309,6 +322,7 @@ fn ledger_line(entry: &LedgerEntry) -> Line<'static> {
         ),
         (TxType::Earn, None) => ("Earn", '+', theme::EARN),
         (TxType::Redeem, None) => ("Redeem", '-', theme::REDEEM),
+        (TxType::Expire, None) => ("Expired", '-', theme::MUTED),
     };
     // On the program's clock, as on the dashboard.
     let when = entry.local_at.format("%-d %b %Y %H:%M").to_string();

@@ -57,6 +57,7 @@ fn a_late_ledger_of_another_member_is_ignored() {
             external_id: "MBR-OTHER2345".to_owned(),
             result: Ok(MemberDetail {
                 member: member("MBR-OTHER2345", 9),
+                next_expiry: None,
                 ledger: vec![],
             }),
         },

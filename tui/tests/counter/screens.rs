@@ -102,6 +102,7 @@ fn scanning_shows_what_was_typed_and_then_the_member_panel() {
             external_id: MEMBER_ID.to_owned(),
             result: Ok(MemberDetail {
                 member: member(MEMBER_ID, 150),
+                next_expiry: None,
                 ledger: vec![
                     entry(3, TxType::Redeem, 20, 150),
                     entry(2, TxType::Earn, 70, 170),
@@ -150,6 +151,7 @@ fn a_claimed_postcard_and_an_empty_ledger() {
             external_id: code.clone(),
             result: Ok(MemberDetail {
                 member: member(&code, 0),
+                next_expiry: None,
                 ledger: vec![],
             }),
         },

@@ -121,6 +121,7 @@ pub fn with_member(points: i64) -> App {
             external_id: MEMBER_ID.to_owned(),
             result: Ok(MemberDetail {
                 member: member(MEMBER_ID, points),
+                next_expiry: None,
                 ledger: vec![entry(2, TxType::Earn, points, points)],
             }),
         },

@@ -148,7 +148,8 @@ fn a_claimed_postcard_shows_the_new_member_and_loads_their_ledger() {
         app.counter.panel,
         MemberPanel::Shown {
             member: member(&code, 0),
-            ledger: Ledger::Loading
+            ledger: Ledger::Loading,
+            expiry: None,
         }
     );
     assert_eq!(app.waiting(), None);
