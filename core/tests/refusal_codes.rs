@@ -47,6 +47,7 @@ fn refusal_fields() -> serde_json::Map<String, serde_json::Value> {
         "voided_at": "2026-11-03T15:04:05+00:00",
         "balance": 3,
         "retry_after_secs": 2,
+        "limit_days": 7,
     })
     .as_object()
     .cloned()
