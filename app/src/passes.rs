@@ -25,7 +25,23 @@ pub struct PassView {
     /// The QR code of the external id, as an SVG document rendered on the server.
     pub qr_svg: String,
     pub recent: Vec<PassActivity>,
+    /// The pass for Apple Wallet, where the server is set up to sign one.
+    pub apple_wallet_href: Option<String>,
 }
+
+/// The wallet buttons the server's configuration allows: none unless a wallet is set up.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WalletButtons {
+    pub apple: bool,
+}
+
+/// Where a member downloads their pass for Apple Wallet.
+pub fn apple_wallet_path(token: &str) -> String {
+    format!("/pass/{token}/wallet.pkpass")
+}
+
+/// Where staff download a member's pass for Apple Wallet.
+pub const STAFF_PKPASS_PATH: &str = "/api/wallet.pkpass";
 
 /// One of the member's own transactions, without staff notes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -76,7 +92,12 @@ pub async fn get_pass(token: String) -> Result<PassView, LoyaltyError> {
             if !is_pass_token(&token) {
                 return Err(LoyaltyError::MemberNotFound);
             }
-            db::pass_by_token(&pool()?, &token, PASS_PAGE_ROWS).await
+            let mut pass = db::pass_by_token(&pool()?, &token, PASS_PAGE_ROWS).await?;
+            let buttons = use_context::<WalletButtons>().unwrap_or_default();
+            if buttons.apple {
+                pass.apple_wallet_href = Some(apple_wallet_path(&token));
+            }
+            Ok(pass)
         }
         .await,
     )
@@ -159,6 +180,13 @@ fn PassCard(pass: PassView) -> impl IntoView {
         }
         .into_any()
     };
+    let wallet = pass.apple_wallet_href.map(|href| {
+        view! {
+            <p class="wallet-buttons">
+                <a class="add-to-apple-wallet" href=href rel="nofollow">"Add to Apple Wallet"</a>
+            </p>
+        }
+    });
     view! {
         <article class="pass-card">
             <h1 class="pass-program">{pass.program_name}</h1>
@@ -169,6 +197,7 @@ fn PassCard(pass: PassView) -> impl IntoView {
             <div class="pass-qr" role="img" aria-label="Your member code" inner_html=pass.qr_svg></div>
             <p class="pass-id">{pass.external_id}</p>
             <p class="pass-hint">"Show this code at the counter to collect and spend points."</p>
+            {wallet}
             <h2>"Recent"</h2>
             {recent}
         </article>

@@ -104,6 +104,8 @@ pub enum LoyaltyError {
     InvalidWalletDevice,
     #[error("Unknown wallet channel: the server's wallet settings name webhook, apple or google.")]
     InvalidWalletChannel,
+    #[error("This kind of wallet pass is not set up for this program.")]
+    WalletNotSetUp,
 
     #[error("The start date is after the end date.")]
     StartAfterEnd,
@@ -211,7 +213,8 @@ impl LoyaltyError {
             | Self::StaffNotFound
             | Self::ProgramNotFound
             | Self::TransactionNotFound
-            | Self::BatchNotFound => 404,
+            | Self::BatchNotFound
+            | Self::WalletNotSetUp => 404,
             Self::AlreadyClaimed { .. }
             | Self::IdempotencyMismatch
             | Self::AlreadyVoided
@@ -317,6 +320,7 @@ mod tests {
             WalletUnauthorized,
             InvalidWalletDevice,
             InvalidWalletChannel,
+            WalletNotSetUp,
             InvalidDate {
                 bound: DateBound::End,
             },

@@ -312,6 +312,7 @@ async fn serve(
             pool: db.pool.clone(),
             leptos_options: leptos_options(site_root, addr),
             secure_cookies: tls.is_some() || cli.secure_cookies,
+            wallet: server::wallet::WalletConfig::default(),
         },
         backups,
     )

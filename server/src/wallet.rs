@@ -9,6 +9,8 @@
 //! so the receiver can drop the one resend that a crash between its 2xx and our commit would cause.
 
 pub mod devices;
+pub mod downloads;
+pub mod pkpass;
 
 use std::future::Future;
 use std::path::Path;
@@ -20,6 +22,29 @@ use serde::Serialize;
 use sqlx::PgPool;
 use tokio::task::JoinHandle;
 use uuid::Uuid;
+
+/// The wallets the server provisions passes in, as its configuration sets them up; the default sets up none,
+/// so no wallet button is shown and nothing is sent.
+#[derive(Debug, Clone, Default)]
+pub struct WalletConfig {
+    pub apple: Option<std::sync::Arc<pkpass::PassSigner>>,
+    /// The server's address as phones reach it (`https://loyalty.example`): passes link back to it.
+    pub public_url: String,
+}
+
+impl WalletConfig {
+    /// Where Apple Wallet asks for a pass's updates.
+    pub fn apple_web_service_url(&self) -> String {
+        format!("{}/wallet/apple", self.public_url.trim_end_matches('/'))
+    }
+
+    /// The buttons the pass page shows.
+    pub fn buttons(&self) -> app::passes::WalletButtons {
+        app::passes::WalletButtons {
+            apple: self.apple.is_some(),
+        }
+    }
+}
 
 /// A claimed pass to provision, as the outbox holds it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

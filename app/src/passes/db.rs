@@ -46,6 +46,7 @@ pub async fn pass_by_token(db: &PgPool, token: &str, limit: i64) -> Result<PassV
         qr_svg: super::qr_svg(&external_id)?,
         external_id,
         points: points.into(),
+        apple_wallet_href: None,
         recent: recent
             .into_iter()
             .filter_map(|(tx_type, points, created_at)| {
