@@ -100,6 +100,7 @@ pub fn router_reporting(state: AppState, backups: BackupReport) -> Router {
             "/pass/{token}/wallet.pkpass",
             get(wallet::downloads::member_pkpass),
         )
+        .merge(wallet::apple_service::routes())
         .route("/api/{*name}", post(server_fns))
         .leptos_routes_with_context(&state, routes, context.clone(), move || {
             app::shell(options.clone())
