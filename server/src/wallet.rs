@@ -8,9 +8,11 @@
 //! row is marked delivered only after a 2xx answer. Every request carries the row id as its idempotency key,
 //! so the receiver can drop the one resend that a crash between its 2xx and our commit would cause.
 
+pub mod apns;
 pub mod apple_service;
 pub mod devices;
 pub mod downloads;
+pub mod outbox;
 pub mod pkpass;
 
 use std::future::Future;

@@ -17,6 +17,9 @@ pub struct TestPassIdentity {
     /// The root a verifier trusts.
     pub root_pem: PathBuf,
     pub files: AppleWalletFiles,
+    /// An APNs authentication key (PKCS#8 PEM, as Apple's .p8) and its public half.
+    pub apns_key: PathBuf,
+    pub apns_public_key: PathBuf,
 }
 
 fn openssl(dir: &Path, args: &[&str]) {
@@ -140,7 +143,25 @@ impl TestPassIdentity {
                 "pass.ext",
             ],
         );
+        openssl(
+            &dir,
+            &[
+                "genpkey",
+                "-algorithm",
+                "EC",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+                "-out",
+                "apns.p8",
+            ],
+        );
+        openssl(
+            &dir,
+            &["pkey", "-in", "apns.p8", "-pubout", "-out", "apns.pub"],
+        );
         Self {
+            apns_key: dir.join("apns.p8"),
+            apns_public_key: dir.join("apns.pub"),
             root_pem: dir.join("root.pem"),
             files: AppleWalletFiles {
                 pass_type_id: TEST_PASS_TYPE_ID.to_owned(),
