@@ -139,20 +139,65 @@ fn failure_reason(err: &reqwest::Error) -> String {
 
 impl WalletProvider for Webhook {
     async fn provision(&self, pass: &PassNotice) -> Result<String, String> {
+        self.post(&pass.idempotency_key, pass).await?;
+        Ok(self.url.clone())
+    }
+}
+
+/// A pass's balance change as the webhook sends it: every change, for every kind of pass, with the pass's
+/// version, which counts its changes, for the receiver to order them by.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BalanceNotice {
+    /// The change's id: the same on every retry, so the receiver can deduplicate.
+    pub idempotency_key: String,
+    pub event: &'static str,
+    pub program_id: Uuid,
+    pub external_id: String,
+    pub pass_url: String,
+    pub balance: i32,
+    pub version: i64,
+    pub changed_at: DateTime<Utc>,
+}
+
+impl Webhook {
+    async fn post<T: Serialize>(&self, idempotency_key: &str, body: &T) -> Result<(), String> {
         let response = self
             .client
             .post(&self.url)
-            .header("idempotency-key", &pass.idempotency_key)
-            .json(pass)
+            .header("idempotency-key", idempotency_key)
+            .json(body)
             .send()
             .await
             .map_err(|err| failure_reason(&err))?;
         let status = response.status();
         if status.is_success() {
-            Ok(self.url.clone())
+            Ok(())
         } else {
             Err(format!("answered HTTP {}", status.as_u16()))
         }
+    }
+}
+
+impl outbox::ChangeSender for Webhook {
+    fn channel(&self) -> devices::Channel {
+        devices::Channel::Webhook
+    }
+
+    async fn send(&self, pool: &PgPool, change: &outbox::PassChange) -> Result<(), String> {
+        let pass = devices::pass_by_id(pool, change.program_id, change.pass_id)
+            .await
+            .map_err(|err| err.to_string())?;
+        let notice = BalanceNotice {
+            idempotency_key: format!("change-{}", change.change_id),
+            event: "pass.balance_changed",
+            program_id: change.program_id,
+            external_id: pass.external_id,
+            pass_url: app::passes::pass_path(&pass.pass_token),
+            balance: change.balance,
+            version: change.pass_version,
+            changed_at: change.changed_at,
+        };
+        self.post(&notice.idempotency_key, &notice).await
     }
 }
 
