@@ -14,6 +14,7 @@ pub mod devices;
 pub mod downloads;
 pub mod outbox;
 pub mod pkpass;
+pub mod settings;
 
 use std::future::Future;
 use std::path::Path;
