@@ -27,17 +27,25 @@ pub struct PassView {
     pub recent: Vec<PassActivity>,
     /// The pass for Apple Wallet, where the server is set up to sign one.
     pub apple_wallet_href: Option<String>,
+    /// The link that saves the pass to Google Wallet, where the server is set up for it.
+    pub google_wallet_href: Option<String>,
 }
 
 /// The wallet buttons the server's configuration allows: none unless a wallet is set up.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WalletButtons {
     pub apple: bool,
+    pub google: bool,
 }
 
 /// Where a member downloads their pass for Apple Wallet.
 pub fn apple_wallet_path(token: &str) -> String {
     format!("/pass/{token}/wallet.pkpass")
+}
+
+/// Where a member's "Add to Google Wallet" button leads: the server answers with Google's signed link.
+pub fn google_wallet_path(token: &str) -> String {
+    format!("/pass/{token}/google-wallet")
 }
 
 /// Where staff download a member's pass for Apple Wallet.
@@ -96,6 +104,9 @@ pub async fn get_pass(token: String) -> Result<PassView, LoyaltyError> {
             let buttons = use_context::<WalletButtons>().unwrap_or_default();
             if buttons.apple {
                 pass.apple_wallet_href = Some(apple_wallet_path(&token));
+            }
+            if buttons.google {
+                pass.google_wallet_href = Some(google_wallet_path(&token));
             }
             Ok(pass)
         }
@@ -180,13 +191,14 @@ fn PassCard(pass: PassView) -> impl IntoView {
         }
         .into_any()
     };
-    let wallet = pass.apple_wallet_href.map(|href| {
-        view! {
-            <p class="wallet-buttons">
-                <a class="add-to-apple-wallet" href=href rel="nofollow">"Add to Apple Wallet"</a>
-            </p>
-        }
+    let apple = pass.apple_wallet_href.map(|href| {
+        view! { <a class="add-to-apple-wallet" href=href rel="nofollow">"Add to Apple Wallet"</a> }
     });
+    let google = pass.google_wallet_href.map(|href| {
+        view! { <a class="add-to-google-wallet" href=href rel="nofollow">"Add to Google Wallet"</a> }
+    });
+    let wallet = (apple.is_some() || google.is_some())
+        .then(|| view! { <p class="wallet-buttons">{apple} {google}</p> });
     view! {
         <article class="pass-card">
             <h1 class="pass-program">{pass.program_name}</h1>

@@ -100,6 +100,10 @@ pub fn router_reporting(state: AppState, backups: BackupReport) -> Router {
             "/pass/{token}/wallet.pkpass",
             get(wallet::downloads::member_pkpass),
         )
+        .route(
+            "/pass/{token}/google-wallet",
+            get(wallet::downloads::member_google_link),
+        )
         .merge(wallet::apple_service::routes())
         .route("/api/{*name}", post(server_fns))
         .leptos_routes_with_context(&state, routes, context.clone(), move || {

@@ -278,6 +278,9 @@ async fn start_wallets(
     if let Some(apns) = wallets.apns {
         workers.push(outbox::spawn(db.pool.clone(), apns, Default::default()));
     }
+    if let Some(google) = wallets.config.google.clone() {
+        workers.push(outbox::spawn(db.pool.clone(), google, Default::default()));
+    }
     Ok((workers, wallets.config))
 }
 

@@ -12,6 +12,7 @@ pub mod apns;
 pub mod apple_service;
 pub mod devices;
 pub mod downloads;
+pub mod google;
 pub mod outbox;
 pub mod pkpass;
 pub mod settings;
@@ -32,6 +33,7 @@ use uuid::Uuid;
 #[derive(Debug, Clone, Default)]
 pub struct WalletConfig {
     pub apple: Option<std::sync::Arc<pkpass::PassSigner>>,
+    pub google: Option<std::sync::Arc<google::GoogleWallet>>,
     /// The server's address as phones reach it (`https://loyalty.example`): passes link back to it.
     pub public_url: String,
 }
@@ -46,6 +48,7 @@ impl WalletConfig {
     pub fn buttons(&self) -> app::passes::WalletButtons {
         app::passes::WalletButtons {
             apple: self.apple.is_some(),
+            google: self.google.is_some(),
         }
     }
 }

@@ -95,6 +95,7 @@ async fn configured(identity: &TestPassIdentity) -> TestServer {
     TestServer::start_with_wallet(WalletConfig {
         apple: Some(Arc::new(PassSigner::load(&identity.files).unwrap())),
         public_url: "https://loyalty.test".to_owned(),
+        ..Default::default()
     })
     .await
 }

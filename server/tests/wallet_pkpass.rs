@@ -17,6 +17,7 @@ fn wallet(identity: &TestPassIdentity) -> WalletConfig {
     WalletConfig {
         apple: Some(Arc::new(PassSigner::load(&identity.files).unwrap())),
         public_url: "https://loyalty.test".to_owned(),
+        ..Default::default()
     }
 }
 

@@ -68,10 +68,19 @@ fn nothing_set_sets_up_nothing_and_some_settings_alone_are_refused_by_name() {
     .unwrap()
     .to_string();
     assert!(
-        err.contains("missing: --public-url, --apple-team-id, --apple-pass-cert"),
+        err.contains("missing: --apple-team-id, --apple-pass-cert"),
         "{err}"
     );
     assert!(!err.contains("--apns-key-id"), "{err}");
+    let err = parse(&["--google-issuer-id", "3388"])
+        .wallets()
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        err.contains("Google Wallet needs all of its settings; missing: --google-class-id, --google-service-account"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -92,6 +101,10 @@ fn all_apple_settings_set_up_passes_and_pushes() {
     let args: Vec<&str> = plain.iter().map(String::as_str).collect();
     let err = parse(&args).wallets().err().unwrap().to_string();
     assert!(err.contains("https://"), "{err}");
+
+    let args: Vec<&str> = flags[2..].iter().map(String::as_str).collect();
+    let err = parse(&args).wallets().err().unwrap().to_string();
+    assert!(err.contains("need --public-url"), "{err}");
 
     let mut wrong_key = flags.clone();
     wrong_key[13] = identity.files.key.to_str().unwrap().to_owned();

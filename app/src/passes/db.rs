@@ -47,6 +47,7 @@ pub async fn pass_by_token(db: &PgPool, token: &str, limit: i64) -> Result<PassV
         external_id,
         points: points.into(),
         apple_wallet_href: None,
+        google_wallet_href: None,
         recent: recent
             .into_iter()
             .filter_map(|(tx_type, points, created_at)| {

@@ -86,3 +86,30 @@ pub async fn staff_pkpass(
     .await;
     pkpass_answer(&state, outcome, pass)
 }
+
+/// `GET /pass/{token}/google-wallet`: a redirect to Google's page that saves the member's pass, signed now.
+pub async fn member_google_link(
+    State(state): State<AppState>,
+    Path(token): Path<String>,
+) -> Response {
+    let link = async {
+        let google = state
+            .wallet
+            .google
+            .as_ref()
+            .ok_or(LoyaltyError::WalletNotSetUp)?;
+        if !app::passes::is_pass_token(&token) {
+            return Err(LoyaltyError::MemberNotFound);
+        }
+        let pass = devices::pass_by_page_token(&state.pool, &token).await?;
+        google.save_link(&pass).map_err(|err| {
+            tracing::error!(error = %err, "signing a Google Wallet link failed");
+            LoyaltyError::Internal
+        })
+    }
+    .await;
+    match link {
+        Ok(link) => axum::response::Redirect::to(&link).into_response(),
+        Err(err) => refusal(None, err),
+    }
+}

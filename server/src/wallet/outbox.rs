@@ -143,3 +143,18 @@ pub async fn run<S: ChangeSender>(pool: PgPool, sender: S, settings: WorkerSetti
 pub fn spawn<S: ChangeSender>(pool: PgPool, sender: S, settings: WorkerSettings) -> JoinHandle<()> {
     tokio::spawn(run(pool, sender, settings))
 }
+
+/// A sender shared with the pages (Google's, which also signs the save links) sends as itself.
+impl<S: ChangeSender> ChangeSender for std::sync::Arc<S> {
+    fn channel(&self) -> Channel {
+        (**self).channel()
+    }
+
+    fn send(
+        &self,
+        pool: &PgPool,
+        change: &PassChange,
+    ) -> impl Future<Output = Result<(), String>> + Send {
+        (**self).send(pool, change)
+    }
+}

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use super::apns::{APNS_URL, Apns, ApnsFiles};
 use super::devices::Channel;
+use super::google::{GoogleWallet, GoogleWalletFiles, TOKEN_URL, WALLET_API_URL};
 use super::pkpass::{AppleWalletFiles, PassSigner};
 use super::{WalletConfig, Webhook};
 
@@ -58,12 +59,45 @@ pub struct WalletArgs {
     /// PEM certificates the push service's certificate may also chain to (a stand-in's CA).
     #[arg(long, env = "LOYALTY_APNS_CA")]
     pub apns_ca: Option<PathBuf>,
+    /// The Google Wallet issuer id.
+    #[arg(long, env = "LOYALTY_GOOGLE_ISSUER_ID")]
+    pub google_issuer_id: Option<String>,
+    /// The Google Wallet loyalty class, without the issuer id.
+    #[arg(long, env = "LOYALTY_GOOGLE_CLASS_ID")]
+    pub google_class_id: Option<String>,
+    /// The Google service account's JSON key file.
+    #[arg(long, env = "LOYALTY_GOOGLE_SERVICE_ACCOUNT")]
+    pub google_service_account: Option<PathBuf>,
+    /// Google's Wallet API; another address only for a stand-in.
+    #[arg(long, env = "LOYALTY_GOOGLE_WALLET_API", default_value = WALLET_API_URL)]
+    pub google_wallet_api: String,
+    /// Google's token service; another address only for a stand-in.
+    #[arg(long, env = "LOYALTY_GOOGLE_TOKEN_URL", default_value = TOKEN_URL)]
+    pub google_token_url: String,
 }
 
 /// What the settings set up: the configuration the pages read, and the push sender.
 pub struct Wallets {
     pub config: WalletConfig,
     pub apns: Option<Apns>,
+}
+
+/// Which of `settings` (name, given) are missing: `None` when none is given, and an error when only some are.
+fn all_or_none(wallet: &str, settings: &[(&str, bool)]) -> anyhow::Result<bool> {
+    let missing: Vec<&str> = settings
+        .iter()
+        .filter(|(_, given)| !given)
+        .map(|(name, _)| *name)
+        .collect();
+    if missing.len() == settings.len() {
+        return Ok(false);
+    }
+    anyhow::ensure!(
+        missing.is_empty(),
+        "{wallet} needs all of its settings; missing: {}",
+        missing.join(", ")
+    );
+    Ok(true)
 }
 
 impl Wallets {
@@ -76,42 +110,84 @@ impl Wallets {
         if self.apns.is_some() {
             channels.push(Channel::Apple);
         }
+        if self.config.google.is_some() {
+            channels.push(Channel::Google);
+        }
         channels
     }
 }
 
 impl WalletArgs {
-    /// Apple Wallet is set up when all of its settings are given, and not at all when none are; some without
-    /// the others is a mistake, refused with the names of those missing.
+    /// A wallet is set up when all of its settings are given, and not at all when none are; some without the
+    /// others is a mistake, refused with the names of those missing.
     pub fn wallets(&self) -> anyhow::Result<Wallets> {
-        let apple = [
-            ("--public-url", self.public_url.is_some()),
-            ("--apple-pass-type-id", self.apple_pass_type_id.is_some()),
-            ("--apple-team-id", self.apple_team_id.is_some()),
-            ("--apple-pass-cert", self.apple_pass_cert.is_some()),
-            ("--apple-pass-key", self.apple_pass_key.is_some()),
-            ("--apple-wwdr-cert", self.apple_wwdr_cert.is_some()),
-            ("--apns-key", self.apns_key.is_some()),
-            ("--apns-key-id", self.apns_key_id.is_some()),
-        ];
-        let missing: Vec<&str> = apple
-            .iter()
-            .filter(|(_, given)| !given)
-            .map(|(name, _)| *name)
-            .collect();
-        if missing.len() == apple.len() {
-            return Ok(Wallets {
-                config: WalletConfig::default(),
-                apns: None,
-            });
+        let apple = all_or_none(
+            "Apple Wallet",
+            &[
+                ("--apple-pass-type-id", self.apple_pass_type_id.is_some()),
+                ("--apple-team-id", self.apple_team_id.is_some()),
+                ("--apple-pass-cert", self.apple_pass_cert.is_some()),
+                ("--apple-pass-key", self.apple_pass_key.is_some()),
+                ("--apple-wwdr-cert", self.apple_wwdr_cert.is_some()),
+                ("--apns-key", self.apns_key.is_some()),
+                ("--apns-key-id", self.apns_key_id.is_some()),
+            ],
+        )?;
+        let google = all_or_none(
+            "Google Wallet",
+            &[
+                ("--google-issuer-id", self.google_issuer_id.is_some()),
+                ("--google-class-id", self.google_class_id.is_some()),
+                (
+                    "--google-service-account",
+                    self.google_service_account.is_some(),
+                ),
+            ],
+        )?;
+        let mut wallets = Wallets {
+            config: WalletConfig::default(),
+            apns: None,
+        };
+        if !(apple || google) {
+            return Ok(wallets);
         }
+        let Some(public_url) = self.public_url.clone() else {
+            anyhow::bail!("the wallets need --public-url, the address phones reach the server at");
+        };
         anyhow::ensure!(
-            missing.is_empty(),
-            "Apple Wallet needs all of its settings; missing: {}",
-            missing.join(", ")
+            public_url.starts_with("https://"),
+            "--public-url must be https://: wallets call the server back only over HTTPS"
         );
+        wallets.config.public_url = public_url.clone();
+        if apple {
+            let (signer, apns) = self.apple()?;
+            wallets.config.apple = Some(Arc::new(signer));
+            wallets.apns = Some(apns);
+        }
+        if let (true, Some(issuer_id), Some(class_suffix), Some(service_account)) = (
+            google,
+            &self.google_issuer_id,
+            &self.google_class_id,
+            &self.google_service_account,
+        ) {
+            let files = GoogleWalletFiles {
+                issuer_id: issuer_id.clone(),
+                class_suffix: class_suffix.clone(),
+                service_account: service_account.clone(),
+                api_url: self.google_wallet_api.clone(),
+                token_url: self.google_token_url.clone(),
+                public_url,
+            };
+            wallets.config.google = Some(Arc::new(GoogleWallet::load(
+                &files,
+                Duration::from_secs(10),
+            )?));
+        }
+        Ok(wallets)
+    }
+
+    fn apple(&self) -> anyhow::Result<(PassSigner, Apns)> {
         let (
-            Some(public_url),
             Some(pass_type_id),
             Some(team_id),
             Some(cert),
@@ -120,7 +196,6 @@ impl WalletArgs {
             Some(apns_key),
             Some(key_id),
         ) = (
-            &self.public_url,
             &self.apple_pass_type_id,
             &self.apple_team_id,
             &self.apple_pass_cert,
@@ -130,12 +205,8 @@ impl WalletArgs {
             &self.apns_key_id,
         )
         else {
-            unreachable!("every setting was checked above")
+            anyhow::bail!("Apple Wallet needs all of its settings")
         };
-        anyhow::ensure!(
-            public_url.starts_with("https://"),
-            "--public-url must be https://: Apple Wallet calls the server back only over HTTPS"
-        );
         let signer = PassSigner::load(&AppleWalletFiles {
             pass_type_id: pass_type_id.clone(),
             team_id: team_id.clone(),
@@ -157,12 +228,6 @@ impl WalletArgs {
             },
             Duration::from_secs(10),
         )?;
-        Ok(Wallets {
-            config: WalletConfig {
-                apple: Some(Arc::new(signer)),
-                public_url: public_url.clone(),
-            },
-            apns: Some(apns),
-        })
+        Ok((signer, apns))
     }
 }
