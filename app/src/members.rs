@@ -14,6 +14,8 @@ pub struct MemberPageData {
     pub form_key: String,
     /// The member's own pass page.
     pub pass_path: String,
+    /// The member's Apple Wallet pass for staff to download, where the server signs them.
+    pub wallet_pass_path: Option<String>,
 }
 
 /// How many ledger rows a member's page shows.
@@ -37,7 +39,16 @@ pub async fn get_member(external_id: String) -> Result<MemberDetail, LoyaltyErro
 #[leptos::server(endpoint = "member_page")]
 pub async fn load_member_page(external_id: String) -> Result<MemberPageData, LoyaltyError> {
     let detail = get_member(external_id).await?;
+    let buttons =
+        leptos::prelude::use_context::<crate::passes::WalletButtons>().unwrap_or_default();
+    let wallet_pass_path = buttons.apple.then(|| {
+        let query = form_urlencoded::Serializer::new(String::new())
+            .append_pair("member", &detail.member.external_id)
+            .finish();
+        format!("{}?{query}", crate::passes::STAFF_PKPASS_PATH)
+    });
     Ok(MemberPageData {
+        wallet_pass_path,
         pass_path: crate::passes::pass_page_link(detail.member.external_id.clone()).await?,
         detail,
         form_key: uuid::Uuid::new_v4().to_string(),
@@ -108,7 +119,7 @@ pub fn MemberPage() -> impl leptos::IntoView {
                 {move || Suspend::new(async move {
                     match page.await {
                         Ok(data) => {
-                            let MemberPageData { detail, form_key, pass_path } = data;
+                            let MemberPageData { detail, form_key, pass_path, wallet_pass_path } = data;
                             let member = detail.member.clone();
                             let banner = query.with_untracked(|q| {
                                 if q.get("claimed").is_some() {
@@ -144,7 +155,7 @@ pub fn MemberPage() -> impl leptos::IntoView {
                                     "Joined " {loyalty_core::error::day(&member.created_at)} ": "
                                     {member.origin.describe()}
                                 </p>
-                                <crate::passes::PassLink href=pass_path />
+                                <crate::passes::PassLink href=pass_path wallet_pass=wallet_pass_path />
                                 <div class="result" role="status" aria-live="polite">
                                     {move || match last
                                         .get()

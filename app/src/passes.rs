@@ -218,10 +218,17 @@ fn PassCard(pass: PassView) -> impl IntoView {
 
 /// A link from the staff's member page to the member's own pass page.
 #[component]
-pub fn PassLink(href: String) -> impl IntoView {
+pub fn PassLink(href: String, wallet_pass: Option<String>) -> impl IntoView {
+    let wallet_pass = wallet_pass.map(|href| {
+        view! {
+            " · "
+            <a class="wallet-pass-download" href=href download>"Apple Wallet pass"</a>
+        }
+    });
     view! {
         <p class="pass-link">
             <a href=href target="_blank" rel="noopener">"Member's pass page"</a>
+            {wallet_pass}
         </p>
     }
 }

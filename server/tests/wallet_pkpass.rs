@@ -141,6 +141,17 @@ async fn staff_download_passes_of_their_own_program_only() {
     let body: serde_json::Value = theirs.json().await.unwrap();
     assert_eq!(body["code"], "MEMBER_NOT_FOUND");
 
+    let page = clerk
+        .get(&format!("/member/{member}"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains(&format!("/api/wallet.pkpass?member={member}")),
+        "the member page offers the pass: {page}"
+    );
+
     let anonymous = download(&format!("{}/api/wallet.pkpass?member={member}", server.url)).await;
     assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
 }
@@ -157,6 +168,18 @@ async fn without_apple_settings_no_button_is_shown_and_no_pass_is_made() {
         .unwrap();
     assert!(page.contains(&member), "the pass page itself is served");
     assert!(!page.contains("Add to Apple Wallet"));
+    let clerk = ApiClient::sign_in(&server, &server.clerk).await;
+    let staff_page = clerk
+        .get(&format!("/member/{member}"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        staff_page.contains(&member),
+        "the member page itself is served"
+    );
+    assert!(!staff_page.contains("wallet.pkpass"));
     let response = download(&format!("{}/pass/{token}/wallet.pkpass", server.url)).await;
     assert_eq!(response.status(), StatusCode::NOT_FOUND);
     let body: serde_json::Value = response.json().await.unwrap();
