@@ -18,12 +18,15 @@ alter table public.passes_master
 -- The outbox: one row per balance (or the pass's first), in the order they were made for each pass.
 create table public.pass_changes (
     program_id uuid not null,
-    -- Also the update tag Apple Wallet asks for passes changed since.
+    -- Also the idempotency key of the change's webhook notice.
     id bigint generated always as identity,
     pass_id uuid not null,
     pass_version bigint not null,
     balance integer not null,
     changed_at timestamptz not null default now(),
+    -- The writing transaction: ids are taken before their transactions commit, in another order, so what a
+    -- phone has seen is told by transaction ids instead (see wallet_passes_changed_since).
+    writer_xid xid8 not null default pg_catalog.pg_current_xact_id(),
     primary key (program_id, id),
     unique (program_id, pass_id, pass_version),
     foreign key (program_id, pass_id) references public.passes_master (program_id, id)
@@ -234,7 +237,9 @@ begin
 end
 $$;
 
--- The passes registered on a device that changed after the tag it last saw, with the tag to ask from next.
+-- The passes registered on a device changed since the tag it last saw, and the tag to ask from next. The tag is
+-- the oldest transaction still running when it was given: every change committed later was written by that
+-- transaction or a newer one, so none is missed (one in flight may be told twice, which costs a download).
 create function public.wallet_passes_changed_since(p_device_library_id text, p_since bigint)
 returns jsonb
 language sql
@@ -243,14 +248,18 @@ security definer
 set search_path = pg_catalog, pg_temp
 as $$
     select pg_catalog.jsonb_build_object(
-        'serial_numbers', coalesce(pg_catalog.jsonb_agg(changed.pass_id order by changed.pass_id), '[]'),
-        'last_updated', pg_catalog.max(changed.last_change))
-      from (select r.pass_id, pg_catalog.max(c.id) as last_change
-              from public.wallet_registrations r
-              join public.pass_changes c on c.program_id = r.program_id and c.pass_id = r.pass_id
-             where r.device_library_id = p_device_library_id
-               and c.id > coalesce(p_since, 0)
-             group by r.pass_id) changed
+        'serial_numbers', coalesce(
+            (select pg_catalog.jsonb_agg(changed.pass_id order by changed.pass_id)
+               from (select distinct r.pass_id
+                       from public.wallet_registrations r
+                      where r.device_library_id = p_device_library_id
+                        and exists (select 1 from public.pass_changes c
+                                     where c.program_id = r.program_id and c.pass_id = r.pass_id
+                                       and c.writer_xid
+                                           >= greatest(coalesce(p_since, 0), 0)::text::xid8)
+                    ) changed),
+            '[]'),
+        'last_updated', pg_catalog.pg_snapshot_xmin(pg_catalog.pg_current_snapshot())::text::bigint)
 $$;
 
 -- APNs said a device's push token is no longer valid (410): the device and its registrations go, unless it

@@ -1082,14 +1082,18 @@ CREATE FUNCTION public.wallet_passes_changed_since(p_device_library_id text, p_s
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
     select pg_catalog.jsonb_build_object(
-        'serial_numbers', coalesce(pg_catalog.jsonb_agg(changed.pass_id order by changed.pass_id), '[]'),
-        'last_updated', pg_catalog.max(changed.last_change))
-      from (select r.pass_id, pg_catalog.max(c.id) as last_change
-              from public.wallet_registrations r
-              join public.pass_changes c on c.program_id = r.program_id and c.pass_id = r.pass_id
-             where r.device_library_id = p_device_library_id
-               and c.id > coalesce(p_since, 0)
-             group by r.pass_id) changed
+        'serial_numbers', coalesce(
+            (select pg_catalog.jsonb_agg(changed.pass_id order by changed.pass_id)
+               from (select distinct r.pass_id
+                       from public.wallet_registrations r
+                      where r.device_library_id = p_device_library_id
+                        and exists (select 1 from public.pass_changes c
+                                     where c.program_id = r.program_id and c.pass_id = r.pass_id
+                                       and c.writer_xid
+                                           >= greatest(coalesce(p_since, 0), 0)::text::xid8)
+                    ) changed),
+            '[]'),
+        'last_updated', pg_catalog.pg_snapshot_xmin(pg_catalog.pg_current_snapshot())::text::bigint)
 $$;
 
 --
@@ -1167,7 +1171,8 @@ CREATE TABLE public.pass_changes (
     pass_id uuid NOT NULL,
     pass_version bigint NOT NULL,
     balance integer NOT NULL,
-    changed_at timestamp with time zone DEFAULT now() NOT NULL
+    changed_at timestamp with time zone DEFAULT now() NOT NULL,
+    writer_xid xid8 DEFAULT pg_current_xact_id() NOT NULL
 );
 
 --
