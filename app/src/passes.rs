@@ -256,6 +256,22 @@ pub struct WalletOverview {
     /// Pending deliveries that have failed at least once.
     pub retrying: i64,
     pub rows: Vec<WalletDelivery>,
+    /// The balance changes' deliveries, for each wallet channel that has any.
+    #[serde(default)]
+    pub channels: Vec<ChannelDeliveries>,
+}
+
+/// How one wallet channel's deliveries of balance changes stand.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChannelDeliveries {
+    /// `webhook`, `apple` or `google`.
+    pub channel: String,
+    pub pending: i64,
+    /// Pending deliveries that have failed at least once.
+    pub retrying: i64,
+    pub delivered: i64,
+    /// The newest failure's reason, while any delivery is failing.
+    pub last_error: Option<String>,
 }
 
 /// How many deliveries the wallet page lists.
@@ -323,6 +339,7 @@ pub fn WalletPage() -> impl IntoView {
                                     " · "
                                     <span data-delivered=overview.delivered>{overview.delivered} " delivered"</span>
                                 </p>
+                                <ChannelTable channels=overview.channels />
                                 <table class="ledger wallet-deliveries">
                                     <thead>
                                         <tr>
@@ -345,4 +362,41 @@ pub fn WalletPage() -> impl IntoView {
             </Suspense>
         </section>
     }
+}
+
+/// The balance changes' deliveries, by wallet channel; nothing when no channel has any.
+#[component]
+fn ChannelTable(channels: Vec<ChannelDeliveries>) -> impl IntoView {
+    (!channels.is_empty()).then(|| {
+        let rows = channels
+            .into_iter()
+            .map(|row| {
+                let name = row.channel.clone();
+                view! {
+                    <tr data-channel=row.channel>
+                        <td>{name}</td>
+                        <td class="num">{row.pending}</td>
+                        <td class="num">{row.retrying}</td>
+                        <td class="num">{row.delivered}</td>
+                        <td>{row.last_error.unwrap_or_default()}</td>
+                    </tr>
+                }
+            })
+            .collect_view();
+        view! {
+            <h2>"Balance updates"</h2>
+            <table class="ledger wallet-channels">
+                <thead>
+                    <tr>
+                        <th scope="col">"Wallet"</th>
+                        <th scope="col">"Pending"</th>
+                        <th scope="col">"Failing"</th>
+                        <th scope="col">"Delivered"</th>
+                        <th scope="col">"Last error"</th>
+                    </tr>
+                </thead>
+                <tbody>{rows}</tbody>
+            </table>
+        }
+    })
 }

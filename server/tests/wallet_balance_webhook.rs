@@ -123,3 +123,47 @@ async fn every_balance_change_is_sent_with_its_balance_and_version_once() {
         "the outage was retried through"
     );
 }
+
+#[tokio::test]
+async fn managers_see_how_each_wallets_balance_updates_stand() {
+    let server = server::testkit::TestServer::start().await;
+    let till = Till::sign_in(&server.db, &server.clerk).await;
+    devices::set_channels(&server.db.app, &[Channel::Webhook])
+        .await
+        .unwrap();
+    let member = server.db.member(0).await;
+    till.earn(&member, 9).await.unwrap();
+    let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/changes", closed.local_addr().unwrap());
+    drop(closed);
+    let webhook = Webhook::new(&url, Duration::from_secs(10), None).unwrap();
+    let backoff = Backoff {
+        first: Duration::from_secs(3600),
+        max: Duration::from_secs(3600),
+    };
+    let attempt = server::wallet::outbox::deliver_next_change(&server.db.app, &webhook, &backoff)
+        .await
+        .unwrap();
+    assert!(matches!(
+        attempt,
+        Some(server::wallet::Attempt::Failed { .. })
+    ));
+
+    let manager = server::testkit::ApiClient::sign_in(&server, &server.manager).await;
+    let overview: app::passes::WalletOverview =
+        manager.post("wallet", &[]).await.json().await.unwrap();
+    assert_eq!(overview.channels.len(), 1);
+    let webhook_row = &overview.channels[0];
+    assert_eq!(webhook_row.channel, "webhook");
+    assert_eq!(
+        (
+            webhook_row.pending,
+            webhook_row.retrying,
+            webhook_row.delivered
+        ),
+        (2, 1, 0)
+    );
+    assert_eq!(webhook_row.last_error.as_deref(), Some("could not connect"));
+    let page = manager.get("/wallet").await.text().await.unwrap();
+    assert!(page.contains(r#"data-channel="webhook""#), "{page}");
+}
