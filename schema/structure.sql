@@ -416,6 +416,21 @@ end
 $$;
 
 --
+-- Name: forget_wallet_device(text, text); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.forget_wallet_device(p_device_library_id text, p_push_token text) RETURNS jsonb
+    LANGUAGE sql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    with gone as (
+        delete from public.wallet_devices d
+         where d.device_library_id = p_device_library_id and d.push_token = p_push_token
+        returning 1)
+    select pg_catalog.jsonb_build_object('success', true, 'forgotten', exists (select 1 from gone))
+$$;
+
+--
 -- Name: transactions; Type: TABLE; Schema: public; Owner: -
 --
 
@@ -625,6 +640,40 @@ begin
     values (p_program_id, p_token_hash, p_staff_id, p_csrf_token);
     return true;
 end;
+$$;
+
+--
+-- Name: pass_change_to_outbox(); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.pass_change_to_outbox() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+declare
+    v_change_id bigint;
+begin
+    insert into public.pass_changes (program_id, pass_id, pass_version, balance)
+    values (new.program_id, new.id, new.pass_version, new.points)
+    returning id into v_change_id;
+    insert into public.wallet_deliveries (program_id, change_id, channel)
+    select new.program_id, v_change_id, c.channel from public.wallet_channels c;
+    return null;
+end
+$$;
+
+--
+-- Name: pass_version_on_balance(); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.pass_version_on_balance() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+begin
+    new.pass_version := old.pass_version + 1;
+    return new;
+end
 $$;
 
 --
@@ -1057,6 +1106,37 @@ end
 $$;
 
 --
+-- Name: register_wallet_device(uuid, text, text, text); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.register_wallet_device(p_pass_id uuid, p_wallet_token text, p_device_library_id text, p_push_token text) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $_$
+declare
+    v_pass public.passes_master%rowtype := public.wallet_pass_of(p_pass_id, p_wallet_token);
+    v_created boolean;
+begin
+    if v_pass.id is null then
+        return pg_catalog.jsonb_build_object('success', false, 'error', 'WALLET_UNAUTHORIZED');
+    end if;
+    if p_device_library_id is null or p_device_library_id !~ '^[A-Za-z0-9._-]{1,128}$'
+       or p_push_token is null or p_push_token !~ '^[0-9A-Fa-f]{16,200}$' then
+        return pg_catalog.jsonb_build_object('success', false, 'error', 'INVALID_WALLET_DEVICE');
+    end if;
+    -- A device's push token can change; the newest one given is the one pushes go to.
+    insert into public.wallet_devices (program_id, device_library_id, push_token)
+    values (v_pass.program_id, p_device_library_id, p_push_token)
+    on conflict (program_id, device_library_id) do update set push_token = excluded.push_token;
+    insert into public.wallet_registrations (program_id, pass_id, device_library_id)
+    values (v_pass.program_id, v_pass.id, p_device_library_id)
+    on conflict do nothing;
+    v_created := found;
+    return pg_catalog.jsonb_build_object('success', true, 'created', v_created);
+end
+$_$;
+
+--
 -- Name: retire_promotion(uuid, uuid, bigint); Type: FUNCTION; Schema: public; Owner: -
 --
 
@@ -1408,6 +1488,28 @@ end;
 $$;
 
 --
+-- Name: set_wallet_channels(text[]); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.set_wallet_channels(p_channels text[]) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+begin
+    if p_channels is null
+       or exists (select 1 from pg_catalog.unnest(p_channels) c
+                   where c is null or c not in ('webhook', 'apple', 'google')) then
+        return pg_catalog.jsonb_build_object('success', false, 'error', 'INVALID_WALLET_CHANNEL');
+    end if;
+    delete from public.wallet_channels c where c.channel <> all (p_channels);
+    insert into public.wallet_channels (channel)
+    select distinct c from pg_catalog.unnest(p_channels) c
+    on conflict (channel) do nothing;
+    return pg_catalog.jsonb_build_object('success', true);
+end
+$$;
+
+--
 -- Name: staff_is_manager(uuid, uuid); Type: FUNCTION; Schema: public; Owner: -
 --
 
@@ -1448,6 +1550,31 @@ CREATE FUNCTION public.transactions_append_only() RETURNS trigger
     AS $$
 begin
     raise exception 'the transaction ledger is append-only' using errcode = 'insufficient_privilege';
+end
+$$;
+
+--
+-- Name: unregister_wallet_device(uuid, text, text); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.unregister_wallet_device(p_pass_id uuid, p_wallet_token text, p_device_library_id text) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+declare
+    v_pass public.passes_master%rowtype := public.wallet_pass_of(p_pass_id, p_wallet_token);
+begin
+    if v_pass.id is null then
+        return pg_catalog.jsonb_build_object('success', false, 'error', 'WALLET_UNAUTHORIZED');
+    end if;
+    delete from public.wallet_registrations r
+     where r.program_id = v_pass.program_id and r.pass_id = v_pass.id
+       and r.device_library_id = p_device_library_id;
+    delete from public.wallet_devices d
+     where d.program_id = v_pass.program_id and d.device_library_id = p_device_library_id
+       and not exists (select 1 from public.wallet_registrations r
+                        where r.program_id = v_pass.program_id and r.device_library_id = p_device_library_id);
+    return pg_catalog.jsonb_build_object('success', true);
 end
 $$;
 
@@ -1601,6 +1728,67 @@ end
 $$;
 
 --
+-- Name: passes_master; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.passes_master (
+    program_id uuid NOT NULL,
+    id uuid DEFAULT gen_random_uuid() NOT NULL,
+    external_id text NOT NULL,
+    points integer DEFAULT 0 NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    pass_token text DEFAULT (replace((gen_random_uuid())::text, '-'::text, ''::text) || replace((gen_random_uuid())::text, '-'::text, ''::text)) NOT NULL,
+    pass_version bigint DEFAULT 1 NOT NULL,
+    wallet_token text DEFAULT (replace((gen_random_uuid())::text, '-'::text, ''::text) || replace((gen_random_uuid())::text, '-'::text, ''::text)) NOT NULL,
+    CONSTRAINT passes_master_external_id_check CHECK ((external_id ~ '^(PUB|CLM|MBR)-[23456789A-HJKMNP-Z]{4,40}$'::text)),
+    CONSTRAINT passes_master_pass_token_check CHECK ((pass_token ~ '^[0-9a-f]{64}$'::text)),
+    CONSTRAINT passes_master_pass_version_check CHECK ((pass_version >= 1)),
+    CONSTRAINT passes_master_points_check CHECK ((points >= 0)),
+    CONSTRAINT passes_master_wallet_token_check CHECK ((wallet_token ~ '^[0-9a-f]{64}$'::text))
+);
+
+--
+-- Name: wallet_pass_of(uuid, text); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.wallet_pass_of(p_pass_id uuid, p_wallet_token text) RETURNS public.passes_master
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+declare
+    v_pass public.passes_master%rowtype;
+begin
+    select * into v_pass from public.passes_master m
+     where m.id = p_pass_id and m.wallet_token = p_wallet_token;
+    return v_pass;
+end
+$$;
+
+--
+-- Name: wallet_passes_changed_since(text, bigint); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.wallet_passes_changed_since(p_device_library_id text, p_since bigint) RETURNS jsonb
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    select pg_catalog.jsonb_build_object(
+        'serial_numbers', coalesce(
+            (select pg_catalog.jsonb_agg(changed.pass_id order by changed.pass_id)
+               from (select distinct r.pass_id
+                       from public.wallet_registrations r
+                      where r.device_library_id = p_device_library_id
+                        and exists (select 1 from public.pass_changes c
+                                     where c.program_id = r.program_id and c.pass_id = r.pass_id
+                                       and c.writer_xid
+                                           >= greatest(coalesce(p_since, 0), 0)::text::xid8)
+                    ) changed),
+            '[]'),
+        'last_updated', pg_catalog.pg_snapshot_xmin(pg_catalog.pg_current_snapshot())::text::bigint)
+$$;
+
+--
 -- Name: claim_code_batches; Type: TABLE; Schema: public; Owner: -
 --
 
@@ -1685,20 +1873,30 @@ CREATE TABLE public.ledger_details (
 );
 
 --
--- Name: passes_master; Type: TABLE; Schema: public; Owner: -
+-- Name: pass_changes; Type: TABLE; Schema: public; Owner: -
 --
 
-CREATE TABLE public.passes_master (
+CREATE TABLE public.pass_changes (
     program_id uuid NOT NULL,
-    id uuid DEFAULT gen_random_uuid() NOT NULL,
-    external_id text NOT NULL,
-    points integer DEFAULT 0 NOT NULL,
-    created_at timestamp with time zone DEFAULT now() NOT NULL,
-    updated_at timestamp with time zone DEFAULT now() NOT NULL,
-    pass_token text DEFAULT (replace((gen_random_uuid())::text, '-'::text, ''::text) || replace((gen_random_uuid())::text, '-'::text, ''::text)) NOT NULL,
-    CONSTRAINT passes_master_external_id_check CHECK ((external_id ~ '^(PUB|CLM|MBR)-[23456789A-HJKMNP-Z]{4,40}$'::text)),
-    CONSTRAINT passes_master_pass_token_check CHECK ((pass_token ~ '^[0-9a-f]{64}$'::text)),
-    CONSTRAINT passes_master_points_check CHECK ((points >= 0))
+    id bigint NOT NULL,
+    pass_id uuid NOT NULL,
+    pass_version bigint NOT NULL,
+    balance integer NOT NULL,
+    changed_at timestamp with time zone DEFAULT now() NOT NULL,
+    writer_xid xid8 DEFAULT pg_current_xact_id() NOT NULL
+);
+
+--
+-- Name: pass_changes_id_seq; Type: SEQUENCE; Schema: public; Owner: -
+--
+
+ALTER TABLE public.pass_changes ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME public.pass_changes_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
 );
 
 --
@@ -1850,6 +2048,47 @@ ALTER TABLE public.transactions ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY
 );
 
 --
+-- Name: wallet_channels; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.wallet_channels (
+    channel text NOT NULL,
+    enabled_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT wallet_channels_channel_check CHECK ((channel = ANY (ARRAY['webhook'::text, 'apple'::text, 'google'::text])))
+);
+
+--
+-- Name: wallet_deliveries; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.wallet_deliveries (
+    program_id uuid NOT NULL,
+    change_id bigint NOT NULL,
+    channel text NOT NULL,
+    attempts integer DEFAULT 0 NOT NULL,
+    next_attempt_at timestamp with time zone DEFAULT now() NOT NULL,
+    last_attempt_at timestamp with time zone,
+    last_error text,
+    delivered_at timestamp with time zone,
+    CONSTRAINT wallet_deliveries_attempts_check CHECK ((attempts >= 0)),
+    CONSTRAINT wallet_deliveries_channel_check CHECK ((channel = ANY (ARRAY['webhook'::text, 'apple'::text, 'google'::text]))),
+    CONSTRAINT wallet_deliveries_last_error_check CHECK ((length(last_error) <= 500))
+);
+
+--
+-- Name: wallet_devices; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.wallet_devices (
+    program_id uuid NOT NULL,
+    device_library_id text NOT NULL,
+    push_token text NOT NULL,
+    registered_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT wallet_devices_device_library_id_check CHECK ((device_library_id ~ '^[A-Za-z0-9._-]{1,128}$'::text)),
+    CONSTRAINT wallet_devices_push_token_check CHECK ((push_token ~ '^[0-9A-Fa-f]{16,200}$'::text))
+);
+
+--
 -- Name: wallet_outbox; Type: TABLE; Schema: public; Owner: -
 --
 
@@ -1878,6 +2117,17 @@ ALTER TABLE public.wallet_outbox ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTIT
     NO MINVALUE
     NO MAXVALUE
     CACHE 1
+);
+
+--
+-- Name: wallet_registrations; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.wallet_registrations (
+    program_id uuid NOT NULL,
+    pass_id uuid NOT NULL,
+    device_library_id text NOT NULL,
+    registered_at timestamp with time zone DEFAULT now() NOT NULL
 );
 
 --
@@ -1935,6 +2185,20 @@ ALTER TABLE ONLY public.ledger_days_through
 
 ALTER TABLE ONLY public.ledger_details
     ADD CONSTRAINT ledger_details_pkey PRIMARY KEY (program_id, transaction_id);
+
+--
+-- Name: pass_changes pass_changes_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.pass_changes
+    ADD CONSTRAINT pass_changes_pkey PRIMARY KEY (program_id, id);
+
+--
+-- Name: pass_changes pass_changes_program_id_pass_id_pass_version_key; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.pass_changes
+    ADD CONSTRAINT pass_changes_program_id_pass_id_pass_version_key UNIQUE (program_id, pass_id, pass_version);
 
 --
 -- Name: passes_master passes_master_pkey; Type: CONSTRAINT; Schema: public; Owner: -
@@ -2042,6 +2306,27 @@ ALTER TABLE ONLY public.transactions
     ADD CONSTRAINT transactions_program_id_voids_id_key UNIQUE (program_id, voids_id);
 
 --
+-- Name: wallet_channels wallet_channels_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.wallet_channels
+    ADD CONSTRAINT wallet_channels_pkey PRIMARY KEY (channel);
+
+--
+-- Name: wallet_deliveries wallet_deliveries_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.wallet_deliveries
+    ADD CONSTRAINT wallet_deliveries_pkey PRIMARY KEY (program_id, change_id, channel);
+
+--
+-- Name: wallet_devices wallet_devices_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.wallet_devices
+    ADD CONSTRAINT wallet_devices_pkey PRIMARY KEY (program_id, device_library_id);
+
+--
 -- Name: wallet_outbox wallet_outbox_pkey; Type: CONSTRAINT; Schema: public; Owner: -
 --
 
@@ -2054,6 +2339,13 @@ ALTER TABLE ONLY public.wallet_outbox
 
 ALTER TABLE ONLY public.wallet_outbox
     ADD CONSTRAINT wallet_outbox_program_id_pass_id_key UNIQUE (program_id, pass_id);
+
+--
+-- Name: wallet_registrations wallet_registrations_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.wallet_registrations
+    ADD CONSTRAINT wallet_registrations_pkey PRIMARY KEY (program_id, pass_id, device_library_id);
 
 --
 -- Name: claim_code_batches_list_idx; Type: INDEX; Schema: public; Owner: -
@@ -2078,6 +2370,12 @@ CREATE INDEX claim_codes_batch_idx ON public.claim_codes USING btree (program_id
 --
 
 CREATE INDEX ledger_details_reward_member ON public.ledger_details USING btree (program_id, reward_id, member_id, created_at) WHERE (reward_id IS NOT NULL);
+
+--
+-- Name: pass_changes_pass_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX pass_changes_pass_idx ON public.pass_changes USING btree (pass_id, id DESC);
 
 --
 -- Name: passes_master_pass_token_idx; Type: INDEX; Schema: public; Owner: -
@@ -2146,6 +2444,12 @@ CREATE INDEX transactions_member_idx ON public.transactions USING btree (program
 CREATE INDEX transactions_staff_history_idx ON public.transactions USING btree (program_id, staff_id, created_at DESC, id DESC) INCLUDE (type, points) WHERE (staff_id IS NOT NULL);
 
 --
+-- Name: wallet_deliveries_due_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX wallet_deliveries_due_idx ON public.wallet_deliveries USING btree (channel, next_attempt_at) WHERE (delivered_at IS NULL);
+
+--
 -- Name: wallet_outbox_due_idx; Type: INDEX; Schema: public; Owner: -
 --
 
@@ -2158,6 +2462,12 @@ CREATE INDEX wallet_outbox_due_idx ON public.wallet_outbox USING btree (next_att
 CREATE INDEX wallet_outbox_program_idx ON public.wallet_outbox USING btree (program_id, id DESC);
 
 --
+-- Name: wallet_registrations_device_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX wallet_registrations_device_idx ON public.wallet_registrations USING btree (program_id, device_library_id);
+
+--
 -- Name: transactions_day_stats; Type: STATISTICS; Schema: public; Owner: -
 --
 
@@ -2168,6 +2478,24 @@ CREATE STATISTICS public.transactions_day_stats ON ((created_at AT TIME ZONE 'UT
 --
 
 CREATE TRIGGER ledger_details_append_only BEFORE DELETE OR UPDATE OR TRUNCATE ON public.ledger_details FOR EACH STATEMENT EXECUTE FUNCTION public.transactions_append_only();
+
+--
+-- Name: passes_master pass_change_to_outbox_on_balance; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER pass_change_to_outbox_on_balance AFTER UPDATE OF points ON public.passes_master FOR EACH ROW WHEN ((old.points IS DISTINCT FROM new.points)) EXECUTE FUNCTION public.pass_change_to_outbox();
+
+--
+-- Name: passes_master pass_change_to_outbox_on_insert; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER pass_change_to_outbox_on_insert AFTER INSERT ON public.passes_master FOR EACH ROW EXECUTE FUNCTION public.pass_change_to_outbox();
+
+--
+-- Name: passes_master pass_version_on_balance; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER pass_version_on_balance BEFORE UPDATE OF points ON public.passes_master FOR EACH ROW WHEN ((old.points IS DISTINCT FROM new.points)) EXECUTE FUNCTION public.pass_version_on_balance();
 
 --
 -- Name: transactions transactions_append_only; Type: TRIGGER; Schema: public; Owner: -
@@ -2259,6 +2587,13 @@ ALTER TABLE ONLY public.ledger_details
     ADD CONSTRAINT ledger_details_program_id_transaction_id_fkey FOREIGN KEY (program_id, transaction_id) REFERENCES public.transactions(program_id, id);
 
 --
+-- Name: pass_changes pass_changes_program_id_pass_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.pass_changes
+    ADD CONSTRAINT pass_changes_program_id_pass_id_fkey FOREIGN KEY (program_id, pass_id) REFERENCES public.passes_master(program_id, id);
+
+--
 -- Name: passes_master passes_master_program_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
 --
 
@@ -2336,6 +2671,20 @@ ALTER TABLE ONLY public.transactions
     ADD CONSTRAINT transactions_program_id_voids_id_fkey FOREIGN KEY (program_id, voids_id) REFERENCES public.transactions(program_id, id);
 
 --
+-- Name: wallet_deliveries wallet_deliveries_program_id_change_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.wallet_deliveries
+    ADD CONSTRAINT wallet_deliveries_program_id_change_id_fkey FOREIGN KEY (program_id, change_id) REFERENCES public.pass_changes(program_id, id);
+
+--
+-- Name: wallet_devices wallet_devices_program_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.wallet_devices
+    ADD CONSTRAINT wallet_devices_program_id_fkey FOREIGN KEY (program_id) REFERENCES public.programs(id);
+
+--
 -- Name: wallet_outbox wallet_outbox_program_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
 --
 
@@ -2348,6 +2697,20 @@ ALTER TABLE ONLY public.wallet_outbox
 
 ALTER TABLE ONLY public.wallet_outbox
     ADD CONSTRAINT wallet_outbox_program_id_pass_id_fkey FOREIGN KEY (program_id, pass_id) REFERENCES public.passes_master(program_id, id);
+
+--
+-- Name: wallet_registrations wallet_registrations_program_id_device_library_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.wallet_registrations
+    ADD CONSTRAINT wallet_registrations_program_id_device_library_id_fkey FOREIGN KEY (program_id, device_library_id) REFERENCES public.wallet_devices(program_id, device_library_id) ON DELETE CASCADE;
+
+--
+-- Name: wallet_registrations wallet_registrations_program_id_pass_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.wallet_registrations
+    ADD CONSTRAINT wallet_registrations_program_id_pass_id_fkey FOREIGN KEY (program_id, pass_id) REFERENCES public.passes_master(program_id, id);
 
 --
 -- Name: TABLE promotions; Type: ACL; Schema: public; Owner: -
@@ -2403,6 +2766,13 @@ REVOKE ALL ON FUNCTION public.expire_points_step(p_program_id uuid, p_after uuid
 GRANT ALL ON FUNCTION public.expire_points_step(p_program_id uuid, p_after uuid, p_limit integer) TO loyalty_app;
 
 --
+-- Name: FUNCTION forget_wallet_device(p_device_library_id text, p_push_token text); Type: ACL; Schema: public; Owner: -
+--
+
+REVOKE ALL ON FUNCTION public.forget_wallet_device(p_device_library_id text, p_push_token text) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.forget_wallet_device(p_device_library_id text, p_push_token text) TO loyalty_app;
+
+--
 -- Name: TABLE transactions; Type: ACL; Schema: public; Owner: -
 --
 
@@ -2454,6 +2824,18 @@ REVOKE ALL ON FUNCTION public.multiplier_text(p_percent integer) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION public.open_staff_session(p_program_id uuid, p_staff_id uuid, p_password_hash text, p_token_hash bytea, p_csrf_token text) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.open_staff_session(p_program_id uuid, p_staff_id uuid, p_password_hash text, p_token_hash bytea, p_csrf_token text) TO loyalty_app;
+
+--
+-- Name: FUNCTION pass_change_to_outbox(); Type: ACL; Schema: public; Owner: -
+--
+
+REVOKE ALL ON FUNCTION public.pass_change_to_outbox() FROM PUBLIC;
+
+--
+-- Name: FUNCTION pass_version_on_balance(); Type: ACL; Schema: public; Owner: -
+--
+
+REVOKE ALL ON FUNCTION public.pass_version_on_balance() FROM PUBLIC;
 
 --
 -- Name: FUNCTION process_claim_attempt(p_code text, p_program_id uuid, p_staff_id uuid); Type: ACL; Schema: public; Owner: -
@@ -2508,6 +2890,13 @@ REVOKE ALL ON FUNCTION public.rate_text(p_program public.programs) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION public.redeem_reward(p_program_id uuid, p_member_external_id text, p_reward_id bigint, p_idempotency_key text, p_staff_id uuid) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.redeem_reward(p_program_id uuid, p_member_external_id text, p_reward_id bigint, p_idempotency_key text, p_staff_id uuid) TO loyalty_app;
+
+--
+-- Name: FUNCTION register_wallet_device(p_pass_id uuid, p_wallet_token text, p_device_library_id text, p_push_token text); Type: ACL; Schema: public; Owner: -
+--
+
+REVOKE ALL ON FUNCTION public.register_wallet_device(p_pass_id uuid, p_wallet_token text, p_device_library_id text, p_push_token text) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.register_wallet_device(p_pass_id uuid, p_wallet_token text, p_device_library_id text, p_push_token text) TO loyalty_app;
 
 --
 -- Name: FUNCTION retire_promotion(p_program_id uuid, p_staff_id uuid, p_promotion_id bigint); Type: ACL; Schema: public; Owner: -
@@ -2587,6 +2976,13 @@ REVOKE ALL ON FUNCTION public.set_staff_access(p_program_id uuid, p_actor_id uui
 GRANT ALL ON FUNCTION public.set_staff_access(p_program_id uuid, p_actor_id uuid, p_staff_id uuid, p_active boolean, p_password_hash text) TO loyalty_app;
 
 --
+-- Name: FUNCTION set_wallet_channels(p_channels text[]); Type: ACL; Schema: public; Owner: -
+--
+
+REVOKE ALL ON FUNCTION public.set_wallet_channels(p_channels text[]) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.set_wallet_channels(p_channels text[]) TO loyalty_app;
+
+--
 -- Name: FUNCTION staff_is_manager(p_program_id uuid, p_staff_id uuid); Type: ACL; Schema: public; Owner: -
 --
 
@@ -2597,6 +2993,13 @@ REVOKE ALL ON FUNCTION public.staff_is_manager(p_program_id uuid, p_staff_id uui
 --
 
 REVOKE ALL ON FUNCTION public.transaction_by_idempotency_key(p_program_id uuid, p_idempotency_key text) FROM PUBLIC;
+
+--
+-- Name: FUNCTION unregister_wallet_device(p_pass_id uuid, p_wallet_token text, p_device_library_id text); Type: ACL; Schema: public; Owner: -
+--
+
+REVOKE ALL ON FUNCTION public.unregister_wallet_device(p_pass_id uuid, p_wallet_token text, p_device_library_id text) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.unregister_wallet_device(p_pass_id uuid, p_wallet_token text, p_device_library_id text) TO loyalty_app;
 
 --
 -- Name: FUNCTION void_claim_code_batch(p_program_id uuid, p_batch_id uuid, p_staff_id uuid); Type: ACL; Schema: public; Owner: -
@@ -2617,6 +3020,26 @@ GRANT ALL ON FUNCTION public.void_transaction(p_program_id uuid, p_transaction_i
 --
 
 REVOKE ALL ON FUNCTION public.wallet_outbox_on_claim() FROM PUBLIC;
+
+--
+-- Name: TABLE passes_master; Type: ACL; Schema: public; Owner: -
+--
+
+GRANT SELECT ON TABLE public.passes_master TO loyalty_app;
+
+--
+-- Name: FUNCTION wallet_pass_of(p_pass_id uuid, p_wallet_token text); Type: ACL; Schema: public; Owner: -
+--
+
+REVOKE ALL ON FUNCTION public.wallet_pass_of(p_pass_id uuid, p_wallet_token text) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.wallet_pass_of(p_pass_id uuid, p_wallet_token text) TO loyalty_app;
+
+--
+-- Name: FUNCTION wallet_passes_changed_since(p_device_library_id text, p_since bigint); Type: ACL; Schema: public; Owner: -
+--
+
+REVOKE ALL ON FUNCTION public.wallet_passes_changed_since(p_device_library_id text, p_since bigint) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.wallet_passes_changed_since(p_device_library_id text, p_since bigint) TO loyalty_app;
 
 --
 -- Name: TABLE claim_code_batches; Type: ACL; Schema: public; Owner: -
@@ -2649,10 +3072,10 @@ GRANT SELECT ON TABLE public.ledger_days_through TO loyalty_app;
 GRANT SELECT ON TABLE public.ledger_details TO loyalty_app;
 
 --
--- Name: TABLE passes_master; Type: ACL; Schema: public; Owner: -
+-- Name: TABLE pass_changes; Type: ACL; Schema: public; Owner: -
 --
 
-GRANT SELECT ON TABLE public.passes_master TO loyalty_app;
+GRANT SELECT ON TABLE public.pass_changes TO loyalty_app;
 
 --
 -- Name: TABLE rewards; Type: ACL; Schema: public; Owner: -
@@ -2677,6 +3100,54 @@ GRANT SELECT,INSERT,UPDATE ON TABLE public.staff TO loyalty_app;
 --
 
 GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.staff_sessions TO loyalty_app;
+
+--
+-- Name: TABLE wallet_channels; Type: ACL; Schema: public; Owner: -
+--
+
+GRANT SELECT ON TABLE public.wallet_channels TO loyalty_app;
+
+--
+-- Name: TABLE wallet_deliveries; Type: ACL; Schema: public; Owner: -
+--
+
+GRANT SELECT ON TABLE public.wallet_deliveries TO loyalty_app;
+
+--
+-- Name: COLUMN wallet_deliveries.attempts; Type: ACL; Schema: public; Owner: -
+--
+
+GRANT UPDATE(attempts) ON TABLE public.wallet_deliveries TO loyalty_app;
+
+--
+-- Name: COLUMN wallet_deliveries.next_attempt_at; Type: ACL; Schema: public; Owner: -
+--
+
+GRANT UPDATE(next_attempt_at) ON TABLE public.wallet_deliveries TO loyalty_app;
+
+--
+-- Name: COLUMN wallet_deliveries.last_attempt_at; Type: ACL; Schema: public; Owner: -
+--
+
+GRANT UPDATE(last_attempt_at) ON TABLE public.wallet_deliveries TO loyalty_app;
+
+--
+-- Name: COLUMN wallet_deliveries.last_error; Type: ACL; Schema: public; Owner: -
+--
+
+GRANT UPDATE(last_error) ON TABLE public.wallet_deliveries TO loyalty_app;
+
+--
+-- Name: COLUMN wallet_deliveries.delivered_at; Type: ACL; Schema: public; Owner: -
+--
+
+GRANT UPDATE(delivered_at) ON TABLE public.wallet_deliveries TO loyalty_app;
+
+--
+-- Name: TABLE wallet_devices; Type: ACL; Schema: public; Owner: -
+--
+
+GRANT SELECT ON TABLE public.wallet_devices TO loyalty_app;
 
 --
 -- Name: TABLE wallet_outbox; Type: ACL; Schema: public; Owner: -
@@ -2713,6 +3184,12 @@ GRANT UPDATE(last_error) ON TABLE public.wallet_outbox TO loyalty_app;
 --
 
 GRANT UPDATE(delivered_at) ON TABLE public.wallet_outbox TO loyalty_app;
+
+--
+-- Name: TABLE wallet_registrations; Type: ACL; Schema: public; Owner: -
+--
+
+GRANT SELECT ON TABLE public.wallet_registrations TO loyalty_app;
 
 --
 -- PostgreSQL database dump complete

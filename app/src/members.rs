@@ -18,6 +18,8 @@ pub struct MemberPageData {
     pub rewards: Vec<loyalty_core::wire::Reward>,
     /// The program's currency, in which sales are typed.
     pub currency: String,
+    /// The member's Apple Wallet pass for staff to download, where the server signs them.
+    pub wallet_pass_path: Option<String>,
 }
 
 /// How many ledger rows a member's page shows.
@@ -41,7 +43,16 @@ pub async fn get_member(external_id: String) -> Result<MemberDetail, LoyaltyErro
 #[leptos::server(endpoint = "member_page")]
 pub async fn load_member_page(external_id: String) -> Result<MemberPageData, LoyaltyError> {
     let detail = get_member(external_id).await?;
+    let buttons =
+        leptos::prelude::use_context::<crate::passes::WalletButtons>().unwrap_or_default();
+    let wallet_pass_path = buttons.apple.then(|| {
+        let query = form_urlencoded::Serializer::new(String::new())
+            .append_pair("member", &detail.member.external_id)
+            .finish();
+        format!("{}?{query}", crate::passes::STAFF_PKPASS_PATH)
+    });
     Ok(MemberPageData {
+        wallet_pass_path,
         pass_path: crate::passes::pass_page_link(detail.member.external_id.clone()).await?,
         rewards: crate::rewards::list_rewards().await?,
         currency: crate::rules::load_program_rules().await?.currency,
@@ -126,7 +137,14 @@ pub fn MemberPage() -> impl leptos::IntoView {
                 {move || Suspend::new(async move {
                     match page.await {
                         Ok(data) => {
-                            let MemberPageData { detail, form_key, pass_path, rewards, currency } = data;
+                            let MemberPageData {
+                                detail,
+                                form_key,
+                                pass_path,
+                                rewards,
+                                currency,
+                                wallet_pass_path,
+                            } = data;
                             let member = detail.member.clone();
                             let banner = query.with_untracked(|q| {
                                 if q.get("claimed").is_some() {
@@ -176,7 +194,7 @@ pub fn MemberPage() -> impl leptos::IntoView {
                                     "Joined " {loyalty_core::error::day(&member.created_at)} ": "
                                     {member.origin.describe()}
                                 </p>
-                                <crate::passes::PassLink href=pass_path />
+                                <crate::passes::PassLink href=pass_path wallet_pass=wallet_pass_path />
                                 <div class="result" role="status" aria-live="polite">
                                     {move || match last
                                         .get()

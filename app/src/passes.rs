@@ -25,7 +25,31 @@ pub struct PassView {
     /// The QR code of the external id, as an SVG document rendered on the server.
     pub qr_svg: String,
     pub recent: Vec<PassActivity>,
+    /// The pass for Apple Wallet, where the server is set up to sign one.
+    pub apple_wallet_href: Option<String>,
+    /// The link that saves the pass to Google Wallet, where the server is set up for it.
+    pub google_wallet_href: Option<String>,
 }
+
+/// The wallet buttons the server's configuration allows: none unless a wallet is set up.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WalletButtons {
+    pub apple: bool,
+    pub google: bool,
+}
+
+/// Where a member downloads their pass for Apple Wallet.
+pub fn apple_wallet_path(token: &str) -> String {
+    format!("/pass/{token}/wallet.pkpass")
+}
+
+/// Where a member's "Add to Google Wallet" button leads: the server answers with Google's signed link.
+pub fn google_wallet_path(token: &str) -> String {
+    format!("/pass/{token}/google-wallet")
+}
+
+/// Where staff download a member's pass for Apple Wallet.
+pub const STAFF_PKPASS_PATH: &str = "/api/wallet.pkpass";
 
 /// One of the member's own transactions, without staff notes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -76,7 +100,15 @@ pub async fn get_pass(token: String) -> Result<PassView, LoyaltyError> {
             if !is_pass_token(&token) {
                 return Err(LoyaltyError::MemberNotFound);
             }
-            db::pass_by_token(&pool()?, &token, PASS_PAGE_ROWS).await
+            let mut pass = db::pass_by_token(&pool()?, &token, PASS_PAGE_ROWS).await?;
+            let buttons = use_context::<WalletButtons>().unwrap_or_default();
+            if buttons.apple {
+                pass.apple_wallet_href = Some(apple_wallet_path(&token));
+            }
+            if buttons.google {
+                pass.google_wallet_href = Some(google_wallet_path(&token));
+            }
+            Ok(pass)
         }
         .await,
     )
@@ -160,6 +192,14 @@ fn PassCard(pass: PassView) -> impl IntoView {
         }
         .into_any()
     };
+    let apple = pass.apple_wallet_href.map(|href| {
+        view! { <a class="add-to-apple-wallet" href=href rel="nofollow">"Add to Apple Wallet"</a> }
+    });
+    let google = pass.google_wallet_href.map(|href| {
+        view! { <a class="add-to-google-wallet" href=href rel="nofollow">"Add to Google Wallet"</a> }
+    });
+    let wallet = (apple.is_some() || google.is_some())
+        .then(|| view! { <p class="wallet-buttons">{apple} {google}</p> });
     view! {
         <article class="pass-card">
             <h1 class="pass-program">{pass.program_name}</h1>
@@ -170,6 +210,7 @@ fn PassCard(pass: PassView) -> impl IntoView {
             <div class="pass-qr" role="img" aria-label="Your member code" inner_html=pass.qr_svg></div>
             <p class="pass-id">{pass.external_id}</p>
             <p class="pass-hint">"Show this code at the counter to collect and spend points."</p>
+            {wallet}
             <h2>"Recent"</h2>
             {recent}
         </article>
@@ -178,10 +219,17 @@ fn PassCard(pass: PassView) -> impl IntoView {
 
 /// A link from the staff's member page to the member's own pass page.
 #[component]
-pub fn PassLink(href: String) -> impl IntoView {
+pub fn PassLink(href: String, wallet_pass: Option<String>) -> impl IntoView {
+    let wallet_pass = wallet_pass.map(|href| {
+        view! {
+            " · "
+            <a class="wallet-pass-download" href=href download>"Apple Wallet pass"</a>
+        }
+    });
     view! {
         <p class="pass-link">
             <a href=href target="_blank" rel="noopener">"Member's pass page"</a>
+            {wallet_pass}
         </p>
     }
 }
@@ -209,6 +257,22 @@ pub struct WalletOverview {
     /// Pending deliveries that have failed at least once.
     pub retrying: i64,
     pub rows: Vec<WalletDelivery>,
+    /// The balance changes' deliveries, for each wallet channel that has any.
+    #[serde(default)]
+    pub channels: Vec<ChannelDeliveries>,
+}
+
+/// How one wallet channel's deliveries of balance changes stand.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChannelDeliveries {
+    /// `webhook`, `apple` or `google`.
+    pub channel: String,
+    pub pending: i64,
+    /// Pending deliveries that have failed at least once.
+    pub retrying: i64,
+    pub delivered: i64,
+    /// The newest failure's reason, while any delivery is failing.
+    pub last_error: Option<String>,
 }
 
 /// How many deliveries the wallet page lists.
@@ -276,6 +340,7 @@ pub fn WalletPage() -> impl IntoView {
                                     " · "
                                     <span data-delivered=overview.delivered>{overview.delivered} " delivered"</span>
                                 </p>
+                                <ChannelTable channels=overview.channels />
                                 <table class="ledger wallet-deliveries">
                                     <thead>
                                         <tr>
@@ -298,4 +363,41 @@ pub fn WalletPage() -> impl IntoView {
             </Suspense>
         </section>
     }
+}
+
+/// The balance changes' deliveries, by wallet channel; nothing when no channel has any.
+#[component]
+fn ChannelTable(channels: Vec<ChannelDeliveries>) -> impl IntoView {
+    (!channels.is_empty()).then(|| {
+        let rows = channels
+            .into_iter()
+            .map(|row| {
+                let name = row.channel.clone();
+                view! {
+                    <tr data-channel=row.channel>
+                        <td>{name}</td>
+                        <td class="num">{row.pending}</td>
+                        <td class="num">{row.retrying}</td>
+                        <td class="num">{row.delivered}</td>
+                        <td>{row.last_error.unwrap_or_default()}</td>
+                    </tr>
+                }
+            })
+            .collect_view();
+        view! {
+            <h2>"Balance updates"</h2>
+            <table class="ledger wallet-channels">
+                <thead>
+                    <tr>
+                        <th scope="col">"Wallet"</th>
+                        <th scope="col">"Pending"</th>
+                        <th scope="col">"Failing"</th>
+                        <th scope="col">"Delivered"</th>
+                        <th scope="col">"Last error"</th>
+                    </tr>
+                </thead>
+                <tbody>{rows}</tbody>
+            </table>
+        }
+    })
 }

@@ -148,6 +148,16 @@ pub enum LoyaltyError {
     InvalidVoidReason,
     #[error("Enter the {bound} date as year-month-day, like 2026-11-27.")]
     InvalidDate { bound: DateBound },
+    // Passes in the phone's wallet.
+    #[error("This wallet pass could not be authenticated.")]
+    WalletUnauthorized,
+    #[error("The phone's wallet sent a device or push token that is not valid.")]
+    InvalidWalletDevice,
+    #[error("Unknown wallet channel: the server's wallet settings name webhook, apple or google.")]
+    InvalidWalletChannel,
+    #[error("This kind of wallet pass is not set up for this program.")]
+    WalletNotSetUp,
+
     #[error("The start date is after the end date.")]
     StartAfterEnd,
     #[error("Choose earn, redeem, expired or all types.")]
@@ -248,7 +258,7 @@ impl LoyaltyError {
     /// The HTTP status an answer carrying this error has: decided here, for every answer.
     pub fn http_status(&self) -> u16 {
         match self {
-            Self::NotSignedIn | Self::BadCredentials => 401,
+            Self::NotSignedIn | Self::BadCredentials | Self::WalletUnauthorized => 401,
             Self::ManagersOnly | Self::CsrfRejected | Self::AccountSwitchedOff => 403,
             Self::MemberNotFound
             | Self::StaffNotFound
@@ -256,7 +266,8 @@ impl LoyaltyError {
             | Self::TransactionNotFound
             | Self::BatchNotFound
             | Self::RewardNotFound
-            | Self::PromotionNotFound => 404,
+            | Self::PromotionNotFound
+            | Self::WalletNotSetUp => 404,
             Self::AlreadyClaimed { .. }
             | Self::IdempotencyMismatch
             | Self::AlreadyVoided
@@ -402,6 +413,10 @@ mod tests {
             AlreadyVoided,
             CannotVoidAVoid,
             InvalidVoidReason,
+            WalletUnauthorized,
+            InvalidWalletDevice,
+            InvalidWalletChannel,
+            WalletNotSetUp,
             InvalidDate {
                 bound: DateBound::End,
             },

@@ -53,8 +53,8 @@ pub async fn session(State(pool): State<PgPool>, mut req: Request, next: Next) -
     let path = req.uri().path();
     let is_page = req.method() == Method::GET
         && !path.starts_with("/api/")
-        // Members' own pass pages and public sign-up pages need no staff session.
-        && !(path.starts_with("/pass/") || path.starts_with("/join/"));
+        // Members' own pass pages, public sign-up pages and the wallets' own requests need no staff session.
+        && !(path.starts_with("/pass/") || path.starts_with("/join/") || path.starts_with("/wallet/"));
     match (&staff, is_page, path == "/login") {
         (None, true, false) => return Redirect::to("/login").into_response(),
         (Some(_), true, true) => return Redirect::to("/").into_response(),

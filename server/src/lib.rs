@@ -32,6 +32,8 @@ pub struct AppState {
     pub leptos_options: LeptosOptions,
     /// Mark the session cookie `Secure`: the server is reached over HTTPS only.
     pub secure_cookies: bool,
+    /// The wallets passes are provisioned in; none by default.
+    pub wallet: wallet::WalletConfig,
 }
 
 impl FromRef<AppState> for LeptosOptions {
@@ -73,11 +75,13 @@ pub fn router_reporting(state: AppState, backups: BackupReport) -> Router {
     let counter = app::db::CounterPool::like(&pool);
     let cookies = app::request::SecureCookies(state.secure_cookies);
     let https = state.secure_cookies;
+    let wallet_buttons = state.wallet.buttons();
     let context = move || {
         provide_context(pool.clone());
         provide_context(counter.clone());
         provide_context(cookies);
         provide_context(backups.clone());
+        provide_context(wallet_buttons);
     };
     let options = state.leptos_options.clone();
     let server_fns = {
@@ -88,6 +92,19 @@ pub fn router_reporting(state: AppState, backups: BackupReport) -> Router {
         .route("/healthz", get(healthz))
         .route("/api/history.csv", get(app::history::csv_download))
         .route(app::batches::CSV_PATH, get(app::batches::csv_download))
+        .route(
+            app::passes::STAFF_PKPASS_PATH,
+            get(wallet::downloads::staff_pkpass),
+        )
+        .route(
+            "/pass/{token}/wallet.pkpass",
+            get(wallet::downloads::member_pkpass),
+        )
+        .route(
+            "/pass/{token}/google-wallet",
+            get(wallet::downloads::member_google_link),
+        )
+        .merge(wallet::apple_service::routes())
         .route("/api/{*name}", post(server_fns))
         .leptos_routes_with_context(&state, routes, context.clone(), move || {
             app::shell(options.clone())

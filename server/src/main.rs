@@ -46,7 +46,7 @@ struct Cli {
     #[arg(long, env = "LOYALTY_DB_POOL", default_value_t = 16)]
     db_pool: u32,
     /// An external wallet service (https://, or http:// for a relay on the same host) told of every claimed
-    /// pass; unset, passes live on their pass page.
+    /// pass and every balance change; unset, nothing is sent.
     #[arg(long, env = "LOYALTY_WALLET_WEBHOOK_URL")]
     wallet_webhook_url: Option<String>,
     /// PEM certificates the webhook's server certificate may also chain to (a private CA), beside the system's.
@@ -56,6 +56,8 @@ struct Cli {
         requires = "wallet_webhook_url"
     )]
     wallet_webhook_ca: Option<PathBuf>,
+    #[command(flatten)]
+    wallet: server::wallet::settings::WalletArgs,
     /// A folder, best on another disk, for continuous backups of the embedded database: its WAL archived as
     /// it is written, and base backups on a schedule. Unset, nothing is backed up.
     #[arg(long, env = "LOYALTY_BACKUP_DIR", global = true)]
@@ -213,18 +215,7 @@ async fn main() -> anyhow::Result<()> {
                 }
                 _ => BackupReport::default(),
             };
-            let wallet = match &cli.wallet_webhook_url {
-                Some(url) => Some(server::wallet::spawn(
-                    db.pool.clone(),
-                    server::wallet::Webhook::new(
-                        url,
-                        std::time::Duration::from_secs(10),
-                        cli.wallet_webhook_ca.as_deref(),
-                    )?,
-                    Default::default(),
-                )),
-                None => None,
-            };
+            let (wallet, wallets) = start_wallets(&db, &cli).await?;
             let days = tokio::spawn(roll_up_ledger_days(db.pool.clone()));
             let identity = match (&cli.tls_cert, &cli.tls_key) {
                 (Some(cert), Some(key)) => Some(server::tls::Identity::load(cert, key)?),
@@ -243,15 +234,54 @@ async fn main() -> anyhow::Result<()> {
             let tls = identity
                 .map(|identity| identity.server_config())
                 .transpose()?;
-            let served = serve(&db, &cli, tls, report).await;
+            let served = serve(&db, &cli, tls, report, wallets).await;
             reloads.inspect(JoinHandle::abort);
-            wallet.inspect(JoinHandle::abort);
+            wallet.iter().for_each(JoinHandle::abort);
             days.abort();
             served
         }
     };
     db.close().await?;
     result
+}
+
+/// Switches on the wallet channels the settings set up, and nothing else, and starts their workers.
+async fn start_wallets(
+    db: &Database,
+    cli: &Cli,
+) -> anyhow::Result<(Vec<JoinHandle<()>>, server::wallet::WalletConfig)> {
+    use server::wallet::{Webhook, devices, outbox};
+    let wallets = cli.wallet.wallets()?;
+    let webhook = cli
+        .wallet_webhook_url
+        .as_deref()
+        .map(|url| {
+            Webhook::new(
+                url,
+                Duration::from_secs(10),
+                cli.wallet_webhook_ca.as_deref(),
+            )
+        })
+        .transpose()?;
+    devices::set_channels(&db.pool, &wallets.channels(webhook.as_ref()))
+        .await
+        .context("switching on the wallet channels")?;
+    let mut workers = Vec::new();
+    if let Some(webhook) = webhook {
+        workers.push(server::wallet::spawn(
+            db.pool.clone(),
+            webhook.clone(),
+            Default::default(),
+        ));
+        workers.push(outbox::spawn(db.pool.clone(), webhook, Default::default()));
+    }
+    if let Some(apns) = wallets.apns {
+        workers.push(outbox::spawn(db.pool.clone(), apns, Default::default()));
+    }
+    if let Some(google) = wallets.config.google.clone() {
+        workers.push(outbox::spawn(db.pool.clone(), google, Default::default()));
+    }
+    Ok((workers, wallets.config))
 }
 
 /// Reads the TLS certificate and key again at each SIGHUP: how a renewed certificate is put in service.
@@ -293,6 +323,7 @@ async fn serve(
     cli: &Cli,
     tls: Option<std::sync::Arc<rustls::ServerConfig>>,
     backups: BackupReport,
+    wallet: server::wallet::WalletConfig,
 ) -> anyhow::Result<()> {
     let (addr, site_root) = (cli.addr, cli.site_root.as_str());
     if let Some(demo) = &db.demo {
@@ -318,6 +349,7 @@ async fn serve(
             pool: db.pool.clone(),
             leptos_options: leptos_options(site_root, addr),
             secure_cookies: tls.is_some() || cli.secure_cookies,
+            wallet,
         },
         backups,
     )

@@ -8,9 +8,11 @@ mod db;
 mod server;
 mod till;
 mod tls;
+mod wallet;
 
 pub use api::{ApiClient, refused, session_cookie};
 pub use db::{STAFF_PASSWORD, TestDb, member_of, new_program, postcard_of};
 pub use server::{Credentials, ServerProcess, TestServer, free_port};
 pub use till::{Till, points_request};
 pub use tls::TestTls;
+pub use wallet::{TEST_PASS_TYPE_ID, TestPassIdentity};

@@ -8,6 +8,15 @@
 //! row is marked delivered only after a 2xx answer. Every request carries the row id as its idempotency key,
 //! so the receiver can drop the one resend that a crash between its 2xx and our commit would cause.
 
+pub mod apns;
+pub mod apple_service;
+pub mod devices;
+pub mod downloads;
+pub mod google;
+pub mod outbox;
+pub mod pkpass;
+pub mod settings;
+
 use std::future::Future;
 use std::path::Path;
 use std::time::Duration;
@@ -18,6 +27,31 @@ use serde::Serialize;
 use sqlx::PgPool;
 use tokio::task::JoinHandle;
 use uuid::Uuid;
+
+/// The wallets the server provisions passes in, as its configuration sets them up; the default sets up none,
+/// so no wallet button is shown and nothing is sent.
+#[derive(Debug, Clone, Default)]
+pub struct WalletConfig {
+    pub apple: Option<std::sync::Arc<pkpass::PassSigner>>,
+    pub google: Option<std::sync::Arc<google::GoogleWallet>>,
+    /// The server's address as phones reach it (`https://loyalty.example`): passes link back to it.
+    pub public_url: String,
+}
+
+impl WalletConfig {
+    /// Where Apple Wallet asks for a pass's updates.
+    pub fn apple_web_service_url(&self) -> String {
+        format!("{}/wallet/apple", self.public_url.trim_end_matches('/'))
+    }
+
+    /// The buttons the pass page shows.
+    pub fn buttons(&self) -> app::passes::WalletButtons {
+        app::passes::WalletButtons {
+            apple: self.apple.is_some(),
+            google: self.google.is_some(),
+        }
+    }
+}
 
 /// A claimed pass to provision, as the outbox holds it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -109,20 +143,65 @@ fn failure_reason(err: &reqwest::Error) -> String {
 
 impl WalletProvider for Webhook {
     async fn provision(&self, pass: &PassNotice) -> Result<String, String> {
+        self.post(&pass.idempotency_key, pass).await?;
+        Ok(self.url.clone())
+    }
+}
+
+/// A pass's balance change as the webhook sends it: every change, for every kind of pass, with the pass's
+/// version, which counts its changes, for the receiver to order them by.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BalanceNotice {
+    /// The change's id: the same on every retry, so the receiver can deduplicate.
+    pub idempotency_key: String,
+    pub event: &'static str,
+    pub program_id: Uuid,
+    pub external_id: String,
+    pub pass_url: String,
+    pub balance: i32,
+    pub version: i64,
+    pub changed_at: DateTime<Utc>,
+}
+
+impl Webhook {
+    async fn post<T: Serialize>(&self, idempotency_key: &str, body: &T) -> Result<(), String> {
         let response = self
             .client
             .post(&self.url)
-            .header("idempotency-key", &pass.idempotency_key)
-            .json(pass)
+            .header("idempotency-key", idempotency_key)
+            .json(body)
             .send()
             .await
             .map_err(|err| failure_reason(&err))?;
         let status = response.status();
         if status.is_success() {
-            Ok(self.url.clone())
+            Ok(())
         } else {
             Err(format!("answered HTTP {}", status.as_u16()))
         }
+    }
+}
+
+impl outbox::ChangeSender for Webhook {
+    fn channel(&self) -> devices::Channel {
+        devices::Channel::Webhook
+    }
+
+    async fn send(&self, pool: &PgPool, change: &outbox::PassChange) -> Result<(), String> {
+        let pass = devices::pass_by_id(pool, change.program_id, change.pass_id)
+            .await
+            .map_err(|err| err.to_string())?;
+        let notice = BalanceNotice {
+            idempotency_key: format!("change-{}", change.change_id),
+            event: "pass.balance_changed",
+            program_id: change.program_id,
+            external_id: pass.external_id,
+            pass_url: app::passes::pass_path(&pass.pass_token),
+            balance: change.balance,
+            version: change.pass_version,
+            changed_at: change.changed_at,
+        };
+        self.post(&notice.idempotency_key, &notice).await
     }
 }
 

@@ -16,6 +16,10 @@ const NOT_KEYED_BY_PROGRAM: &[(&str, &str)] = &[
         "holds no tenant data (an email and a client address) and has no keys: stays on the coordinator",
     ),
     (
+        "wallet_channels",
+        "the server's wallet settings (which services get deliveries), no tenant data: a reference table",
+    ),
+    (
         "_sqlx_migrations",
         "the migration tool's own bookkeeping, on the coordinator",
     ),

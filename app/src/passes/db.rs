@@ -6,7 +6,7 @@ use loyalty_core::{LoyaltyError, Result};
 use sqlx::{PgExecutor, PgPool};
 use uuid::Uuid;
 
-use super::{PassActivity, PassView, WalletDelivery, WalletOverview};
+use super::{ChannelDeliveries, PassActivity, PassView, WalletDelivery, WalletOverview};
 use crate::db::db_error;
 
 /// A pass and its newest `limit` transactions, by the pass's token. An indexed equality lookup on 244 random
@@ -46,6 +46,8 @@ pub async fn pass_by_token(db: &PgPool, token: &str, limit: i64) -> Result<PassV
         qr_svg: super::qr_svg(&external_id)?,
         external_id,
         points: points.into(),
+        apple_wallet_href: None,
+        google_wallet_href: None,
         recent: recent
             .into_iter()
             .filter_map(|(tx_type, points, created_at)| {
@@ -117,7 +119,35 @@ pub async fn wallet_overview(db: &PgPool, program_id: Uuid, limit: i64) -> Resul
     .fetch_all(db)
     .await
     .map_err(db_error)?;
+    let channels: Vec<(String, i64, i64, i64, Option<String>)> = sqlx::query_as(
+        "select d.channel,
+                count(*) filter (where d.delivered_at is null),
+                count(*) filter (where d.delivered_at is null and d.attempts > 0),
+                count(*) filter (where d.delivered_at is not null),
+                (array_agg(d.last_error order by d.last_attempt_at desc)
+                    filter (where d.delivered_at is null and d.last_error is not null))[1]
+           from public.wallet_deliveries d
+          where d.program_id = $1
+          group by d.channel
+          order by d.channel",
+    )
+    .bind(program_id)
+    .fetch_all(db)
+    .await
+    .map_err(db_error)?;
     Ok(WalletOverview {
+        channels: channels
+            .into_iter()
+            .map(
+                |(channel, pending, retrying, delivered, last_error)| ChannelDeliveries {
+                    channel,
+                    pending,
+                    retrying,
+                    delivered,
+                    last_error,
+                },
+            )
+            .collect(),
         pending,
         delivered,
         retrying,

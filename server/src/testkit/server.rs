@@ -29,15 +29,29 @@ impl TestServer {
 
     /// Serves the app over `db`, adding a clerk and a manager to its program.
     pub async fn on(db: TestDb) -> Self {
-        Self::serve(db, None).await
+        Self::serve(db, None, crate::wallet::WalletConfig::default()).await
+    }
+
+    /// As [`TestServer::start`], provisioning passes in the wallets `wallet` sets up.
+    pub async fn start_with_wallet(wallet: crate::wallet::WalletConfig) -> Self {
+        Self::serve(TestDb::with_pool_size(16).await, None, wallet).await
     }
 
     /// As [`TestServer::start`], over HTTPS with `tls`'s certificate; its session cookies are `Secure`.
     pub async fn start_tls(tls: &TestTls) -> Self {
-        Self::serve(TestDb::with_pool_size(16).await, Some(tls.server_config())).await
+        Self::serve(
+            TestDb::with_pool_size(16).await,
+            Some(tls.server_config()),
+            crate::wallet::WalletConfig::default(),
+        )
+        .await
     }
 
-    async fn serve(db: TestDb, tls: Option<std::sync::Arc<rustls::ServerConfig>>) -> Self {
+    async fn serve(
+        db: TestDb,
+        tls: Option<std::sync::Arc<rustls::ServerConfig>>,
+        wallet: crate::wallet::WalletConfig,
+    ) -> Self {
         use loyalty_core::wire::Role;
         let clerk = Credentials {
             email: "clerk@test.example".into(),
@@ -68,6 +82,7 @@ impl TestServer {
             pool: db.app.clone(),
             leptos_options: crate::leptos_options("target/site", addr),
             secure_cookies: tls.is_some(),
+            wallet,
         })
         .into_make_service_with_connect_info::<std::net::SocketAddr>();
         let (scheme, task) = match tls {

@@ -388,6 +388,15 @@ pub(crate) fn cases() -> Vec<Case> {
             fields: |t| vec![("batch_id", t.batch_id.to_string())],
             theirs: Refused("BATCH_NOT_FOUND"),
         },
+        // A member's Apple Wallet pass: looked up in the caller's program before it is signed.
+        Case {
+            endpoint: "wallet.pkpass",
+            get: true,
+            access: Staff,
+            changes: false,
+            fields: |t| vec![("member", t.member.clone())],
+            theirs: Refused("MEMBER_NOT_FOUND"),
+        },
         Case {
             endpoint: "batch.csv",
             get: true,
