@@ -64,11 +64,11 @@ as $$
            (select next.expires_on from next)
 $$;
 
--- Expires what is due for one member, under their row lock: the number of points expired (0 when none).
+-- Expires what is due for one member, under their row lock: the number of points expired (0 when none). Called
+-- only by expire_points_step, as its owner: nobody else may run it.
 create function public.expire_member_points(p_program_id uuid, p_member_id uuid)
 returns bigint
 language plpgsql
-security definer
 set search_path = pg_catalog, pg_temp
 as $$
 declare

@@ -32,6 +32,7 @@ pub fn Layout() -> impl IntoView {
                                         <A href="/history">"History"</A>
                                         <A href="/rewards">"Rewards"</A>
                                         <A href="/program">"Program"</A>
+                                        <A href="/numbers">"Numbers"</A>
                                         <A href="/staff">"Staff"</A>
                                         <A href="/batches">"Batches"</A>
                                         <A href="/wallet">"Wallet"</A>

@@ -13,6 +13,7 @@ pub mod history;
 mod layout;
 pub mod members;
 mod notice;
+pub mod numbers;
 pub mod passes;
 pub mod points;
 pub mod program;
@@ -82,6 +83,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("backups") view=backups::BackupsPage ssr=SsrMode::Async />
                     <Route path=path!("rewards") view=rewards::RewardsPage ssr=SsrMode::Async />
                     <Route path=path!("program") view=rules::ProgramPage ssr=SsrMode::Async />
+                    <Route path=path!("numbers") view=numbers::NumbersPage ssr=SsrMode::Async />
                 </ParentRoute>
             </Routes>
         </Router>

@@ -50,6 +50,7 @@ test("under the security policy every page hydrates and works, and nothing is re
     ["Backups", "Backups"],
     ["Rewards", "Rewards"],
     ["Program", "Program"],
+    ["Numbers", "Numbers"],
   ]) {
     await page.getByRole("navigation", { name: "Main" }).getByRole("link", { name: link, exact: true }).click();
     await expect(page.getByRole("heading", { name: heading, exact: true })).toBeVisible();

@@ -93,6 +93,10 @@ pub fn router_reporting(state: AppState, backups: BackupReport) -> Router {
         .route("/api/history.csv", get(app::history::csv_download))
         .route(app::batches::CSV_PATH, get(app::batches::csv_download))
         .route(
+            app::numbers::NUMBERS_CSV_PATH,
+            get(app::numbers::csv_download),
+        )
+        .route(
             app::passes::STAFF_PKPASS_PATH,
             get(wallet::downloads::staff_pkpass),
         )

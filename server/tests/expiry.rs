@@ -254,3 +254,36 @@ async fn race_test_a_storm_of_redeems_beside_an_expiry_run_never_goes_below_zero
     }
     assert!(db.invariant_violations().await.is_empty());
 }
+
+#[tokio::test]
+async fn the_programs_numbers_add_up_to_its_ledger() {
+    let db = TestDb::new().await;
+    let manager = Till::manager(&db).await;
+    let till = Till::clerk(&db).await;
+    let coffee = manager.add_reward("Coffee", 10, None, None).await.unwrap();
+    let member = member_with_old_and_new(&db, &till, 100, 50).await;
+    till.redeem_reward(&member, coffee, None).await.unwrap();
+    db.member(7).await;
+    let numbers = app::numbers::db::numbers(&db.app, db.program_id)
+        .await
+        .unwrap();
+    assert_eq!(numbers.outstanding, 140 + 7);
+    assert_eq!(numbers.expiring, None);
+    assert_eq!(numbers.rewards, vec![("Coffee".to_owned(), 1)]);
+    let earned: i64 = numbers.months.iter().map(|m| m.earned).sum();
+    let redeemed: i64 = numbers.months.iter().map(|m| m.redeemed).sum();
+    assert_eq!((earned, redeemed), (157, 10));
+
+    twelve_months(&db, &manager).await;
+    let numbers = app::numbers::db::numbers(&db.app, db.program_id)
+        .await
+        .unwrap();
+    // 90 of the old 100 are past their date now; the 50 of a month ago expire in 11 months.
+    assert_eq!(numbers.expiring, Some([0, 0, 0]));
+    assert_eq!(run(&db, 100).await, 90);
+    let numbers = app::numbers::db::numbers(&db.app, db.program_id)
+        .await
+        .unwrap();
+    assert_eq!(numbers.outstanding, 50 + 7);
+    assert_eq!(numbers.months.iter().map(|m| m.expired).sum::<i64>(), 90);
+}

@@ -353,7 +353,7 @@ async fn every_security_definer_function_pins_its_search_path() {
 async fn the_checks_find_tables_and_functions_that_break_the_rules() {
     let db = TestDb::new().await;
     sqlx::raw_sql(
-        "create table rewards (
+        "create table prizes (
              program_id uuid not null references programs (id),
              id uuid not null,
              code text not null unique,
@@ -362,10 +362,10 @@ async fn the_checks_find_tables_and_functions_that_break_the_rules() {
              primary key (program_id, id),
              foreign key (staff_id, program_id) references staff (program_id, id)
          );
-         create unique index rewards_seq_idx on rewards (seq);
+         create unique index prizes_seq_idx on prizes (seq);
          create table notes (id uuid primary key, body text);
-         create function public.count_rewards() returns bigint language sql security definer
-             as 'select count(*) from rewards';",
+         create function public.count_prizes() returns bigint language sql security definer
+             as 'select count(*) from prizes';",
     )
     .execute(&db.owner)
     .await
@@ -376,10 +376,7 @@ async fn the_checks_find_tables_and_functions_that_break_the_rules() {
         .into_iter()
         .map(|(table, key, ..)| format!("{table} {key}"))
         .collect();
-    assert_eq!(
-        keys,
-        ["rewards rewards_code_key", "rewards rewards_seq_idx"]
-    );
+    assert_eq!(keys, ["prizes prizes_code_key", "prizes prizes_seq_idx"]);
     let crossing: Vec<String> = references_across_programs(&db)
         .await
         .into_iter()
@@ -387,21 +384,21 @@ async fn the_checks_find_tables_and_functions_that_break_the_rules() {
         .collect();
     assert_eq!(
         crossing,
-        ["rewards FOREIGN KEY (staff_id, program_id) REFERENCES staff(program_id, id)"]
+        ["prizes FOREIGN KEY (staff_id, program_id) REFERENCES staff(program_id, id)"]
     );
     assert_eq!(
         narrow_identities(&db).await,
-        [("rewards".to_owned(), "seq".to_owned(), "integer".to_owned())]
+        [("prizes".to_owned(), "seq".to_owned(), "integer".to_owned())]
     );
     let bare = functions_with_bare_table_names(&db).await;
     assert_eq!(
-        bare.get("count_rewards()")
+        bare.get("count_prizes()")
             .map(|names| names.iter().map(String::as_str).collect::<Vec<_>>()),
-        Some(vec!["rewards"])
+        Some(vec!["prizes"])
     );
     assert_eq!(
         definers_with_loose_search_path(&db).await,
-        [("count_rewards()".to_owned(), None)]
+        [("count_prizes()".to_owned(), None)]
     );
 }
 

@@ -526,6 +526,23 @@ pub(crate) fn cases() -> Vec<Case> {
             fields: |t| vec![("promotion_id", t.promotion_id.to_string())],
             theirs: Refused("PROMOTION_NOT_FOUND"),
         },
+        // The programme's numbers: the caller's own program.
+        Case {
+            endpoint: "numbers",
+            get: false,
+            access: Manager,
+            changes: false,
+            fields: none,
+            theirs: OwnProgramOnly,
+        },
+        Case {
+            endpoint: "numbers.csv",
+            get: true,
+            access: Manager,
+            changes: false,
+            fields: none,
+            theirs: OwnProgramOnly,
+        },
         // Points expiry: the caller's own program.
         Case {
             endpoint: "set_points_expiry",
