@@ -69,6 +69,21 @@ select create_distributed_function(p.oid::regprocedure)
    and not exists (select 1 from pg_depend d
                     where d.classid = 'pg_proc'::regclass and d.objid = p.oid and d.deptype = 'e');
 
+-- A function is created on a worker with PostgreSQL's default grant to PUBLIC, and the copy of its grants
+-- does not always take that back: every function that PUBLIC cannot run here is revoked from PUBLIC again,
+-- which Citus carries to every node.
+do $$
+declare
+    f record;
+begin
+    for f in select p.oid::regprocedure as signature from pg_proc p
+              where p.pronamespace = 'public'::regnamespace and p.proacl is not null
+                and not exists (select 1 from aclexplode(p.proacl) a where a.grantee = 0) loop
+        execute format('revoke execute on function %s from public', f.signature);
+    end loop;
+end
+$$;
+
 -- The server's calls, delegated by their program argument to the node holding the program: each runs there
 -- whole, as one local transaction with its row locks.
 select create_distributed_function(f, 'p_program_id', colocate_with := 'public.passes_master')
@@ -85,3 +100,11 @@ select create_distributed_function(f, 'p_program_id', colocate_with := 'public.p
       'public.open_staff_session(uuid,uuid,text,bytea,text)',
       'public.set_program_time_zone(uuid,uuid,text)'
   ]::regprocedure[]) as f;
+
+-- The counter's earns, redeems and scans check the session and call the function in one statement
+-- (in_session! in the app): Citus sends it whole to the worker holding the program's staff_sessions shard,
+-- and the function's statements then run from that shard query, which Citus refuses unless allowed. They
+-- touch only the same program's co-located shards on that same node, executed locally in the shard query's
+-- own transaction, so the incorrect results the refusal guards against (shards on other nodes, outside the
+-- distributed transaction) cannot arise.
+alter role loyalty_app set citus.allow_nested_distributed_execution to on;

@@ -3,9 +3,10 @@
 # applied on the coordinator by the server's own migration path, then citus/distribute.sql. Each node is a
 # cluster under target/citus run by the postgres system user, listening on 127.0.0.1 only.
 #
-#   ./scripts/citus.sh up [--citus-src DIR]   build and install Citus from DIR if it is not installed; start
-#                                             the nodes afresh, migrate, distribute; print the coordinator's URL
-#   ./scripts/citus.sh serve [--citus-src DIR]   the same, then the server against the coordinator
+#   ./scripts/citus.sh up [--citus-src DIR] [--workers N]
+#       build and install Citus from DIR if it is not installed; start the coordinator and N workers (2)
+#       afresh, migrate, distribute; print the coordinator's URL
+#   ./scripts/citus.sh serve [--citus-src DIR] [--workers N]   the same, then the server against the coordinator
 #   ./scripts/citus.sh down                   stop the nodes
 #
 # CITUS_PORT (56000) is the coordinator's port, the workers take the next two; LOYALTY_ADDR (127.0.0.1:3600)
@@ -15,7 +16,13 @@ cd "$(dirname "$0")/.."
 source scripts/lib.sh
 
 COORDINATOR_PORT=${CITUS_PORT:-56000}
-WORKER_PORTS=("$((COORDINATOR_PORT + 1))" "$((COORDINATOR_PORT + 2))")
+WORKER_PORTS=()
+worker_ports() {
+    WORKER_PORTS=()
+    local n
+    for n in $(seq 1 "$1"); do WORKER_PORTS+=("$((COORDINATOR_PORT + n))"); done
+}
+worker_ports 2
 CITUS_DIR=$DATA_BASE/citus
 DATABASE=loyalty
 COORDINATOR_URL="postgres://postgres@127.0.0.1:$COORDINATOR_PORT/$DATABASE"
@@ -55,10 +62,10 @@ install_citus() {
 }
 
 stop_nodes() {
-    local port
-    for port in "$COORDINATOR_PORT" "${WORKER_PORTS[@]}"; do
-        if [ -f "$(node_dir "$port")/postmaster.pid" ]; then
-            as_postgres "$(pg_bin)/pg_ctl" -D "$(node_dir "$port")" stop -m fast -w >/dev/null || true
+    local dir
+    for dir in "$CITUS_DIR"/node-*; do
+        if [ -f "$dir/postmaster.pid" ]; then
+            as_postgres "$(pg_bin)/pg_ctl" -D "$dir" stop -m fast -w >/dev/null || true
         fi
     done
 }
@@ -89,6 +96,7 @@ up() {
     while [ $# -gt 0 ]; do
         case $1 in
             --citus-src) src=$2; shift 2 ;;
+            --workers) worker_ports "$2"; shift 2 ;;
             *) echo "unknown argument: $1" >&2; exit 2 ;;
         esac
     done
@@ -114,6 +122,7 @@ up() {
     psql_on "$COORDINATOR_PORT" "$DATABASE" -f citus/distribute.sql >/dev/null
     echo
     echo "Coordinator: $COORDINATOR_URL"
+    echo "Its nodes' data: $(printf '%s,' "$CITUS_DIR"/node-* | sed 's/,$//')"
     echo "Tests through it: TEST_CITUS_URL=$COORDINATOR_URL cargo test -p server --test citus"
 }
 
