@@ -23,7 +23,7 @@ worker_ports() {
     for n in $(seq 1 "$1"); do WORKER_PORTS+=("$((COORDINATOR_PORT + n))"); done
 }
 worker_ports 2
-CITUS_DIR=$DATA_BASE/citus
+CITUS_DIR=$DATA_BASE/citus/$COORDINATOR_PORT
 DATABASE=loyalty
 COORDINATOR_URL="postgres://postgres@127.0.0.1:$COORDINATOR_PORT/$DATABASE"
 
@@ -120,6 +120,8 @@ up() {
         create-manager --program "Citus Coffee Club" --email manager@citus.test --name "Citus manager" >/dev/null
     step "Distributing the schema and the functions (citus/distribute.sql)"
     psql_on "$COORDINATOR_PORT" "$DATABASE" -f citus/distribute.sql >/dev/null
+    # `serve` connects as postgres: like loyalty_app (distribute.sql), it runs the counter's calls from a shard query.
+    psql_on "$COORDINATOR_PORT" "$DATABASE" -c "alter role postgres set citus.allow_nested_distributed_execution to on"
     echo
     echo "Coordinator: $COORDINATOR_URL"
     echo "Its nodes' data: $(printf '%s,' "$CITUS_DIR"/node-* | sed 's/,$//')"
