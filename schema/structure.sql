@@ -702,6 +702,7 @@ declare
     v_last_miss timestamptz;
     v_lifts timestamptz;
     v_program_lifts timestamptz;
+    v_forget_before timestamptz;
 begin
     if p_code is null or p_program_id is null then
         return pg_catalog.jsonb_build_object('success', false, 'error', 'INVALID_CODE');
@@ -751,9 +752,10 @@ begin
         if p_staff_id is not null then
             insert into public.scan_misses (program_id, staff_id, at)
             values (p_program_id, p_staff_id, pg_catalog.clock_timestamp());
+            v_forget_before := pg_catalog.clock_timestamp() - c_window;
             delete from public.scan_misses m
              where m.program_id = p_program_id and m.staff_id = p_staff_id
-               and m.at <= pg_catalog.clock_timestamp() - c_window;
+               and m.at <= v_forget_before;
         end if;
         if v_voided_at is not null then
             return pg_catalog.jsonb_build_object('success', false, 'error', 'CODE_VOIDED', 'voided_at', v_voided_at);
@@ -1514,11 +1516,13 @@ $$;
 --
 
 CREATE FUNCTION public.staff_is_manager(p_program_id uuid, p_staff_id uuid) RETURNS boolean
-    LANGUAGE sql STABLE
+    LANGUAGE plpgsql STABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
-    select exists (select 1 from public.staff s
-                    where s.program_id = p_program_id and s.id = p_staff_id and s.role = 'manager')
+begin
+    return exists (select 1 from public.staff s
+                    where s.program_id = p_program_id and s.id = p_staff_id and s.role = 'manager');
+end
 $$;
 
 --

@@ -1,7 +1,7 @@
 //! Where the CPU goes: processor time used by the server process, by the PostgreSQL cluster (the postmaster
 //! and every backend), and by the load client, read from /proc before and after a run.
 
-use std::path::Path;
+use std::path::PathBuf;
 
 /// Linux's USER_HZ: /proc counts processor time in hundredths of a second.
 const TICKS_PER_SECOND: f64 = 100.0;
@@ -32,18 +32,22 @@ fn times(pid: u32) -> Option<(u32, [u64; 4])> {
 
 pub struct Meter {
     server_pid: u32,
-    postmaster_pid: u32,
+    /// Every cluster the requests reach: one, or each node of a Citus cluster.
+    postmaster_pids: Vec<u32>,
 }
 
 impl Meter {
-    pub fn new(server_pid: u32, pgdata: &Path) -> Self {
-        let postmaster_pid = std::fs::read_to_string(pgdata.join("postmaster.pid"))
-            .ok()
-            .and_then(|s| s.lines().next().and_then(|l| l.trim().parse().ok()))
-            .unwrap_or(0);
+    pub fn new(server_pid: u32, pgdata: &[PathBuf]) -> Self {
+        let postmaster_pids = pgdata
+            .iter()
+            .filter_map(|dir| {
+                let pid = std::fs::read_to_string(dir.join("postmaster.pid")).ok()?;
+                pid.lines().next()?.trim().parse().ok()
+            })
+            .collect();
         Self {
             server_pid,
-            postmaster_pid,
+            postmaster_pids,
         }
     }
 
@@ -51,14 +55,18 @@ impl Meter {
         let own = |pid: u32| times(pid).map_or(0, |(_, t)| t[0] + t[1]);
         let with_children = |pid: u32| times(pid).map_or(0, |(_, t)| t.iter().sum());
         // Backends that ended were waited for by the postmaster: their time is in its children's counters.
-        let mut postgres = with_children(self.postmaster_pid);
+        let mut postgres: u64 = self
+            .postmaster_pids
+            .iter()
+            .map(|&pid| with_children(pid))
+            .sum();
         if let Ok(entries) = std::fs::read_dir("/proc") {
             for pid in entries
                 .filter_map(|e| e.ok())
                 .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
             {
                 if let Some((ppid, t)) = times(pid)
-                    && ppid == self.postmaster_pid
+                    && self.postmaster_pids.contains(&ppid)
                 {
                     postgres += t[0] + t[1];
                 }

@@ -111,21 +111,27 @@ pub async fn run(
     sessions: &[Session],
     load: &Load,
     postcards: Option<&PostcardSlice>,
+    programs: usize,
     owner: &PgPool,
 ) -> anyhow::Result<Measured> {
-    let codes: Arc<Vec<String>> = Arc::new(match postcards {
-        Some(slice) => {
-            sqlx::query_scalar(
-                "select code from bench.postcards where n > $1 and n <= $2 order by n",
-            )
-            .bind(slice.base)
-            .bind(slice.base + slice.len)
-            .fetch_all(owner)
-            .await?
+    // Row n of bench.postcards is a postcard of program (n - 1) mod programs, and client i a clerk of
+    // program i mod programs: each client scans its own program's codes.
+    let mut codes: Vec<Vec<String>> = vec![Vec::new(); programs];
+    if let Some(slice) = postcards {
+        let rows: Vec<(i64, String)> = sqlx::query_as(
+            "select n, code from bench.postcards where n > $1 and n <= $2 order by n",
+        )
+        .bind(slice.base)
+        .bind(slice.base + slice.len)
+        .fetch_all(owner)
+        .await?;
+        for (n, code) in rows {
+            codes[(n - 1) as usize % programs].push(code);
         }
-        None => Vec::new(),
-    });
-    let next_code = Arc::new(AtomicUsize::new(0));
+    }
+    let codes = Arc::new(codes);
+    let next_code: Arc<Vec<AtomicUsize>> =
+        Arc::new((0..programs).map(|_| AtomicUsize::new(0)).collect());
     let endpoint_path = match load.case {
         Case::Claim => "/api/scan".to_owned(),
         case => format!("/api/{}", case.endpoint()),
@@ -159,7 +165,9 @@ pub async fn run(
                 // Every field is made of letters, digits and dashes: nothing to percent-encode.
                 let body = match case {
                     Case::Claim => {
-                        let Some(code) = codes.get(next_code.fetch_add(1, Ordering::Relaxed))
+                        let program = index % codes.len();
+                        let Some(code) =
+                            codes[program].get(next_code[program].fetch_add(1, Ordering::Relaxed))
                         else {
                             measured.note("the run's postcards ran out");
                             break;

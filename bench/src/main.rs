@@ -68,6 +68,25 @@ struct Cli {
     port: u16,
     #[arg(long, default_value_t = 54500)]
     pg_port: u16,
+    /// Serve from this database (a superuser URL, a Citus coordinator's, say) instead of an embedded cluster:
+    /// migrated, distributed and holding no bench data yet (scripts/citus.sh up makes one). There are no
+    /// direct pgbench runs then, and no history timings.
+    #[arg(long)]
+    database_url: Option<String>,
+    /// The data folders of every cluster that database's requests reach (each Citus node), for the processor
+    /// time per request.
+    #[arg(long, value_delimiter = ',')]
+    pgdata: Vec<PathBuf>,
+    /// Programs the clients are spread over: client i is a clerk of program i mod N.
+    #[arg(long, default_value_t = 1)]
+    programs: usize,
+}
+
+impl Cli {
+    /// pgbench's scripts and the history timings serve one program on the embedded cluster.
+    fn direct_runs(&self) -> bool {
+        self.database_url.is_none() && self.programs == 1
+    }
 }
 
 #[tokio::main]
@@ -106,6 +125,7 @@ async fn run(
         &server.owner,
         cli.members,
         max_clients,
+        cli.programs.max(1),
         claim_runs,
         duration,
     )
@@ -140,21 +160,26 @@ async fn run(
             };
             for _ in 0..cli.rounds.max(1) {
                 let postcards = next_postcards(*case);
-                let before = seed::ledger_mark(&server.owner, setup.program_id).await?;
+                let before = seed::ledger_mark(&server.owner, &setup).await?;
                 let cpu = meter.sample();
                 let mut via_server = http::run(
                     &server.url,
                     &sessions[..clients],
                     &load,
                     postcards.as_ref(),
+                    cli.programs.max(1),
                     &server.owner,
                 )
                 .await?;
                 via_server.cpu = meter.sample().per_request(&cpu, via_server.ok);
                 seed::check_applied(&server.owner, &setup, *case, before, via_server.ok).await?;
+                if !cli.direct_runs() {
+                    row.server.absorb(via_server);
+                    continue;
+                }
 
                 let postcards = next_postcards(*case);
-                let before = seed::ledger_mark(&server.owner, setup.program_id).await?;
+                let before = seed::ledger_mark(&server.owner, &setup).await?;
                 let cpu = meter.sample();
                 let mut direct = pgbench
                     .run(&db_url, &setup, &load, postcards.as_ref())
@@ -188,7 +213,7 @@ async fn run(
     println!("{}", report::cpu_table(&rows));
     println!("{}", report::load_line());
 
-    if cli.history_rows > 0 {
+    if cli.history_rows > 0 && cli.direct_runs() {
         history::run(cli, server, Some(&setup)).await?;
         println!("{}", report::load_line());
     }

@@ -78,7 +78,10 @@ pub struct PostcardSlice {
 }
 
 pub struct Setup {
+    /// The bench program ("Bench"), which the history timings read.
     pub program_id: Uuid,
+    /// Every program the load is spread over, the bench program first.
+    pub program_ids: Vec<Uuid>,
     /// Clerk 0, named as the staff member on the seeded ledger rows.
     pub clerk_id: Uuid,
     postcards_per_run: i64,
@@ -103,6 +106,7 @@ pub async fn seed(
     owner: &PgPool,
     members: u32,
     clerks: usize,
+    programs: usize,
     claim_runs: usize,
     duration: Duration,
 ) -> anyhow::Result<Setup> {
@@ -112,8 +116,18 @@ pub async fn seed(
         .fetch_one(owner)
         .await
         .context("the bench program")?;
-    // One clerk per client, as at a store's tills; they sign in with the manager's password: its hash is copied,
-    // so no hashing code is needed here. bench.clerks numbers them like pgbench's client_id.
+    let mut program_ids = vec![program_id];
+    for k in 2..=programs {
+        program_ids.push(
+            sqlx::query_scalar("insert into public.programs (name) values ($1) returning id")
+                .bind(format!("{PROGRAM} {k}"))
+                .fetch_one(owner)
+                .await?,
+        );
+    }
+    // One clerk per client, as at a store's tills, clerk n of program n mod programs; they sign in with the
+    // manager's password: its hash is copied, so no hashing code is needed here. bench.clerks numbers them like
+    // pgbench's client_id. Each step is a statement of its own, as Citus wants of writes to distributed tables.
     sqlx::raw_sql(
         "create schema bench;
          create table bench.clerks (n integer primary key, id uuid not null);
@@ -123,48 +137,80 @@ pub async fn seed(
     )
     .execute(owner)
     .await?;
-    sqlx::query(
-        "with made as (
-            insert into public.staff (program_id, email, display_name, role, password_hash)
-            select m.program_id, 'clerk-' || n || '@bench.test', 'Bench clerk ' || n, 'clerk', m.password_hash
-              from public.staff m, generate_series(0, $3 - 1) n
-             where m.program_id = $1 and m.email = $2
-            returning id, email)
-         insert into bench.clerks (n, id)
-         select split_part(split_part(email, '@', 1), '-', 2)::int, id from made",
+    let password_hash: String = sqlx::query_scalar(
+        "select password_hash from public.staff where program_id = $1 and email = $2",
     )
     .bind(program_id)
     .bind(MANAGER_EMAIL)
+    .fetch_one(owner)
+    .await
+    .context("the bench manager")?;
+    sqlx::query(
+        "insert into public.staff (program_id, email, display_name, role, password_hash)
+         select ($1::uuid[])[n % cardinality($1::uuid[]) + 1], 'clerk-' || n || '@bench.test', 'Bench clerk ' || n,
+                'clerk', $2
+           from generate_series(0, $3 - 1) n",
+    )
+    .bind(&program_ids)
+    .bind(&password_hash)
     .bind(clerks as i32)
     .execute(owner)
     .await
     .context("the bench clerks")?;
+    let made: Vec<(String, Uuid)> = sqlx::query_as(
+        "select email, id from public.staff where program_id = any($1) and email like 'clerk-%@bench.test'",
+    )
+    .bind(&program_ids)
+    .fetch_all(owner)
+    .await?;
+    sqlx::query(
+        "insert into bench.clerks (n, id)
+         select split_part(split_part(email, '@', 1), '-', 2)::int, id from unnest($1::text[], $2::uuid[]) c (email, id)",
+    )
+    .bind(made.iter().map(|(email, _)| email.clone()).collect::<Vec<_>>())
+    .bind(made.iter().map(|(_, id)| *id).collect::<Vec<_>>())
+    .execute(owner)
+    .await?;
     let clerk_id: Uuid = sqlx::query_scalar("select id from bench.clerks where n = 0")
         .fetch_one(owner)
         .await?;
-    insert_members(owner, program_id, 0, members).await?;
+    for &program in &program_ids {
+        insert_members(owner, program, 0, members).await?;
+    }
 
     let postcards_per_run = POSTCARDS_PER_SECOND * duration.as_secs().max(1) as i64;
     let total = postcards_per_run * claim_runs as i64;
-    // The codes the claim runs scan, numbered so each run (and each pgbench client) takes its own slice.
-    sqlx::query(
-        "with made as (
-            insert into public.claim_codes (program_id, code)
-            select $1, public.new_claim_code() from generate_series(1, $2)
-            returning code)
-         insert into bench.postcards (n, code) select row_number() over (), code from made",
-    )
-    .bind(program_id)
-    .bind(total)
-    .execute(owner)
-    .await?;
+    // The codes the claim runs scan, numbered so each run (and each pgbench client) takes its own slice; row n
+    // is a postcard of program (n - 1) mod programs.
+    let count = programs as i64;
+    for (k, &program) in program_ids.iter().enumerate() {
+        let codes: Vec<String> = sqlx::query_scalar(
+            "insert into public.claim_codes (program_id, code)
+             select $1, public.new_claim_code() from generate_series(1, $2)
+             returning code",
+        )
+        .bind(program)
+        .bind((total + count - 1) / count)
+        .fetch_all(owner)
+        .await?;
+        sqlx::query(
+            "insert into bench.postcards (n, code)
+             select (j - 1) * $2 + $3 + 1, code from unnest($1::text[]) with ordinality as c (code, j)",
+        )
+        .bind(&codes)
+        .bind(count)
+        .bind(k as i64)
+        .execute(owner)
+        .await?;
+    }
     sqlx::raw_sql("analyze").execute(owner).await?;
     println!(
-        "Seeded {PROGRAM:?}: {clerks} clerks, {members} members with {BALANCE} points, one hot member, {total} postcards ({:.1} s).",
+        "Seeded {programs} program(s) from {PROGRAM:?}: {clerks} clerks, {members} members each with {BALANCE} points, one hot member each, {total} postcards ({:.1} s).",
         started.elapsed().as_secs_f64()
     );
     Ok(Setup {
         program_id,
+        program_ids,
         clerk_id,
         postcards_per_run,
     })
@@ -195,22 +241,23 @@ pub async fn insert_members(
     Ok(())
 }
 
-/// Where the ledger and the burned postcards stood before a run.
+/// Where the ledger and the burned postcards of the bench programs stood before a run: counted, since on
+/// Citus each node numbers its own ledger rows.
 #[derive(Debug, Clone, Copy)]
 pub struct Mark {
-    last_tx: i64,
+    ledger: i64,
     claimed: i64,
 }
 
-pub async fn ledger_mark(owner: &PgPool, program_id: Uuid) -> anyhow::Result<Mark> {
-    let (last_tx, claimed): (i64, i64) = sqlx::query_as(
-        "select (select coalesce(max(id), 0) from public.transactions),
-                (select count(*) from public.claim_codes where program_id = $1 and claimed_at is not null)",
+pub async fn ledger_mark(owner: &PgPool, setup: &Setup) -> anyhow::Result<Mark> {
+    let (ledger, claimed): (i64, i64) = sqlx::query_as(
+        "select (select count(*) from public.transactions where program_id = any($1)),
+                (select count(*) from public.claim_codes where program_id = any($1) and claimed_at is not null)",
     )
-    .bind(program_id)
+    .bind(&setup.program_ids)
     .fetch_one(owner)
     .await?;
-    Ok(Mark { last_tx, claimed })
+    Ok(Mark { ledger, claimed })
 }
 
 /// Every request counted as done must have changed the database: a refused call (no funds, a postcard already
@@ -222,18 +269,10 @@ pub async fn check_applied(
     before: Mark,
     done: u64,
 ) -> anyhow::Result<()> {
-    let after = ledger_mark(owner, setup.program_id).await?;
+    let after = ledger_mark(owner, setup).await?;
     let applied = match case {
         Case::Claim => after.claimed - before.claimed,
-        _ => {
-            sqlx::query_scalar::<_, i64>(
-                "select count(*) from public.transactions where program_id = $1 and id > $2",
-            )
-            .bind(setup.program_id)
-            .bind(before.last_tx)
-            .fetch_one(owner)
-            .await?
-        }
+        _ => after.ledger - before.ledger,
     };
     if applied != done as i64 {
         println!(

@@ -1,4 +1,5 @@
-//! The server under test, as a child process on its own embedded PostgreSQL under the work folder.
+//! The server under test, as a child process on its own embedded PostgreSQL under the work folder, or on a
+//! database given by URL (a Citus coordinator, say).
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -21,6 +22,8 @@ pub struct Server {
     pub url: String,
     data_dir: PathBuf,
     pg_port: u16,
+    database_url: Option<String>,
+    pgdata: Vec<PathBuf>,
     /// The database owner (the cluster's superuser), for seeding and checks.
     pub owner: PgPool,
 }
@@ -39,8 +42,7 @@ impl Server {
             bail!("port {} is taken by another program", cli.port);
         }
         let child = Command::new(&cli.server_bin)
-            .args(["--data-dir", path_str(&data_dir)])
-            .args(["--pg-port", &cli.pg_port.to_string()])
+            .args(database_args(cli, &data_dir))
             .args(["--addr", &format!("127.0.0.1:{}", cli.port)])
             .args(["--db-pool", &cli.db_pool.to_string()])
             .stdin(Stdio::null())
@@ -49,11 +51,18 @@ impl Server {
             .kill_on_drop(true)
             .spawn()
             .with_context(|| format!("starting {}", cli.server_bin.display()))?;
+        let pgdata = if cli.pgdata.is_empty() {
+            vec![data_dir.join("pgdata")]
+        } else {
+            cli.pgdata.clone()
+        };
         let mut server = Self {
             child,
             url,
             data_dir,
             pg_port: cli.pg_port,
+            database_url: cli.database_url.clone(),
+            pgdata,
             owner: PgPoolOptions::new().connect_lazy("postgres://localhost")?,
         };
         let started = Instant::now();
@@ -75,8 +84,7 @@ impl Server {
         }
 
         let made = Command::new(&cli.server_bin)
-            .args(["--data-dir", path_str(&server.data_dir)])
-            .args(["--pg-port", &cli.pg_port.to_string()])
+            .args(database_args(cli, &server.data_dir))
             .args([
                 "create-manager",
                 "--program",
@@ -112,6 +120,9 @@ impl Server {
     }
 
     fn superuser_url(&self) -> String {
+        if let Some(url) = &self.database_url {
+            return url.clone();
+        }
         format!(
             "postgres://postgres:{}@127.0.0.1:{}/loyalty",
             self.secret("superuser.password"),
@@ -130,7 +141,7 @@ impl Server {
 
     /// A processor-time meter for this server and its cluster.
     pub fn meter(&self) -> crate::cpu::Meter {
-        crate::cpu::Meter::new(self.child.id().unwrap_or(0), &self.data_dir.join("pgdata"))
+        crate::cpu::Meter::new(self.child.id().unwrap_or(0), &self.pgdata)
     }
 
     /// SIGTERM, so the server stops its cluster on the way out.
@@ -148,6 +159,19 @@ impl Server {
         {
             let _ = self.child.kill().await;
         }
+    }
+}
+
+/// The server's database: the URL given, or the embedded cluster in the work folder.
+fn database_args(cli: &Cli, data_dir: &Path) -> Vec<String> {
+    match &cli.database_url {
+        Some(url) => vec!["--database-url".into(), url.clone()],
+        None => vec![
+            "--data-dir".into(),
+            path_str(data_dir).into(),
+            "--pg-port".into(),
+            cli.pg_port.to_string(),
+        ],
     }
 }
 

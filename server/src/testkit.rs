@@ -3,6 +3,7 @@
 //! server's own functions call.
 
 mod api;
+mod citus;
 mod cluster;
 mod db;
 mod server;
@@ -11,6 +12,7 @@ mod tls;
 mod wallet;
 
 pub use api::{ApiClient, refused, session_cookie};
+pub use citus::{DISTRIBUTE_SQL, Worker, citus_url, run_sql_file, workers};
 pub use db::{STAFF_PASSWORD, TestDb, member_of, new_program, postcard_of};
 pub use server::{Credentials, ServerProcess, TestServer, free_port};
 pub use till::{Till, points_request};

@@ -1,6 +1,7 @@
 //! The one PostgreSQL cluster of a test run: the one `TEST_DATABASE_URL` names (a superuser URL), or else a
 //! private cluster under `target/test-pg` started here with the server's own embedded module and left running
 //! for the next run (the test script stops it). It holds a migrated template each test's database copies.
+//! With `TEST_CITUS_URL` it is that Citus coordinator (see `super::citus`).
 
 use std::sync::OnceLock;
 
@@ -33,7 +34,8 @@ pub(super) fn cluster_url() -> &'static str {
 }
 
 async fn prepare_cluster() -> PgConnectOptions {
-    let url = match std::env::var("TEST_DATABASE_URL") {
+    let url = match super::citus::citus_url().map_or_else(|| std::env::var("TEST_DATABASE_URL"), Ok)
+    {
         Ok(url) => url,
         Err(_) => {
             // LOYALTY_TEST_PG_DIR moves it (the test script does, where the postgres user cannot enter the tree).
@@ -64,7 +66,8 @@ async fn prepare_cluster() -> PgConnectOptions {
             .fetch_one(&mut admin)
             .await
             .unwrap();
-    if !exists {
+    // Through Citus each test process has a distributed database of its own instead (`super::citus`).
+    if !exists && super::citus::citus_url().is_none() {
         let building = format!("{template}_building_{}", Uuid::new_v4().simple());
         exec(&mut admin, &format!("create database {building}")).await;
         let mut conn = PgConnection::connect_with(&options.clone().database(&building))
@@ -95,8 +98,16 @@ async fn prepare_cluster() -> PgConnectOptions {
                 .fetch_one(&mut admin)
                 .await
                 .unwrap();
+        // Through Citus they log in: a call delegated to a worker connects there as the role that made it.
+        let login = if super::citus::citus_url().is_some() {
+            "login"
+        } else {
+            "nologin"
+        };
         if !exists {
-            exec(&mut admin, &format!("create role {role} nologin")).await;
+            exec(&mut admin, &format!("create role {role} {login}")).await;
+        } else if login == "login" {
+            exec(&mut admin, &format!("alter role {role} login")).await;
         }
     }
     // Ends the session, and with it the advisory lock.

@@ -1,4 +1,5 @@
-//! A test's own database: made from the migrated template, with one program in it, dropped when the test ends.
+//! A test's own database: made from the migrated template (through Citus: made on every node, migrated and
+//! distributed), with one program in it, dropped when the test ends.
 
 use app::db::CounterPool;
 use loyalty_core::wire::Role;
@@ -6,6 +7,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Connection, PgConnection, PgPool};
 use uuid::Uuid;
 
+use super::citus::{citus_url, drop_distributed_database, make_distributed_database};
 use super::cluster::{cluster, cluster_url, exec, template_name};
 use super::server::Credentials;
 
@@ -52,6 +54,10 @@ impl TestDb {
 
     async fn create(app_connections: u32, schema: Option<&str>) -> Self {
         let options = cluster().clone();
+        if schema.is_none() && citus_url().is_some() {
+            let name = make_distributed_database(&options).await;
+            return Self::connect(options, name, app_connections).await;
+        }
         let name = format!("t_{}", Uuid::new_v4().simple());
         let mut admin = PgConnection::connect_with(&options).await.unwrap();
         let template = match schema {
@@ -78,6 +84,10 @@ impl TestDb {
                 .unwrap();
             conn.close().await.unwrap();
         }
+        Self::connect(options, name, app_connections).await
+    }
+
+    async fn connect(options: PgConnectOptions, name: String, app_connections: u32) -> Self {
         let owner = PgPoolOptions::new()
             .max_connections(4)
             .connect_with(options.clone().database(&name))
@@ -242,7 +252,9 @@ impl Drop for TestDb {
             tokio::runtime::Runtime::new()
                 .unwrap()
                 .block_on(async move {
-                    if let Ok(mut admin) = PgConnection::connect_with(&options).await {
+                    if citus_url().is_some() {
+                        drop_distributed_database(&options, &name).await;
+                    } else if let Ok(mut admin) = PgConnection::connect_with(&options).await {
                         let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
                             "drop database if exists {name} with (force)"
                         )))
