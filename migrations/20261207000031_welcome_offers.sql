@@ -47,8 +47,12 @@ begin
 end
 $$;
 
--- As migration 0011's (the claim, with its throttle), with the batch's last day and welcome points.
-create or replace function public.process_claim_attempt(p_code text, p_program_id uuid, p_staff_id uuid default null)
+-- As migration 20261207000001's (the claim, its throttle and the misses' cutoff read first), with the batch's last day and welcome points.
+create or replace function public.process_claim_attempt(
+    p_code text,
+    p_program_id uuid,
+    p_staff_id uuid default null
+)
 returns jsonb
 language plpgsql
 security definer
@@ -72,6 +76,7 @@ declare
     v_last_miss timestamptz;
     v_lifts timestamptz;
     v_program_lifts timestamptz;
+    v_forget_before timestamptz;
 begin
     if p_code is null or p_program_id is null then
         return pg_catalog.jsonb_build_object('success', false, 'error', 'INVALID_CODE');
@@ -121,9 +126,10 @@ begin
         if p_staff_id is not null then
             insert into public.scan_misses (program_id, staff_id, at)
             values (p_program_id, p_staff_id, pg_catalog.clock_timestamp());
+            v_forget_before := pg_catalog.clock_timestamp() - c_window;
             delete from public.scan_misses m
              where m.program_id = p_program_id and m.staff_id = p_staff_id
-               and m.at <= pg_catalog.clock_timestamp() - c_window;
+               and m.at <= v_forget_before;
         end if;
         if v_voided_at is not null then
             return pg_catalog.jsonb_build_object('success', false, 'error', 'CODE_VOIDED', 'voided_at', v_voided_at);

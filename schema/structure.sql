@@ -353,7 +353,7 @@ $$;
 --
 
 CREATE FUNCTION public.expire_member_points(p_program_id uuid, p_member_id uuid) RETURNS bigint
-    LANGUAGE plpgsql SECURITY DEFINER
+    LANGUAGE plpgsql
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 declare
