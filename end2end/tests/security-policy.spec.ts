@@ -47,10 +47,10 @@ test("under the security policy every page hydrates and works, and nothing is re
     ["Staff", "Staff"],
     ["Batches", "Postcard batches"],
     ["Wallet", "Wallet deliveries"],
-    ["Backups", "Backups"],
     ["Rewards", "Rewards"],
     ["Program", "Program"],
     ["Numbers", "Numbers"],
+    ["Backups", "Backups"],
   ]) {
     await page.getByRole("navigation", { name: "Main" }).getByRole("link", { name: link, exact: true }).click();
     await expect(page.getByRole("heading", { name: heading, exact: true })).toBeVisible();
