@@ -64,6 +64,28 @@ as $$
            (select next.expires_on from next)
 $$;
 
+-- The points of one member past their date and unspent at p_at: one pass over their ledger, for expiry runs.
+-- member_expiry says the same and more, for pages.
+create function public.member_points_due(p_program_id uuid, p_member_id uuid, p_at timestamptz default now())
+returns bigint
+language sql
+stable
+set search_path = pg_catalog, pg_temp
+as $$
+    select greatest(
+               coalesce(sum(t.points) filter (
+                   where t.type = 'EARN'
+                     and coalesce(t.sold_at, t.created_at) + make_interval(months => p.points_expire_months) <= p_at),
+                   0)
+               - coalesce(sum(t.points) filter (where t.type <> 'EARN'), 0),
+               0)::bigint
+      from public.programs p
+      join public.transactions t on t.program_id = p.id
+     where p.id = p_program_id and p.points_expire_months is not null
+       and t.member_id = p_member_id and t.voids_id is null
+       and not exists (select 1 from public.transactions v where v.program_id = t.program_id and v.voids_id = t.id)
+$$;
+
 -- Expires what is due for one member, under their row lock: the number of points expired (0 when none). Called
 -- only by expire_points_step, as its owner: nobody else may run it.
 create function public.expire_member_points(p_program_id uuid, p_member_id uuid)
@@ -81,7 +103,7 @@ begin
     if not found then
         return 0;
     end if;
-    select e.due into v_due from public.member_expiry(p_program_id, p_member_id) e;
+    v_due := public.member_points_due(p_program_id, p_member_id);
     if v_due is null or v_due <= 0 then
         return 0;
     end if;
@@ -151,6 +173,7 @@ end
 $$;
 
 revoke all on function public.member_expiry(uuid, uuid, timestamptz) from public;
+revoke all on function public.member_points_due(uuid, uuid, timestamptz) from public;
 revoke all on function public.expire_member_points(uuid, uuid) from public;
 revoke all on function public.expire_points_step(uuid, uuid, integer) from public;
 revoke all on function public.set_points_expiry(uuid, uuid, bigint) from public;

@@ -366,7 +366,7 @@ begin
     if not found then
         return 0;
     end if;
-    select e.due into v_due from public.member_expiry(p_program_id, p_member_id) e;
+    v_due := public.member_points_due(p_program_id, p_member_id);
     if v_due is null or v_due <= 0 then
         return 0;
     end if;
@@ -534,6 +534,28 @@ CREATE FUNCTION public.member_expiry(p_program_id uuid, p_member_id uuid, p_at t
     select coalesce((select due.due from due), 0),
            (select next.left_by_then - coalesce((select due.due from due), 0) from next),
            (select next.expires_on from next)
+$$;
+
+--
+-- Name: member_points_due(uuid, uuid, timestamp with time zone); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.member_points_due(p_program_id uuid, p_member_id uuid, p_at timestamp with time zone DEFAULT now()) RETURNS bigint
+    LANGUAGE sql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    select greatest(
+               coalesce(sum(t.points) filter (
+                   where t.type = 'EARN'
+                     and coalesce(t.sold_at, t.created_at) + make_interval(months => p.points_expire_months) <= p_at),
+                   0)
+               - coalesce(sum(t.points) filter (where t.type <> 'EARN'), 0),
+               0)::bigint
+      from public.programs p
+      join public.transactions t on t.program_id = p.id
+     where p.id = p_program_id and p.points_expire_months is not null
+       and t.member_id = p_member_id and t.voids_id is null
+       and not exists (select 1 from public.transactions v where v.program_id = t.program_id and v.voids_id = t.id)
 $$;
 
 --
@@ -2794,6 +2816,12 @@ REVOKE ALL ON FUNCTION public.idempotent_replay(p_first public.transactions, p_m
 
 REVOKE ALL ON FUNCTION public.member_expiry(p_program_id uuid, p_member_id uuid, p_at timestamp with time zone) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.member_expiry(p_program_id uuid, p_member_id uuid, p_at timestamp with time zone) TO loyalty_app;
+
+--
+-- Name: FUNCTION member_points_due(p_program_id uuid, p_member_id uuid, p_at timestamp with time zone); Type: ACL; Schema: public; Owner: -
+--
+
+REVOKE ALL ON FUNCTION public.member_points_due(p_program_id uuid, p_member_id uuid, p_at timestamp with time zone) FROM PUBLIC;
 
 --
 -- Name: FUNCTION minor_per_major(p_minor_units integer); Type: ACL; Schema: public; Owner: -
