@@ -8,14 +8,14 @@ mod sign_in;
 
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use loyalty_core::LoyaltyError;
-use loyalty_core::wire::StaffSession;
+use loyalty_core::wire::{Reward, StaffSession};
 
 use crate::client::PointsRequest;
 use crate::event::{ApiEvent, Attempt, Event};
 use crate::journal::{Backlog, QueuedEarn, Record};
 
 pub use counter::{Counter, Ledger, MemberPanel, Prompt};
-pub use points::{PendingPoints, Unanswered, doing, receipt_sentence};
+pub use points::{PendingPoints, Unanswered, doing, lower_first, receipt_sentence};
 pub use queue::{Queue, earns};
 pub use sign_in::{SignInField, SignInForm};
 
@@ -39,6 +39,8 @@ pub enum Command {
     LoadMember {
         external_id: String,
     },
+    /// The program's rewards on offer, for the reward keys.
+    LoadRewards,
     Points {
         request: PointsRequest,
         attempt: Attempt,
@@ -132,6 +134,8 @@ pub struct App {
     /// The till's name, kept with each earn queued here.
     pub till: String,
     pub queue: Queue,
+    /// The program's rewards on offer, cheapest first: keys 1 to 9 redeem them.
+    pub rewards: Vec<Reward>,
 }
 
 impl App {
@@ -147,6 +151,7 @@ impl App {
             ticks: 0,
             till: "counter".to_owned(),
             queue: Queue::default(),
+            rewards: Vec::new(),
         }
     }
 
@@ -257,8 +262,14 @@ impl App {
                 }
                 Vec::new()
             }
-            ApiEvent::SignedIn(result) => {
-                self.on_signed_in(result);
+            ApiEvent::SignedIn(result) => self.on_signed_in(result),
+            ApiEvent::Rewards(result) => {
+                match result {
+                    Ok(rewards) => self.rewards = rewards,
+                    // The keys keep the catalog last read; a lost session is noticed by the next request.
+                    Err(e) if e.unreachable() => self.health.lost(self.ticks),
+                    Err(_) => {}
+                }
                 Vec::new()
             }
             ApiEvent::Scanned { code, result } => self.on_scanned(code, result),

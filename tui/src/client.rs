@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use loyalty_core::LoyaltyError;
-use loyalty_core::wire::{Member, MemberDetail, PointsReceipt, ScanOutcome, StaffSession, TxType};
+use loyalty_core::wire::{
+    Member, MemberDetail, PointsReceipt, Reward, ScanOutcome, StaffSession, TxType,
+};
 use reqwest::StatusCode;
 use reqwest::header::ACCEPT;
 use serde::de::DeserializeOwned;
@@ -21,11 +23,23 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 pub struct PointsRequest {
     pub tx_type: TxType,
     pub external_id: String,
+    /// The points asked for; for a sale, none until the server has counted them.
     pub points: i64,
     pub note: Option<String>,
     pub idempotency_key: Uuid,
     /// The time of the sale, for an earn sent later than it was taken; `None` is now, by the server's clock.
     pub sold_at: Option<DateTime<Utc>>,
+    /// A sale's amount as the clerk typed it ("12.50"): the server counts its points under the program's rules.
+    pub sale_amount: Option<String>,
+    /// The reward of the catalog this redeem is for: the server takes its cost and its stock.
+    pub reward: Option<RewardChoice>,
+}
+
+/// A reward as a redeem names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RewardChoice {
+    pub id: i64,
+    pub name: String,
 }
 
 impl PointsRequest {
@@ -38,6 +52,27 @@ impl PointsRequest {
             note: None,
             idempotency_key: Uuid::new_v4(),
             sold_at: None,
+            sale_amount: None,
+            reward: None,
+        }
+    }
+
+    /// The earn of a sale of `amount` in the program's currency.
+    pub fn sale(external_id: &str, amount: &str) -> Self {
+        Self {
+            sale_amount: Some(amount.to_owned()),
+            ..Self::new(TxType::Earn, external_id, 0)
+        }
+    }
+
+    /// The redeem of one `reward`.
+    pub fn reward(external_id: &str, reward: &Reward) -> Self {
+        Self {
+            reward: Some(RewardChoice {
+                id: reward.id,
+                name: reward.name.clone(),
+            }),
+            ..Self::new(TxType::Redeem, external_id, reward.points_cost)
         }
     }
 }
@@ -128,25 +163,45 @@ impl Client {
         self.post("/api/enrol", &[("csrf", &csrf)]).await
     }
 
-    /// Earns or redeems; sending the same request again answers with `replayed: true` instead of applying it.
+    /// The program's rewards on offer, cheapest first.
+    pub async fn rewards(&self) -> Result<Vec<Reward>, LoyaltyError> {
+        self.post("/api/rewards", &[]).await
+    }
+
+    /// Earns or redeems: points, a sale or a reward. Sending the same request again answers with
+    /// `replayed: true` instead of applying it.
     pub async fn points(&self, request: &PointsRequest) -> Result<PointsReceipt, LoyaltyError> {
-        let path = match request.tx_type {
-            TxType::Earn => "/api/earn",
-            TxType::Redeem => "/api/redeem",
-            TxType::Expire => return Err(LoyaltyError::InvalidType),
-        };
         let csrf = self.csrf();
         let points = request.points.to_string();
         let key = request.idempotency_key.to_string();
         let mut form = vec![
             ("csrf", csrf.as_str()),
             ("external_id", request.external_id.as_str()),
-            ("points", points.as_str()),
             ("idempotency_key", key.as_str()),
         ];
-        if let Some(note) = request.note.as_deref().filter(|n| !n.is_empty()) {
-            form.push(("note", note));
-        }
+        let reward_id = request.reward.as_ref().map(|r| r.id.to_string());
+        let path = match (&request.sale_amount, &reward_id, request.tx_type) {
+            (Some(amount), None, TxType::Earn) => {
+                form.push(("amount", amount.as_str()));
+                "/api/earn_sale"
+            }
+            (None, Some(reward_id), TxType::Redeem) => {
+                form.push(("reward_id", reward_id.as_str()));
+                "/api/redeem_reward"
+            }
+            (None, None, TxType::Earn | TxType::Redeem) => {
+                form.push(("points", points.as_str()));
+                if let Some(note) = request.note.as_deref().filter(|n| !n.is_empty()) {
+                    form.push(("note", note));
+                }
+                if request.tx_type == TxType::Earn {
+                    "/api/earn"
+                } else {
+                    "/api/redeem"
+                }
+            }
+            _ => return Err(LoyaltyError::InvalidType),
+        };
         let sold_at = request
             .sold_at
             .map(|at| at.to_rfc3339_opts(SecondsFormat::Micros, true));

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use crossterm::event::{Event as TerminalEvent, KeyEvent};
 use loyalty_core::LoyaltyError;
-use loyalty_core::wire::{Member, MemberDetail, PointsReceipt, ScanOutcome, StaffSession};
+use loyalty_core::wire::{Member, MemberDetail, PointsReceipt, Reward, ScanOutcome, StaffSession};
 use tokio::sync::mpsc::UnboundedSender;
 
 use crate::client::PointsRequest;
@@ -52,6 +52,7 @@ pub enum ApiEvent {
         result: Result<PointsReceipt, LoyaltyError>,
     },
     Enrolled(Result<Member, LoyaltyError>),
+    Rewards(Result<Vec<Reward>, LoyaltyError>),
     Health(bool),
     /// The answer to a queued earn sent again.
     Replayed {
@@ -69,6 +70,7 @@ impl ApiEvent {
             Self::MemberLoaded { result, .. } => result.is_ok(),
             Self::Points { result, .. } => result.is_ok(),
             Self::Enrolled(result) => result.is_ok(),
+            Self::Rewards(result) => result.is_ok(),
             Self::Health(up) => *up,
             Self::Replayed { result, .. } => result.is_ok(),
         }

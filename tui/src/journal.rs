@@ -27,6 +27,9 @@ pub struct QueuedEarn {
     pub external_id: String,
     pub points: i64,
     pub note: Option<String>,
+    /// A sale's amount as the clerk typed it: the server counts its points when it is sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sale_amount: Option<String>,
     /// When the clerk took it, by the till's clock: the time of the sale.
     pub sold_at: DateTime<Utc>,
     pub staff_email: String,
@@ -44,6 +47,8 @@ impl QueuedEarn {
             note: self.note.clone(),
             idempotency_key: self.idempotency_key,
             sold_at: Some(self.sold_at),
+            sale_amount: self.sale_amount.clone(),
+            reward: None,
         }
     }
 }

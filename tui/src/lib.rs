@@ -113,6 +113,7 @@ pub async fn execute(client: &Client, command: Command) -> Option<ApiEvent> {
             }
         }
         Command::Enrol => ApiEvent::Enrolled(client.enrol().await),
+        Command::LoadRewards => ApiEvent::Rewards(client.rewards().await),
         Command::CheckHealth => ApiEvent::Health(client.healthy().await),
         Command::Replay(earn) => {
             let result = client.points(&earn.request()).await;

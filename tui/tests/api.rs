@@ -268,6 +268,76 @@ async fn earning_and_redeeming_move_the_balance_and_the_ledger() {
     assert!(server.db.invariant_violations().await.is_empty());
 }
 
+/// The terminal's sale and reward keys go through the server's own rules: the points of a sale counted by the
+/// program's rate, a reward's cost and stock taken by the database, the catalog read as the server has it.
+#[tokio::test]
+async fn a_sale_and_a_reward_go_through_the_programs_rules() {
+    let server = TestServer::start().await;
+    let manager = server::testkit::Till::sign_in(&server.db, &server.manager).await;
+    let coffee = manager
+        .add_reward("Coffee", 10, Some(1), None)
+        .await
+        .unwrap();
+    let client = signed_in(&server).await;
+    let member = server.db.member(0).await;
+
+    let sale = client
+        .points(&PointsRequest::sale(&member, "12.50"))
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            sale.tx_type,
+            sale.points,
+            sale.new_balance,
+            sale.rule.as_deref()
+        ),
+        (
+            TxType::Earn,
+            12,
+            12,
+            Some("12.50 EUR -> 12 points, 1 point per 1.00 EUR")
+        )
+    );
+
+    let rewards = client.rewards().await.unwrap();
+    assert_eq!(
+        rewards
+            .iter()
+            .map(|r| (r.id, r.name.as_str(), r.stock))
+            .collect::<Vec<_>>(),
+        vec![(coffee, "Coffee", Some(1))]
+    );
+    let redeem = PointsRequest::reward(&member, &rewards[0]);
+    let redeemed = client.points(&redeem).await.unwrap();
+    assert_eq!(
+        (
+            redeemed.tx_type,
+            redeemed.points,
+            redeemed.new_balance,
+            redeemed.reward.as_deref()
+        ),
+        (TxType::Redeem, 10, 2, Some("Coffee"))
+    );
+    assert!(
+        client.points(&redeem).await.unwrap().replayed,
+        "the same key, once"
+    );
+    let err = client
+        .points(&PointsRequest::reward(&member, &rewards[0]))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err,
+        LoyaltyError::OutOfStock {
+            reward: "Coffee".to_owned()
+        }
+    );
+    assert_eq!(client.rewards().await.unwrap()[0].stock, Some(0));
+    assert_eq!(server.db.balance(&member).await, 2);
+    assert!(server.db.invariant_violations().await.is_empty());
+}
+
 #[tokio::test]
 async fn a_redeem_over_the_balance_names_the_balance_and_changes_nothing() {
     let server = TestServer::start().await;

@@ -3,6 +3,8 @@
 #[path = "counter/support.rs"]
 mod support;
 
+#[path = "counter/catalog.rs"]
+mod catalog;
 #[path = "counter/offline.rs"]
 mod offline;
 #[path = "counter/overtaken.rs"]

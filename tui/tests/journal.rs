@@ -36,6 +36,7 @@ fn earn(n: u32) -> QueuedEarn {
         external_id: format!("MBR-ABCD234{n}"),
         points: i64::from(10 + n),
         note: None,
+        sale_amount: None,
         sold_at: Utc.with_ymd_and_hms(2026, 11, 3, 15, 4, n).unwrap(),
         staff_email: "alice@example.com".to_owned(),
         staff_name: "Alice Clerk".to_owned(),
@@ -211,4 +212,27 @@ fn a_queued_earn_goes_out_as_an_earn_with_its_key_and_the_time_of_its_sale() {
         (request.external_id.as_str(), request.points),
         ("MBR-ABCD2344", 14)
     );
+}
+
+/// A sale taken offline keeps its amount through a restart and goes to the server as that sale, under its own
+/// key and with the time it was taken: the server counts its points by the program's rules then.
+#[test]
+fn a_queued_sale_is_read_back_with_its_amount_and_sent_as_a_sale() {
+    let folder = Folder::new();
+    let sale = QueuedEarn {
+        sale_amount: Some("12.50".to_owned()),
+        points: 0,
+        ..earn(4)
+    };
+    open(&folder.journal())
+        .journal
+        .append(&Record::Queued(sale.clone()))
+        .unwrap();
+    let opened = open(&folder.journal());
+    assert_eq!(opened.backlog.waiting, vec![sale.clone()]);
+    let request = opened.backlog.waiting[0].request();
+    assert_eq!(request.sale_amount.as_deref(), Some("12.50"));
+    assert_eq!(request.idempotency_key, sale.idempotency_key);
+    assert_eq!(request.sold_at, Some(sale.sold_at));
+    assert_eq!(tui::app::doing(&request), "Record a sale of 12.50");
 }

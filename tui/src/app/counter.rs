@@ -10,6 +10,23 @@ use crate::client::PointsRequest;
 
 /// The largest amount the server accepts, checked here too so a typo never leaves the counter.
 const MAX_POINTS: i64 = 1_000_000;
+/// The longest sale amount the line takes: ten digits, a separator and three decimals.
+const MAX_SALE_CHARS: usize = 14;
+
+fn is_amount_char(c: char) -> bool {
+    c.is_ascii_digit() || c == '.' || c == ','
+}
+
+/// Whether `text` reads as a sale amount: digits, then at most one separator and one to three decimals. The
+/// server checks it against the program's currency.
+fn is_sale_amount(text: &str) -> bool {
+    let (whole, fraction) = match text.split_once(['.', ',']) {
+        Some((whole, fraction)) => (whole, Some(fraction)),
+        None => (text, None),
+    };
+    let digits = |t: &str| !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit());
+    digits(whole) && fraction.is_none_or(|f| digits(f) && f.len() <= 3)
+}
 
 /// What the one input line is for right now.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -19,6 +36,8 @@ pub enum Prompt {
     Scan,
     /// How many points to earn or redeem for the member on screen.
     Amount(TxType),
+    /// The amount of a sale, in the program's currency ("12.50"): the server counts its points.
+    Sale,
     /// The amount is typed; Enter sends it.
     ConfirmPoints(PointsRequest),
     ConfirmEnrol,
@@ -114,6 +133,7 @@ impl App {
         match self.counter.prompt.clone() {
             Prompt::Scan => self.on_scan_key(key),
             Prompt::Amount(tx_type) => self.on_amount_key(key, tx_type),
+            Prompt::Sale => self.on_sale_key(key),
             Prompt::ConfirmPoints(request) => {
                 self.on_confirm_key(key, |app| app.send_points(request))
             }
@@ -134,6 +154,8 @@ impl App {
                 'q' => vec![Command::Quit],
                 'e' => self.ask_amount(TxType::Earn),
                 'r' => self.ask_amount(TxType::Redeem),
+                's' => self.ask_sale(),
+                '1'..='9' => self.pick_reward(c as usize - '0' as usize),
                 'n' if self.offline() => self.refuse_offline("enrolling a member"),
                 'n' => {
                     self.counter.prompt = Prompt::ConfirmEnrol;
@@ -190,6 +212,38 @@ impl App {
                         self.counter.prompt = Prompt::ConfirmPoints(request);
                     }
                     _ => self.tell(Tone::Error, LoyaltyError::InvalidAmount.to_string()),
+                }
+            }
+            _ => {}
+        }
+        Vec::new()
+    }
+
+    fn on_sale_key(&mut self, key: KeyEvent) -> Vec<Command> {
+        let input = &mut self.counter.input;
+        match key.code {
+            KeyCode::Char(c) if is_amount_char(c) && input.len() < MAX_SALE_CHARS => input.push(c),
+            KeyCode::Char(c) if is_amount_char(c) => {}
+            KeyCode::Char(c) => {
+                // As with points: anything else starts a scan.
+                self.cancel_prompt();
+                self.counter.input.push(c);
+            }
+            KeyCode::Backspace => {
+                input.pop();
+            }
+            KeyCode::Esc => self.cancel_prompt(),
+            KeyCode::Enter => {
+                let Some(external_id) = self.counter.pass().map(str::to_owned) else {
+                    self.cancel_prompt();
+                    return Vec::new();
+                };
+                let amount = std::mem::take(&mut self.counter.input);
+                if is_sale_amount(&amount) {
+                    self.counter.prompt =
+                        Prompt::ConfirmPoints(PointsRequest::sale(&external_id, &amount));
+                } else {
+                    self.tell(Tone::Error, "Enter the sale's amount, like 12.50.");
                 }
             }
             _ => {}

@@ -47,14 +47,12 @@ impl PendingPoints {
     /// What the clerk is waiting for while the request is out.
     pub(super) fn waiting(&self) -> Option<String> {
         match self {
-            Self::Sending(request) => Some(format!(
-                "{} for {}…",
-                doing(request.tx_type, request.points),
-                request.external_id
-            )),
+            Self::Sending(request) => {
+                Some(format!("{} for {}…", doing(request), request.external_id))
+            }
             Self::Resending(Unanswered { request, .. }) => Some(format!(
                 "Sending again: {} for {}…",
-                doing(request.tx_type, request.points).to_lowercase(),
+                lower_first(&doing(request)),
                 request.external_id
             )),
             Self::Unanswered(_) => None,
@@ -64,24 +62,76 @@ impl PendingPoints {
 
 impl App {
     pub(super) fn ask_amount(&mut self, tx_type: TxType) -> Vec<Command> {
+        let offline = (tx_type == TxType::Redeem).then_some("a redeem");
+        match self.ready_for_points(offline) {
+            Ok(()) => self.counter.prompt = Prompt::Amount(tx_type),
+            Err(commands) => return commands,
+        }
+        Vec::new()
+    }
+
+    /// Asks for the amount of a sale, whose points the server counts.
+    pub(super) fn ask_sale(&mut self) -> Vec<Command> {
+        match self.ready_for_points(None) {
+            Ok(()) => self.counter.prompt = Prompt::Sale,
+            Err(commands) => return commands,
+        }
+        Vec::new()
+    }
+
+    /// Reward `number` of the catalog (1 is the cheapest), to confirm.
+    pub(super) fn pick_reward(&mut self, number: usize) -> Vec<Command> {
+        if let Err(commands) = self.ready_for_points(Some("a reward")) {
+            return commands;
+        }
+        let Some(external_id) = self.counter.pass().map(str::to_owned) else {
+            return Vec::new();
+        };
+        match number.checked_sub(1).and_then(|at| self.rewards.get(at)) {
+            Some(reward) => {
+                self.counter.prompt =
+                    Prompt::ConfirmPoints(PointsRequest::reward(&external_id, reward));
+                Vec::new()
+            }
+            None => {
+                let offered = match self.rewards.len() {
+                    0 => "The program offers no rewards yet.".to_owned(),
+                    1 => "The program offers one reward: press 1.".to_owned(),
+                    n => format!("The program offers {n} rewards: press 1 to {}.", n.min(9)),
+                };
+                self.tell(
+                    Tone::Info,
+                    format!("There is no reward {number}. {offered}"),
+                );
+                vec![Command::LoadRewards]
+            }
+        }
+    }
+
+    /// Whether a new earn or redeem may be asked for now; if not, the clerk has been told why. `offline` names
+    /// what cannot be done while the server cannot be reached.
+    fn ready_for_points(&mut self, offline: Option<&str>) -> Result<(), Vec<Command>> {
         if self.counter.pass().is_none() {
             self.tell(Tone::Info, "Scan a member's pass first.");
-            return Vec::new();
+            return Err(Vec::new());
         }
-        if tx_type == TxType::Redeem && self.offline() {
-            return self.refuse_offline("a redeem");
+        if let Some(what) = offline.filter(|_| self.offline()) {
+            return Err(self.refuse_offline(what));
         }
         match self.counter.points {
             Some(PendingPoints::Sending(_) | PendingPoints::Resending(_)) => {
                 self.tell(Tone::Info, "Wait for the answer to the last request.");
+                Err(Vec::new())
             }
-            Some(PendingPoints::Unanswered(_)) => self.tell(
-                Tone::Warning,
-                "First settle the unanswered request: t sends it again (never twice), x drops it.",
-            ),
-            None => self.counter.prompt = Prompt::Amount(tx_type),
+            Some(PendingPoints::Unanswered(_)) => {
+                self.tell(
+                    Tone::Warning,
+                    "First settle the unanswered request: t sends it again (never twice), x drops it.",
+                );
+                Err(Vec::new())
+            }
+            None => Ok(()),
         }
-        Vec::new()
     }
 
     pub(super) fn send_points(&mut self, request: PointsRequest) -> Vec<Command> {
@@ -147,23 +197,24 @@ impl App {
             matches!(points, Some(PendingPoints::Unanswered(u))
                 if u.request.idempotency_key == request.idempotency_key)
         };
+        // A reward's stock changes with every redeem, and a refusal may mean the catalog changed.
+        let reload_rewards = request.reward.is_some().then_some(Command::LoadRewards);
         match result {
             Ok(receipt) => {
                 if settles(&self.counter.points) {
                     self.counter.points = None;
                 }
                 self.tell(Tone::Success, receipt_sentence(&receipt, attempt));
-                match &mut self.counter.panel {
-                    MemberPanel::Shown { member, .. }
-                        if member.external_id == receipt.external_id =>
-                    {
-                        member.points = receipt.new_balance;
-                        vec![Command::LoadMember {
-                            external_id: receipt.external_id,
-                        }]
-                    }
-                    _ => Vec::new(),
+                let mut commands: Vec<Command> = reload_rewards.into_iter().collect();
+                if let MemberPanel::Shown { member, .. } = &mut self.counter.panel
+                    && member.external_id == receipt.external_id
+                {
+                    member.points = receipt.new_balance;
+                    commands.push(Command::LoadMember {
+                        external_id: receipt.external_id,
+                    });
                 }
+                commands
             }
             Err(e) if e.unreachable() && request.tx_type == TxType::Earn && was_out => {
                 // The server cannot be reached: the earn waits in the journal under its own key, and is applied
@@ -186,7 +237,7 @@ impl App {
                     Tone::Warning,
                     format!(
                         "No answer to \"{}\": it may or may not have gone through.",
-                        doing(request.tx_type, request.points),
+                        doing(&request),
                     ),
                 );
                 self.counter.points =
@@ -199,18 +250,30 @@ impl App {
                     self.counter.points = None;
                 }
                 self.fail(e);
-                Vec::new()
+                reload_rewards.into_iter().collect()
             }
         }
     }
 }
 
-/// "Earn 50 points" or "Redeem 20 points".
-pub fn doing(tx_type: TxType, points: i64) -> String {
-    match tx_type {
-        TxType::Earn => format!("Earn {points} points"),
-        TxType::Redeem => format!("Redeem {points} points"),
-        TxType::Expire => format!("Expire {points} points"),
+/// "Earn 50 points", "Redeem 20 points", "Record a sale of 12.50" or "Redeem Coffee (100 points)".
+pub fn doing(request: &PointsRequest) -> String {
+    let points = request.points;
+    match (&request.sale_amount, &request.reward, request.tx_type) {
+        (Some(amount), _, _) => format!("Record a sale of {amount}"),
+        (None, Some(reward), _) => format!("Redeem {} ({points} points)", reward.name),
+        (None, None, TxType::Earn) => format!("Earn {points} points"),
+        (None, None, TxType::Redeem) => format!("Redeem {points} points"),
+        (None, None, TxType::Expire) => format!("Expire {points} points"),
+    }
+}
+
+/// The sentence with its first letter in lower case, to go on after another.
+pub fn lower_first(text: &str) -> String {
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => first.to_lowercase().chain(chars).collect(),
+        None => String::new(),
     }
 }
 
@@ -224,8 +287,13 @@ fn done(tx_type: TxType) -> &'static str {
 
 /// What a receipt means to the clerk, saying for a retry whether the first attempt had gone through.
 pub fn receipt_sentence(receipt: &PointsReceipt, attempt: Attempt) -> String {
+    let how = match (&receipt.reward, &receipt.rule) {
+        (Some(reward), _) => format!(" ({reward})"),
+        (None, Some(rule)) => format!(" ({rule})"),
+        (None, None) => String::new(),
+    };
     let what = format!(
-        "{} points {} for {}",
+        "{} points {} for {}{how}",
         receipt.points,
         done(receipt.tx_type),
         receipt.external_id

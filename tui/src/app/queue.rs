@@ -3,10 +3,10 @@
 
 use chrono::Utc;
 use loyalty_core::LoyaltyError;
-use loyalty_core::wire::{PointsReceipt, TxType};
+use loyalty_core::wire::PointsReceipt;
 use uuid::Uuid;
 
-use super::{App, Command, MemberPanel, PendingPoints, Tone, Unanswered, doing};
+use super::{App, Command, MemberPanel, PendingPoints, Tone, Unanswered, doing, lower_first};
 use crate::client::PointsRequest;
 use crate::journal::{Backlog, QueuedEarn, Record};
 
@@ -82,6 +82,7 @@ impl App {
             external_id: request.external_id,
             points: request.points,
             note: request.note,
+            sale_amount: request.sale_amount,
             sold_at: request.sold_at.unwrap_or_else(Utc::now),
             staff_email,
             staff_name,
@@ -93,7 +94,7 @@ impl App {
     pub(super) fn on_recorded(&mut self, record: Record, result: Result<(), String>) {
         match (record, result) {
             (Record::Queued(earn), Ok(())) => {
-                let what = doing(TxType::Earn, earn.points);
+                let what = doing(&earn.request());
                 let for_pass = earn.external_id.clone();
                 self.queue.backlog.apply(&Record::Queued(earn));
                 self.tell(
@@ -207,7 +208,7 @@ impl App {
                     Tone::Warning,
                     format!(
                         "The server refused a queued earn, {} for {}: {error} It is listed: d once dealt with.",
-                        doing(TxType::Earn, earn.points).to_lowercase(),
+                        lower_first(&doing(&earn.request())),
                         earn.external_id,
                     ),
                 );
@@ -234,7 +235,7 @@ impl App {
         };
         let text = format!(
             "Dealt with: {} for {}.",
-            doing(TxType::Earn, first.earn.points).to_lowercase(),
+            lower_first(&doing(&first.earn.request())),
             first.earn.external_id
         );
         self.queue.backlog.apply(&record);

@@ -66,7 +66,10 @@ impl App {
         Vec::new()
     }
 
-    pub(super) fn on_signed_in(&mut self, result: Result<StaffSession, LoyaltyError>) {
+    pub(super) fn on_signed_in(
+        &mut self,
+        result: Result<StaffSession, LoyaltyError>,
+    ) -> Vec<Command> {
         if self.signing_in() {
             self.awaiting = None;
         }
@@ -84,10 +87,12 @@ impl App {
                 self.health.reachable = Some(true);
                 self.release_queue();
                 self.counter.clear_line();
+                vec![Command::LoadRewards]
             }
             Err(e) => {
                 self.sign_in.focus = SignInField::Password;
                 self.fail(e);
+                Vec::new()
             }
         }
     }

@@ -1,7 +1,7 @@
 //! The counter: the scan line, the member on screen and an earn or redeem that got no answer.
 
 use loyalty_core::error::day;
-use loyalty_core::wire::{LedgerEntry, Member, TxType};
+use loyalty_core::wire::{LedgerEntry, Member, Reward, TxType};
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Position, Rect};
 use ratatui::text::{Line, Span};
@@ -64,13 +64,14 @@ fn draw_input(frame: &mut Frame, area: Rect, app: &App) -> Option<Position> {
             "Points to redeem: ".to_owned(),
             "Enter continue · Esc cancel ",
         ),
+        Prompt::Sale => (
+            format!(" Record a sale for {member_id} "),
+            "Sale amount: ".to_owned(),
+            "Enter continue · Esc cancel ",
+        ),
         Prompt::ConfirmPoints(request) => (
             " Confirm ".to_owned(),
-            format!(
-                "{} for {}?",
-                doing(request.tx_type, request.points),
-                request.external_id
-            ),
+            format!("{} for {}?", doing(request), request.external_id),
             if app.offline() {
                 "Enter queue it until the server is back · Esc no "
             } else {
@@ -89,7 +90,10 @@ fn draw_input(frame: &mut Frame, area: Rect, app: &App) -> Option<Position> {
         .border_style(theme::FOCUS_BORDER);
     let inner = block.inner(area);
     frame.render_widget(block, area);
-    let typing = matches!(app.counter.prompt, Prompt::Scan | Prompt::Amount(_));
+    let typing = matches!(
+        app.counter.prompt,
+        Prompt::Scan | Prompt::Amount(_) | Prompt::Sale
+    );
     let line = Line::from(vec![
         Span::styled(prefix.as_str(), theme::LABEL),
         Span::styled(app.counter.input.as_str(), theme::VALUE),
@@ -117,7 +121,13 @@ fn draw_member(frame: &mut Frame, area: Rect, app: &App) {
             member,
             ledger,
             expiry,
-        } => Paragraph::new(member_lines(member, ledger, *expiry, inner.height)),
+        } => Paragraph::new(member_lines(
+            member,
+            ledger,
+            *expiry,
+            &app.rewards,
+            inner.height,
+        )),
         MemberPanel::Offline {
             external_id,
             postcard,
@@ -151,6 +161,7 @@ fn member_lines(
     member: &Member,
     ledger: &Ledger,
     expiry: Option<(i64, chrono::NaiveDate)>,
+    rewards: &[Reward],
     height: u16,
 ) -> Vec<Line<'static>> {
     let mut lines = vec![
@@ -178,6 +189,8 @@ fn member_lines(
         ]),
         Line::from(vec![
             Span::styled(" Keys     ", theme::LABEL),
+            Span::styled("s", theme::KEY),
+            Span::styled(" sale  ", theme::LABEL),
             Span::styled("e", theme::KEY),
             Span::styled(" earn  ", theme::LABEL),
             Span::styled("r", theme::KEY),
@@ -185,8 +198,11 @@ fn member_lines(
             Span::styled("?", theme::KEY),
             Span::styled(" more", theme::LABEL),
         ]),
-        Line::styled(" Last transactions", theme::TITLE),
     ];
+    if !rewards.is_empty() {
+        lines.push(rewards_line(rewards));
+    }
+    lines.push(Line::styled(" Last transactions", theme::TITLE));
     match ledger {
         Ledger::Loading => lines.push(Line::styled(
             " Loading the last transactions…",
@@ -231,6 +247,8 @@ fn offline_lines(app: &App, external_id: &str, postcard: bool) -> Vec<Line<'stat
         ]),
         Line::from(vec![
             Span::styled(" Keys     ", theme::LABEL),
+            Span::styled("s", theme::KEY),
+            Span::styled(" sale (queued)  ", theme::LABEL),
             Span::styled("e", theme::KEY),
             Span::styled(" earn (queued)  ", theme::LABEL),
             Span::styled("?", theme::KEY),
@@ -250,7 +268,10 @@ fn offline_lines(app: &App, external_id: &str, postcard: bool) -> Vec<Line<'stat
             Line::from(vec![
                 Span::styled(format!(" {:<17} ", taken_at(earn)), theme::LABEL),
                 Span::styled(
-                    format!("{:<7} {:>8}", "Earn", format!("+{}", earn.points)),
+                    match &earn.sale_amount {
+                        Some(amount) => format!("{:<7} {:>8}", "Sale", amount),
+                        None => format!("{:<7} {:>8}", "Earn", format!("+{}", earn.points)),
+                    },
                     theme::EARN,
                 ),
                 Span::styled(format!("  {}", earn.staff_name), theme::MUTED),
@@ -284,11 +305,7 @@ fn draw_refused(frame: &mut Frame, area: Rect, refused: &[RefusedEarn]) {
             [
                 Line::from(vec![
                     Span::styled(
-                        format!(
-                            " {} for {}",
-                            doing(TxType::Earn, earn.points),
-                            earn.external_id
-                        ),
+                        format!(" {} for {}", doing(&earn.request()), earn.external_id),
                         theme::VALUE,
                     ),
                     Span::styled(
@@ -307,6 +324,25 @@ fn draw_refused(frame: &mut Frame, area: Rect, refused: &[RefusedEarn]) {
         ));
     }
     frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }), inner);
+}
+
+/// The rewards on offer and the key of each: "1 Coffee 100 · 2 Cake 250", the first nine.
+fn rewards_line(rewards: &[Reward]) -> Line<'static> {
+    let mut spans = vec![Span::styled(" Rewards  ", theme::LABEL)];
+    for (key, reward) in (1..=9).zip(rewards) {
+        if key > 1 {
+            spans.push(Span::styled(" · ", theme::MUTED));
+        }
+        spans.push(Span::styled(key.to_string(), theme::KEY));
+        spans.push(Span::styled(
+            format!(" {} {}", reward.name, reward.points_cost),
+            theme::LABEL,
+        ));
+        if reward.stock == Some(0) {
+            spans.push(Span::styled(" (none left)", theme::MUTED));
+        }
+    }
+    Line::from(spans)
 }
 
 fn ledger_line(entry: &LedgerEntry) -> Line<'static> {
@@ -355,11 +391,7 @@ fn draw_unanswered(frame: &mut Frame, area: Rect, pending: &Unanswered, sending:
     let request = &pending.request;
     let first = Line::from(vec![
         Span::styled(
-            format!(
-                " {} for {}: ",
-                doing(request.tx_type, request.points),
-                request.external_id
-            ),
+            format!(" {} for {}: ", doing(request), request.external_id),
             theme::VALUE,
         ),
         Span::raw(format!("{}.", pending.detail)),

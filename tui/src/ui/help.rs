@@ -7,8 +7,10 @@ use ratatui::widgets::{Block, Clear, Paragraph};
 
 use crate::theme;
 
-const KEYS: [(&str, &str); 13] = [
+const KEYS: [(&str, &str); 15] = [
     ("Enter", "look up the code on the scan line"),
+    ("s", "record a sale: its points by the program's rules"),
+    ("1 to 9", "redeem that reward for the member on screen"),
     ("e", "earn points for the member on screen"),
     ("r", "redeem points for the member on screen"),
     ("n", "enrol a new member (MBR-)"),

@@ -291,7 +291,13 @@ fn nothing_is_sent_before_someone_signs_in_and_a_lost_session_pauses_the_queue()
         "nobody signed in"
     );
     let commands = answer(&mut app, ApiEvent::SignedIn(Ok(session())));
-    assert_eq!(commands, vec![Command::Replay(backlog.waiting[0].clone())]);
+    assert_eq!(
+        commands,
+        vec![
+            Command::LoadRewards,
+            Command::Replay(backlog.waiting[0].clone())
+        ]
+    );
 
     let commands = answer(
         &mut app,
@@ -306,7 +312,10 @@ fn nothing_is_sent_before_someone_signs_in_and_a_lost_session_pauses_the_queue()
     let commands = answer(&mut app, ApiEvent::SignedIn(Ok(session())));
     assert_eq!(
         commands,
-        vec![Command::Replay(backlog.waiting[0].clone())],
+        vec![
+            Command::LoadRewards,
+            Command::Replay(backlog.waiting[0].clone())
+        ],
         "and the queue goes on where it stopped"
     );
 }
