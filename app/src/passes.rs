@@ -25,6 +25,8 @@ pub struct PassView {
     /// The QR code of the external id, as an SVG document rendered on the server.
     pub qr_svg: String,
     pub recent: Vec<PassActivity>,
+    /// The next points to expire and the day they do, on the program's clock, where the program's points expire.
+    pub next_expiry: Option<(i64, chrono::NaiveDate)>,
     /// The pass for Apple Wallet, where the server is set up to sign one.
     pub apple_wallet_href: Option<String>,
     /// The link that saves the pass to Google Wallet, where the server is set up for it.
@@ -208,6 +210,18 @@ fn PassCard(pass: PassView) -> impl IntoView {
                 " points"
             </p>
             <div class="pass-qr" role="img" aria-label="Your member code" inner_html=pass.qr_svg></div>
+            {pass
+                .next_expiry
+                .map(|(points, on)| {
+                    view! {
+                        <p class="pass-expiry" data-expiry=points>
+                            {format!(
+                                "{points} points expire on {}: spend them before then.",
+                                loyalty_core::error::day(&on),
+                            )}
+                        </p>
+                    }
+                })}
             <p class="pass-id">{pass.external_id}</p>
             <p class="pass-hint">"Show this code at the counter to collect and spend points."</p>
             {wallet}

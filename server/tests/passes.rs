@@ -136,6 +136,45 @@ async fn a_pass_page_shows_only_the_newest_five_transactions() {
     assert!(body.contains(r#"data-balance="28""#), "{body}");
 }
 
+/// Where the program's points expire, the member reads on their pass which points go next and on which day, as
+/// the staff's member page says it.
+#[tokio::test]
+async fn a_pass_page_says_which_points_expire_next_and_when() {
+    let server = TestServer::start().await;
+    let member = server.db.member(0).await;
+    earn(&server, &member, 40, "visit").await;
+    let token = token_of(&server, &member).await;
+    let (_, body) = page(&server, &format!("/pass/{token}")).await;
+    assert!(!body.contains("expire on"), "off by default: {body}");
+
+    let manager = Till::sign_in(&server.db, &server.manager).await;
+    let set: serde_json::Value = sqlx::query_scalar("select public.set_points_expiry($1, $2, 12)")
+        .bind(server.db.program_id)
+        .bind(manager.staff.id)
+        .fetch_one(&server.db.app)
+        .await
+        .unwrap();
+    assert_eq!(set["success"], true, "{set}");
+    let day: chrono::NaiveDate = sqlx::query_scalar(
+        "select e.next_day from passes_master m, public.member_expiry(m.program_id, m.id) e
+          where m.external_id = $1",
+    )
+    .bind(&member)
+    .fetch_one(&server.db.owner)
+    .await
+    .unwrap();
+    let (status, body) = page(&server, &format!("/pass/{token}")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(body.contains(r#"data-expiry="40""#), "{body}");
+    assert!(
+        body.contains(&format!(
+            "40 points expire on {}: spend them before then.",
+            loyalty_core::error::day(&day)
+        )),
+        "{body}"
+    );
+}
+
 #[tokio::test]
 async fn unknown_and_garbled_tokens_find_no_pass() {
     let server = TestServer::start().await;

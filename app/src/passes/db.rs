@@ -41,8 +41,16 @@ pub async fn pass_by_token(db: &PgPool, token: &str, limit: i64) -> Result<PassV
     .fetch_all(db)
     .await
     .map_err(db_error)?;
+    let next_expiry: Option<(Option<i64>, Option<chrono::NaiveDate>)> =
+        sqlx::query_as("select next_points, next_day from public.member_expiry($1, $2)")
+            .bind(program_id)
+            .bind(member_id)
+            .fetch_optional(db)
+            .await
+            .map_err(db_error)?;
     Ok(PassView {
         program_name,
+        next_expiry: next_expiry.and_then(|(points, day)| points.zip(day)),
         qr_svg: super::qr_svg(&external_id)?,
         external_id,
         points: points.into(),
