@@ -17,6 +17,47 @@ SET xmloption = content;
 SET client_min_messages = warning;
 SET row_security = off;
 
+--
+-- Name: adjust_points(uuid, text, bigint, text, text, text, uuid, timestamp with time zone); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.adjust_points(p_program_id uuid, p_member_external_id text, p_points bigint, p_type text, p_reason text, p_idempotency_key text DEFAULT NULL::text, p_staff_id uuid DEFAULT NULL::uuid, p_sold_at timestamp with time zone DEFAULT NULL::timestamp with time zone) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+declare
+    v_reason text := pg_catalog.btrim(p_reason);
+    v_first public.transactions%rowtype;
+    v_result jsonb;
+begin
+    if p_staff_id is null or not public.staff_is_manager(p_program_id, p_staff_id) then
+        return pg_catalog.jsonb_build_object('success', false, 'error', 'ADJUSTMENT_FOR_MANAGERS');
+    end if;
+    if v_reason is null or pg_catalog.length(v_reason) not between 3 and 500 then
+        return pg_catalog.jsonb_build_object('success', false, 'error', 'REASON_REQUIRED');
+    end if;
+    if p_idempotency_key is not null and pg_catalog.length(p_idempotency_key) between 1 and 200 then
+        -- A key first used for a sale or a reward is not an adjustment's to replay.
+        v_first := public.transaction_by_idempotency_key(p_program_id, p_idempotency_key);
+        if v_first.id is not null
+           and not exists (select 1 from public.ledger_details d
+                            where d.program_id = p_program_id and d.transaction_id = v_first.id and d.adjustment) then
+            return pg_catalog.jsonb_build_object('success', false, 'error', 'IDEMPOTENCY_MISMATCH');
+        end if;
+    end if;
+
+    v_result := public.process_membership_transaction(
+        p_program_id, p_member_external_id, p_points, p_type, v_reason, p_idempotency_key, p_staff_id, p_sold_at);
+    if (v_result ->> 'success')::boolean and not (v_result ->> 'replayed')::boolean then
+        insert into public.ledger_details (program_id, transaction_id, member_id, adjustment)
+        select t.program_id, t.id, t.member_id, true
+          from public.transactions t
+         where t.program_id = p_program_id and t.id = (v_result ->> 'transaction_id')::bigint;
+    end if;
+    return v_result;
+end
+$$;
+
 SET default_table_access_method = heap;
 
 --
@@ -1895,6 +1936,7 @@ CREATE TABLE public.ledger_details (
     sale_amount_minor bigint,
     currency text,
     promotion_id bigint,
+    adjustment boolean DEFAULT false NOT NULL,
     CONSTRAINT ledger_details_sale_amount_minor_check CHECK (((sale_amount_minor >= 1) AND (sale_amount_minor <= '1000000000000'::bigint)))
 );
 
@@ -2737,6 +2779,13 @@ ALTER TABLE ONLY public.wallet_registrations
 
 ALTER TABLE ONLY public.wallet_registrations
     ADD CONSTRAINT wallet_registrations_program_id_pass_id_fkey FOREIGN KEY (program_id, pass_id) REFERENCES public.passes_master(program_id, id);
+
+--
+-- Name: FUNCTION adjust_points(p_program_id uuid, p_member_external_id text, p_points bigint, p_type text, p_reason text, p_idempotency_key text, p_staff_id uuid, p_sold_at timestamp with time zone); Type: ACL; Schema: public; Owner: -
+--
+
+REVOKE ALL ON FUNCTION public.adjust_points(p_program_id uuid, p_member_external_id text, p_points bigint, p_type text, p_reason text, p_idempotency_key text, p_staff_id uuid, p_sold_at timestamp with time zone) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.adjust_points(p_program_id uuid, p_member_external_id text, p_points bigint, p_type text, p_reason text, p_idempotency_key text, p_staff_id uuid, p_sold_at timestamp with time zone) TO loyalty_app;
 
 --
 -- Name: TABLE promotions; Type: ACL; Schema: public; Owner: -

@@ -20,6 +20,8 @@ pub struct MemberPageData {
     pub currency: String,
     /// The member's Apple Wallet pass for staff to download, where the server signs them.
     pub wallet_pass_path: Option<String>,
+    /// Whether the signed-in staff member is a manager, who may adjust the balance by hand.
+    pub manager: bool,
 }
 
 /// How many ledger rows a member's page shows.
@@ -51,7 +53,9 @@ pub async fn load_member_page(external_id: String) -> Result<MemberPageData, Loy
             .finish();
         format!("{}?{query}", crate::passes::STAFF_PKPASS_PATH)
     });
+    let manager = crate::request::current_staff()?.role == loyalty_core::wire::Role::Manager;
     Ok(MemberPageData {
+        manager,
         wallet_pass_path,
         pass_path: crate::passes::pass_page_link(detail.member.external_id.clone()).await?,
         rewards: crate::rewards::list_rewards().await?,
@@ -84,7 +88,7 @@ pub async fn enrol(csrf: String) -> Result<Member, LoyaltyError> {
 /// A member's page: balance, how the pass came to be, the point of sale and the ledger.
 #[leptos::component]
 pub fn MemberPage() -> impl leptos::IntoView {
-    use crate::points::{Earn, PointOfSale, Redeem, describe_receipt};
+    use crate::points::{AdjustBalance, Earn, Redeem, describe_receipt};
     use leptos::prelude::*;
     use leptos_router::hooks::{use_params_map, use_query_map};
 
@@ -144,6 +148,7 @@ pub fn MemberPage() -> impl leptos::IntoView {
                                 rewards,
                                 currency,
                                 wallet_pass_path,
+                                manager,
                             } = data;
                             let member = detail.member.clone();
                             let banner = query.with_untracked(|q| {
@@ -244,12 +249,17 @@ pub fn MemberPage() -> impl leptos::IntoView {
                                     balance=member.points
                                     redeem=redeem_reward
                                 />
-                                <PointOfSale
-                                    external_id=member.external_id.clone()
-                                    form_key
-                                    earn
-                                    redeem
-                                />
+                                {manager
+                                    .then(|| {
+                                        view! {
+                                            <AdjustBalance
+                                                external_id=member.external_id.clone()
+                                                form_key
+                                                earn
+                                                redeem
+                                            />
+                                        }
+                                    })}
                                 <Ledger entries=detail.ledger />
                             }
                                 .into_any()

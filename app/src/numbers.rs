@@ -1,5 +1,6 @@
 //! The programme's numbers for managers: the points outstanding (what the program owes its members), the
-//! points about to expire, and what was earned, redeemed and expired month by month, and rewards redeemed.
+//! points about to expire, and what was earned, redeemed, expired and adjusted month by month, and rewards
+//! redeemed.
 
 use leptos::prelude::*;
 use loyalty_core::LoyaltyError;
@@ -17,6 +18,9 @@ pub struct MonthPoints {
     pub earned: i64,
     pub redeemed: i64,
     pub expired: i64,
+    /// Points managers added by hand, less those they took: an adjustment counts here and not as earned or
+    /// redeemed.
+    pub adjusted: i64,
 }
 
 /// The program's numbers.
@@ -54,7 +58,7 @@ pub mod db {
     use crate::db::{PgPool, db_error};
 
     /// The months' CSV columns.
-    pub const CSV_HEADER: [&str; 4] = ["month", "earned", "redeemed", "expired"];
+    pub const CSV_HEADER: [&str; 5] = ["month", "earned", "redeemed", "expired", "adjusted"];
 
     pub async fn numbers(db: &PgPool, program_id: Uuid) -> Result<ProgramNumbers> {
         let (outstanding, expires): (i64, bool) = sqlx::query_as(
@@ -107,14 +111,25 @@ pub mod db {
 
     /// The ledger month by month on the program's clock, newest first. A void counts against the type it undoes.
     pub async fn months(db: &PgPool, program_id: Uuid) -> Result<Vec<MonthPoints>> {
-        let rows: Vec<(String, i64, i64, i64)> = sqlx::query_as(
+        let rows: Vec<(String, i64, i64, i64, i64)> = sqlx::query_as(
             "select to_char(public.program_time(t.program_id, t.created_at), 'YYYY-MM') as month,
-                    coalesce(sum(case when t.type = 'EARN' and t.voids_id is null then t.points
+                    coalesce(sum(case when a.adjustment then null
+                                      when t.type = 'EARN' and t.voids_id is null then t.points
                                       when t.type = 'REDEEM' and t.voids_id is not null then -t.points end), 0)::bigint,
-                    coalesce(sum(case when t.type = 'REDEEM' and t.voids_id is null then t.points
+                    coalesce(sum(case when a.adjustment then null
+                                      when t.type = 'REDEEM' and t.voids_id is null then t.points
                                       when t.type = 'EARN' and t.voids_id is not null then -t.points end), 0)::bigint,
-                    coalesce(sum(t.points) filter (where t.type = 'EXPIRE'), 0)::bigint
+                    coalesce(sum(t.points) filter (where t.type = 'EXPIRE'), 0)::bigint,
+                    coalesce(sum(case when not a.adjustment then null
+                                      when t.type = 'EARN' then t.points
+                                      when t.type = 'REDEEM' then -t.points end), 0)::bigint
                from public.transactions t
+               cross join lateral (
+                   select exists (select 1 from public.ledger_details d
+                                   where d.program_id = t.program_id
+                                     and d.transaction_id = coalesce(t.voids_id, t.id)
+                                     and d.adjustment) as adjustment
+               ) a
               where t.program_id = $1
               group by 1
               order by 1 desc",
@@ -125,11 +140,12 @@ pub mod db {
         .map_err(db_error)?;
         Ok(rows
             .into_iter()
-            .map(|(month, earned, redeemed, expired)| MonthPoints {
+            .map(|(month, earned, redeemed, expired, adjusted)| MonthPoints {
                 month,
                 earned,
                 redeemed,
                 expired,
+                adjusted,
             })
             .collect())
     }
@@ -175,6 +191,7 @@ fn months_csv(months: &[MonthPoints]) -> Result<Vec<u8>, Box<dyn std::error::Err
             m.earned.to_string(),
             m.redeemed.to_string(),
             m.expired.to_string(),
+            m.adjusted.to_string(),
         ])?;
     }
     Ok(out.into_inner()?)
@@ -244,6 +261,7 @@ fn NumbersView(numbers: ProgramNumbers) -> impl IntoView {
                     <th scope="col" class="num">"Earned"</th>
                     <th scope="col" class="num">"Redeemed"</th>
                     <th scope="col" class="num">"Expired"</th>
+                    <th scope="col" class="num">"Adjusted"</th>
                 </tr>
             </thead>
             <tbody>
@@ -256,6 +274,7 @@ fn NumbersView(numbers: ProgramNumbers) -> impl IntoView {
                                 <td class="num">{m.earned}</td>
                                 <td class="num">{m.redeemed}</td>
                                 <td class="num">{m.expired}</td>
+                                <td class="num">{m.adjusted}</td>
                             </tr>
                         }
                     })

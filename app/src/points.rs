@@ -75,8 +75,9 @@ fn read_sale_time(
     }
 }
 
-/// Adds points to a member. Retrying with the same idempotency key never adds them twice. `sold_at` (RFC 3339)
-/// is the time of the sale where it was earlier than now: an earn a counter terminal took offline.
+/// A manager adds points typed by hand, saying why in `note` (the database refuses clerks and a missing reason:
+/// a clerk's points come from a sale or a reward). Retrying with the same idempotency key never adds them twice.
+/// `sold_at` (RFC 3339) is when it happened, where earlier than now.
 #[leptos::server(endpoint = "earn")]
 pub async fn earn(
     csrf: String,
@@ -98,7 +99,8 @@ pub async fn earn(
     .await
 }
 
-/// Takes points from a member, never below zero. Retrying with the same idempotency key never takes them twice.
+/// A manager takes points typed by hand, never below zero, saying why in `note`. Retrying with the same
+/// idempotency key never takes them twice.
 #[leptos::server(endpoint = "redeem")]
 pub async fn redeem(
     csrf: String,
@@ -159,10 +161,10 @@ pub async fn earn_sale(
     )
 }
 
-/// Earn and Redeem for one member. Each rendering carries its own idempotency keys, so a double click, a
-/// reload or a resubmitted form applies once.
+/// A manager's adjustment of one member's balance: points added or taken by hand, each with its reason. Each
+/// rendering carries its own idempotency keys, so a double click, a reload or a resubmitted form applies once.
 #[leptos::component]
-pub fn PointOfSale(
+pub fn AdjustBalance(
     external_id: String,
     form_key: String,
     earn: leptos::prelude::ServerAction<Earn>,
@@ -171,17 +173,17 @@ pub fn PointOfSale(
     use leptos::prelude::*;
     let pending = move || earn.pending().get() || redeem.pending().get();
     let forms = [
-        ("earn", "Earn", format!("{form_key}-earn")),
-        ("redeem", "Redeem", format!("{form_key}-redeem")),
+        ("earn", "Points to add", "Add points", format!("{form_key}-earn")),
+        ("redeem", "Points to take", "Take points", format!("{form_key}-redeem")),
     ];
-    let [earn_form, redeem_form] = forms.map(|(kind, label, key)| {
+    let [earn_form, redeem_form] = forms.map(|(kind, label, button, key)| {
         let points_id = format!("{kind}-points");
         let note_id = format!("{kind}-note");
         let fields = view! {
             <crate::auth::CsrfField />
             <input type="hidden" name="external_id" value=external_id.clone() />
             <input type="hidden" name="idempotency_key" value=key />
-            <label for=points_id.clone()>{label} " points"</label>
+            <label for=points_id.clone()>{label}</label>
             <input
                 id=points_id
                 name="points"
@@ -192,23 +194,26 @@ pub fn PointOfSale(
                 inputmode="numeric"
                 required
             />
-            <label for=note_id.clone()>"Note (optional)"</label>
-            <input id=note_id name="note" type="text" maxlength="500" />
+            <label for=note_id.clone()>"Reason"</label>
+            <input id=note_id name="note" type="text" minlength="3" maxlength="500" required />
             <button type="submit" class=kind disabled=pending>
-                {label}
+                {button}
             </button>
         };
         (kind, fields)
     });
     view! {
-        <div class="pos">
-            <ActionForm action=earn attr:class="pos-form" attr:data-kind=earn_form.0>
-                {earn_form.1}
-            </ActionForm>
-            <ActionForm action=redeem attr:class="pos-form" attr:data-kind=redeem_form.0>
-                {redeem_form.1}
-            </ActionForm>
-        </div>
+        <details class="adjust">
+            <summary>"Adjust the balance by hand (managers)"</summary>
+            <div class="pos">
+                <ActionForm action=earn attr:class="pos-form" attr:data-kind=earn_form.0>
+                    {earn_form.1}
+                </ActionForm>
+                <ActionForm action=redeem attr:class="pos-form" attr:data-kind=redeem_form.0>
+                    {redeem_form.1}
+                </ActionForm>
+            </div>
+        </details>
     }
 }
 

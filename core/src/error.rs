@@ -74,6 +74,12 @@ pub enum LoyaltyError {
     InvalidType,
     #[error("The note is too long: keep it under 500 characters.")]
     InvalidDescription,
+    #[error(
+        "Points typed by hand are a manager's adjustment: record the sale, or redeem a reward, instead."
+    )]
+    AdjustmentForManagers,
+    #[error("Say why the balance is adjusted: a reason of 3 to 500 characters.")]
+    ReasonRequired,
     #[error("This request's idempotency key must be 1 to 200 characters long.")]
     InvalidIdempotencyKey,
     #[error("This request was already used for a different transaction. Start it again.")]
@@ -259,7 +265,10 @@ impl LoyaltyError {
     pub fn http_status(&self) -> u16 {
         match self {
             Self::NotSignedIn | Self::BadCredentials | Self::WalletUnauthorized => 401,
-            Self::ManagersOnly | Self::CsrfRejected | Self::AccountSwitchedOff => 403,
+            Self::ManagersOnly
+            | Self::AdjustmentForManagers
+            | Self::CsrfRejected
+            | Self::AccountSwitchedOff => 403,
             Self::MemberNotFound
             | Self::StaffNotFound
             | Self::ProgramNotFound
@@ -371,6 +380,8 @@ mod tests {
             InvalidAmount,
             InvalidType,
             InvalidDescription,
+            AdjustmentForManagers,
+            ReasonRequired,
             InvalidIdempotencyKey,
             IdempotencyMismatch,
             BalanceLimit { balance: 9 },

@@ -15,6 +15,6 @@ pub use api::{ApiClient, refused, session_cookie};
 pub use citus::{DISTRIBUTE_SQL, Worker, citus_url, run_sql_file, workers};
 pub use db::{STAFF_PASSWORD, TestDb, member_of, new_program, postcard_of};
 pub use server::{Credentials, ServerProcess, TestServer, free_port};
-pub use till::{Till, points_request};
+pub use till::{REASON, Till, points_request};
 pub use tls::TestTls;
 pub use wallet::{TEST_PASS_TYPE_ID, TestPassIdentity};

@@ -208,14 +208,14 @@ async fn a_session_in_use_stays_open() {
         .await
         .unwrap()
     };
-    // An earn 29 minutes after the last request moves the idle clock on, as any request does.
+    // A sale 29 minutes after the last request moves the idle clock on, as any request does.
     idle_for(&server, 29).await;
     let earned = client
         .change(
-            "earn",
+            "earn_sale",
             &[
                 ("external_id", &member),
-                ("points", "5"),
+                ("amount", "5"),
                 ("idempotency_key", "k1"),
             ],
         )
@@ -370,14 +370,31 @@ async fn another_programs_members_and_postcards_are_not_found_over_the_api() {
         (status, err),
         (StatusCode::NOT_FOUND, LoyaltyError::MemberNotFound)
     );
+    let (_, err) = refused(
+        client
+            .change(
+                "earn_sale",
+                &[
+                    ("external_id", &theirs),
+                    ("amount", "10"),
+                    ("idempotency_key", "sale"),
+                ],
+            )
+            .await,
+    )
+    .await;
+    assert_eq!(err, LoyaltyError::MemberNotFound);
+    // Nor can their manager adjust them from here.
+    let manager = ApiClient::sign_in(&server, &server.manager).await;
     for endpoint in ["earn", "redeem"] {
         let (_, err) = refused(
-            client
+            manager
                 .change(
                     endpoint,
                     &[
                         ("external_id", &theirs),
                         ("points", "10"),
+                        ("note", "moved over"),
                         ("idempotency_key", endpoint),
                     ],
                 )
@@ -397,11 +414,11 @@ async fn the_api_takes_json_as_well_as_forms() {
     let client = ApiClient::sign_in(&server, &server.clerk).await;
     let member = server.db.member(0).await;
     let body = serde_json::json!({
-        "csrf": client.csrf, "external_id": member, "points": 40, "note": null, "idempotency_key": "json-1"
+        "csrf": client.csrf, "external_id": member, "amount": "40", "sold_at": null, "idempotency_key": "json-1"
     });
     let response = client
         .http
-        .post(format!("{}/api/earn", server.url))
+        .post(format!("{}/api/earn_sale", server.url))
         .header(COOKIE, &client.cookie)
         .json(&body)
         .send()
@@ -534,10 +551,10 @@ async fn an_earn_whose_client_went_away_is_made_once_and_its_connection_answers_
         async move {
             clerk
                 .change(
-                    "earn",
+                    "earn_sale",
                     &[
                         ("external_id", member.as_str()),
-                        ("points", "5"),
+                        ("amount", "5"),
                         ("idempotency_key", key),
                     ],
                 )
@@ -572,7 +589,7 @@ async fn an_earn_whose_client_went_away_is_made_once_and_its_connection_answers_
         .expect("the first earn reached the row lock");
     first.abort();
     let gone = async {
-        while abandoned(&server, "/api/earn").await == 0 {
+        while abandoned(&server, "/api/earn_sale").await == 0 {
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
     };

@@ -204,15 +204,15 @@ async fn given_a_certificate_the_server_serves_https_only_and_its_session_cookie
         "{cookie}"
     );
 
-    // A signed-in earn over HTTPS, carried out.
+    // A signed-in sale over HTTPS, carried out.
     let member = db.member(10).await;
     let session = ApiClient::sign_in_using(tls.client(), &server.url, &clerk).await;
     let earned = session
         .change(
-            "earn",
+            "earn_sale",
             &[
                 ("external_id", &member),
-                ("points", "5"),
+                ("amount", "5"),
                 ("idempotency_key", "tls-earn-1"),
             ],
         )

@@ -18,21 +18,21 @@ use sqlx::postgres::PgPoolOptions;
 use tokio::sync::{Barrier, Mutex, watch};
 use tokio::time::timeout;
 
-const CLERK_EMAIL: &str = "clerk@faults.example";
-const CLERK_PASSWORD: &str = "clerk-password-1";
+const MANAGER_EMAIL: &str = "manager@faults.example";
+const MANAGER_PASSWORD: &str = "manager-password-1";
 
-/// A signed-in clerk's session, usable from many tasks and across server restarts (sessions live in the
-/// database).
+/// A signed-in manager's session, usable from many tasks and across server restarts (sessions live in the
+/// database): its earns and redeems are adjustments, points typed by hand, which only a manager may make.
 async fn sign_in(url: &str) -> ApiClient {
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
         .build()
         .unwrap();
-    let clerk = Credentials {
-        email: CLERK_EMAIL.into(),
-        password: CLERK_PASSWORD.into(),
+    let manager = Credentials {
+        email: MANAGER_EMAIL.into(),
+        password: MANAGER_PASSWORD.into(),
     };
-    ApiClient::sign_in_using(http, url, &clerk).await
+    ApiClient::sign_in_using(http, url, &manager).await
 }
 
 /// One keyed earn or redeem, as a till sends it.
@@ -68,6 +68,7 @@ async fn send(session: &ApiClient, op: &Op) -> Outcome {
             ("csrf", session.csrf.as_str()),
             ("external_id", &op.member),
             ("points", &points),
+            ("note", "fault drill"),
             ("idempotency_key", &op.key),
         ])
         .send()
@@ -130,10 +131,10 @@ async fn killing_the_server_mid_load_loses_no_acknowledged_change_and_doubles_no
     app::auth::db::create_staff(
         &db.owner,
         db.program_id,
-        CLERK_EMAIL,
-        "Fault Clerk",
-        Role::Clerk,
-        CLERK_PASSWORD,
+        MANAGER_EMAIL,
+        "Fault Manager",
+        Role::Manager,
+        MANAGER_PASSWORD,
     )
     .await
     .unwrap();
@@ -371,6 +372,7 @@ async fn earn(session: &ApiClient, member: &str, key: &str) -> reqwest::Result<r
             ("csrf", session.csrf.as_str()),
             ("external_id", member),
             ("points", "3"),
+            ("note", "fault drill"),
             ("idempotency_key", key),
         ])
         .send()
@@ -398,7 +400,7 @@ async fn with_postgres_stopped_requests_fail_fast_with_unavailable_and_recover_w
         .unwrap()
         .port();
     let mut cluster = Cluster::start(&root, port).await;
-    // The server applies the migrations; the program and its clerk are made after.
+    // The server applies the migrations; the program and its manager are made after.
     let server = ServerProcess::start(env!("CARGO_BIN_EXE_server"), &cluster.url(), &[]).await;
     let owner: PgPool = PgPoolOptions::new()
         .max_connections(2)
@@ -409,10 +411,10 @@ async fn with_postgres_stopped_requests_fail_fast_with_unavailable_and_recover_w
     app::auth::db::create_staff(
         &owner,
         program_id,
-        CLERK_EMAIL,
-        "Fault Clerk",
-        Role::Clerk,
-        CLERK_PASSWORD,
+        MANAGER_EMAIL,
+        "Fault Manager",
+        Role::Manager,
+        MANAGER_PASSWORD,
     )
     .await
     .unwrap();

@@ -35,26 +35,29 @@ async fn healthz_says_ok_while_the_database_answers() {
 #[tokio::test]
 async fn metrics_count_requests_by_route_and_api_outcomes_by_error_code() {
     let server = TestServer::start().await;
-    let clerk = ApiClient::sign_in(&server, &server.clerk).await;
+    // A manager's adjustments: points typed by hand, with a reason.
+    let staff = ApiClient::sign_in(&server, &server.manager).await;
     let member = server.db.member(10).await;
 
-    let earned = clerk
+    let earned = staff
         .change(
             "earn",
             &[
                 ("external_id", &member),
                 ("points", "5"),
+                ("note", "observed"),
                 ("idempotency_key", "obs-earn-1"),
             ],
         )
         .await;
     assert_eq!(earned.status(), StatusCode::OK);
-    let refused = clerk
+    let refused = staff
         .change(
             "redeem",
             &[
                 ("external_id", &member),
                 ("points", "500"),
+                ("note", "observed"),
                 ("idempotency_key", "obs-redeem-1"),
             ],
         )
@@ -66,13 +69,14 @@ async fn metrics_count_requests_by_route_and_api_outcomes_by_error_code() {
         .build()
         .unwrap()
         .post(format!("{}/api/redeem", server.url))
-        .header(COOKIE, &clerk.cookie)
+        .header(COOKIE, &staff.cookie)
         .header(ACCEPT, "text/html")
         .header("referer", format!("{}/member/{member}", server.url))
         .form(&[
-            ("csrf", clerk.csrf.as_str()),
+            ("csrf", staff.csrf.as_str()),
             ("external_id", &member),
             ("points", "500"),
+            ("note", "observed"),
             ("idempotency_key", "obs-redeem-2"),
         ])
         .send()
@@ -83,9 +87,9 @@ async fn metrics_count_requests_by_route_and_api_outcomes_by_error_code() {
         "{}",
         form_post.status()
     );
-    let page = clerk.get(&format!("/member/{member}")).await;
+    let page = staff.get(&format!("/member/{member}")).await;
     assert_eq!(page.status(), StatusCode::OK);
-    let unknown = clerk.change("no_such_function_9f3a", &[]).await;
+    let unknown = staff.change("no_such_function_9f3a", &[]).await;
     assert!(unknown.status().is_client_error() || unknown.status().is_server_error());
 
     let text = metrics(&server.url).await;

@@ -15,7 +15,7 @@ use uuid::Uuid;
 #[tokio::test]
 async fn race_test_two_redeems_of_the_whole_balance_one_succeeds() {
     let db = TestDb::new().await;
-    let till = Till::clerk(&db).await;
+    let till = Till::manager(&db).await;
     let member = db.member(100).await;
     let barrier = Arc::new(Barrier::new(2));
     let tasks: Vec<_> = (0..2)
@@ -44,7 +44,7 @@ async fn race_test_two_redeems_of_the_whole_balance_one_succeeds() {
 #[tokio::test]
 async fn insufficient_funds_says_the_balance_and_changes_nothing() {
     let db = TestDb::new().await;
-    let till = Till::clerk(&db).await;
+    let till = Till::manager(&db).await;
     let member = db.member(40).await;
     let rows = db.ledger_rows().await;
     let err = till.redeem(&member, 41).await.unwrap_err();
@@ -60,7 +60,7 @@ async fn insufficient_funds_says_the_balance_and_changes_nothing() {
 #[tokio::test]
 async fn earn_and_redeem_record_the_balance_after_each_change_and_who_made_it() {
     let db = TestDb::new().await;
-    let till = Till::clerk(&db).await;
+    let till = Till::manager(&db).await;
     let member = db.member(0).await;
     let earned = till.earn(&member, 120).await.unwrap();
     assert_eq!(earned.new_balance, 120);
@@ -82,7 +82,7 @@ async fn storm_of_concurrent_earns_and_redeems_keeps_every_promise() {
     const TASKS: usize = 64;
     const OPS: usize = 40;
     let db = TestDb::with_pool_size(32).await;
-    let till = Till::clerk(&db).await;
+    let till = Till::manager(&db).await;
     let mut members = Vec::new();
     for _ in 0..5 {
         members.push(db.member(50).await);
@@ -184,7 +184,7 @@ async fn storm_of_concurrent_earns_and_redeems_keeps_every_promise() {
 #[tokio::test]
 async fn zero_negative_null_and_huge_amounts_are_refused_and_change_nothing() {
     let db = TestDb::new().await;
-    let till = Till::clerk(&db).await;
+    let till = Till::manager(&db).await;
     let member = db.member(100).await;
     let rows = db.ledger_rows().await;
     for tx_type in [TxType::Earn, TxType::Redeem] {
@@ -223,7 +223,7 @@ async fn zero_negative_null_and_huge_amounts_are_refused_and_change_nothing() {
 #[tokio::test]
 async fn a_balance_cannot_overflow() {
     let db = TestDb::new().await;
-    let till = Till::clerk(&db).await;
+    let till = Till::manager(&db).await;
     let member = db.member(0).await;
     sqlx::query("update passes_master set points = 2147483000 where external_id = $1")
         .bind(&member)
@@ -262,7 +262,7 @@ async fn unknown_and_wrongly_cased_types_are_refused_and_change_nothing() {
 #[tokio::test]
 async fn another_programs_member_is_not_found_and_keeps_their_points() {
     let db = TestDb::new().await;
-    let till = Till::clerk(&db).await;
+    let till = Till::manager(&db).await;
     let other = server::testkit::new_program(&db.owner, "Other program").await;
     let theirs = server::testkit::member_of(&db.owner, other, 80).await;
     for tx_type in [TxType::Earn, TxType::Redeem] {
@@ -277,7 +277,7 @@ async fn another_programs_member_is_not_found_and_keeps_their_points() {
 #[tokio::test]
 async fn a_replayed_request_applies_once_and_answers_as_the_first_did() {
     let db = TestDb::new().await;
-    let till = Till::clerk(&db).await;
+    let till = Till::manager(&db).await;
     let member = db.member(100).await;
     let req = PointsRequest {
         idempotency_key: Some("till-3/receipt-881"),
@@ -298,7 +298,7 @@ async fn a_replayed_request_applies_once_and_answers_as_the_first_did() {
 #[tokio::test]
 async fn a_retry_is_answered_as_the_first_call_even_when_it_would_now_be_refused() {
     let db = TestDb::new().await;
-    let till = Till::clerk(&db).await;
+    let till = Till::manager(&db).await;
     let member = db.member(100).await;
     let redeem_all = PointsRequest {
         idempotency_key: Some("till-1/receipt-7"),
@@ -334,7 +334,7 @@ async fn a_retry_is_answered_as_the_first_call_even_when_it_would_now_be_refused
 #[tokio::test]
 async fn a_key_reused_for_a_different_request_is_refused() {
     let db = TestDb::new().await;
-    let till = Till::clerk(&db).await;
+    let till = Till::manager(&db).await;
     let member = db.member(100).await;
     let other_member = db.member(100).await;
     let key = Some("key-1");
@@ -370,7 +370,7 @@ async fn a_key_reused_for_a_different_request_is_refused() {
 async fn thirty_two_concurrent_calls_with_one_key_apply_once() {
     const TASKS: usize = 32;
     let db = TestDb::with_pool_size(32).await;
-    let till = Till::clerk(&db).await;
+    let till = Till::manager(&db).await;
     let member = db.member(0).await;
     let rows = db.ledger_rows().await;
     let barrier = Arc::new(Barrier::new(TASKS));
@@ -405,7 +405,7 @@ async fn thirty_two_concurrent_calls_with_one_key_apply_once() {
 async fn one_key_raced_across_two_members_applies_to_one_only() {
     const TASKS: usize = 16;
     let db = TestDb::with_pool_size(16).await;
-    let till = Till::clerk(&db).await;
+    let till = Till::manager(&db).await;
     let members = [db.member(0).await, db.member(0).await];
     let barrier = Arc::new(Barrier::new(TASKS));
     let tasks: Vec<_> = (0..TASKS)
@@ -444,7 +444,7 @@ fn late_earn<'a>(member: &'a str, key: &'a str, sold_at: DateTime<Utc>) -> Point
 #[tokio::test]
 async fn a_late_earn_keeps_the_time_of_its_sale_beside_the_time_it_was_recorded() {
     let db = TestDb::new().await;
-    let till = Till::clerk(&db).await;
+    let till = Till::manager(&db).await;
     let member = db.member(0).await;
     let sold_at = Utc::now() - TimeDelta::hours(30);
     let receipt = till
@@ -493,7 +493,7 @@ async fn a_late_earn_keeps_the_time_of_its_sale_beside_the_time_it_was_recorded(
 #[tokio::test]
 async fn a_sale_in_the_future_or_older_than_the_programs_limit_is_refused_and_changes_nothing() {
     let db = TestDb::new().await;
-    let till = Till::clerk(&db).await;
+    let till = Till::manager(&db).await;
     let member = db.member(100).await;
     let rows = db.ledger_rows().await;
     let refused = [
@@ -547,7 +547,7 @@ async fn a_sale_in_the_future_or_older_than_the_programs_limit_is_refused_and_ch
 #[tokio::test]
 async fn a_late_earn_sent_again_is_answered_as_the_first_even_once_past_the_limit() {
     let db = TestDb::new().await;
-    let till = Till::clerk(&db).await;
+    let till = Till::manager(&db).await;
     let member = db.member(0).await;
     let earn = late_earn(&member, "till-4/offline-9", Utc::now() - TimeDelta::days(3));
     let first = till.apply(&earn).await.unwrap();
@@ -580,7 +580,7 @@ async fn a_late_earn_sent_again_is_answered_as_the_first_even_once_past_the_limi
 async fn a_queue_replayed_twice_at_once_applies_each_earn_once() {
     const EARNS: usize = 20;
     let db = TestDb::with_pool_size(8).await;
-    let tills = Till::clerks(&db, 2).await;
+    let tills = Till::managers(&db, 2).await;
     let member = db.member(0).await;
     let sold_at = Utc::now() - TimeDelta::hours(2);
     let keys: Arc<Vec<String>> = Arc::new((0..EARNS).map(|n| format!("till-7/{n}")).collect());

@@ -144,7 +144,7 @@ async fn race_test_a_limit_of_one_a_day_ten_redeems_of_one_member_at_once_one_go
 async fn a_retry_is_answered_as_the_first_call_even_once_the_stock_is_gone() {
     let db = TestDb::new().await;
     let manager = Till::manager(&db).await;
-    let till = Till::clerk(&db).await;
+    let till = Till::manager(&db).await;
     let coffee = manager
         .add_reward("Coffee", 25, Some(1), None)
         .await

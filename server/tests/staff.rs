@@ -45,13 +45,14 @@ async fn sign_in_status(server: &TestServer, who: &Credentials) -> (StatusCode, 
     .await
 }
 
+/// A clerk's earn: a sale of 5.00, five points at the default rate.
 async fn earn(clerk: &ApiClient, member: &str) -> reqwest::Response {
     clerk
         .change(
-            "earn",
+            "earn_sale",
             &[
                 ("external_id", member),
-                ("points", "5"),
+                ("amount", "5"),
                 ("idempotency_key", &Uuid::new_v4().to_string()),
             ],
         )

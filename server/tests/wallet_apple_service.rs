@@ -104,7 +104,7 @@ async fn configured(identity: &TestPassIdentity) -> TestServer {
 async fn a_phone_registers_learns_of_each_change_and_fetches_the_new_balance() {
     let identity = TestPassIdentity::generate();
     let server = configured(&identity).await;
-    let till = Till::clerk(&server.db).await;
+    let till = Till::manager(&server.db).await;
     let member = server.db.member(10).await;
     let (serial, token) = pass_of(&server, &member).await;
     let phone = Phone::new(&server, "device-a1");

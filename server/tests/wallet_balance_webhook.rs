@@ -66,7 +66,7 @@ async fn undelivered(db: &TestDb) -> i64 {
 #[tokio::test]
 async fn every_balance_change_is_sent_with_its_balance_and_version_once() {
     let db = TestDb::new().await;
-    let till = Till::clerk(&db).await;
+    let till = Till::manager(&db).await;
     devices::set_channels(&db.app, &[Channel::Webhook])
         .await
         .unwrap();

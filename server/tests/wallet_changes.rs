@@ -30,7 +30,7 @@ async fn deliveries(db: &TestDb) -> Vec<(i64, String)> {
 #[tokio::test]
 async fn every_balance_change_is_written_with_its_version_and_a_refusal_writes_none() {
     let db = TestDb::new().await;
-    let till = Till::clerk(&db).await;
+    let till = Till::manager(&db).await;
     let member = db.member(0).await;
     assert_eq!(
         changes(&db, &member).await,
@@ -71,7 +71,7 @@ async fn every_balance_change_is_written_with_its_version_and_a_refusal_writes_n
 #[tokio::test]
 async fn deliveries_are_queued_for_the_channels_switched_on_only() {
     let db = TestDb::new().await;
-    let till = Till::clerk(&db).await;
+    let till = Till::manager(&db).await;
     let member = db.member(0).await;
     assert_eq!(
         deliveries(&db).await,
@@ -116,7 +116,7 @@ async fn deliveries_are_queued_for_the_channels_switched_on_only() {
 #[tokio::test]
 async fn devices_register_with_the_pass_token_and_are_told_which_passes_changed() {
     let db = TestDb::new().await;
-    let till = Till::clerk(&db).await;
+    let till = Till::manager(&db).await;
     let member = db.member(0).await;
     let other = db.member(0).await;
     let pass = devices::pass_of_member(&db.app, db.program_id, &member)
@@ -236,7 +236,7 @@ async fn the_servers_role_cannot_write_changes_or_registrations_by_hand() {
 #[tokio::test]
 async fn a_change_that_commits_after_a_later_one_is_still_told_to_the_phone() {
     let db = TestDb::new().await;
-    let till = Till::clerk(&db).await;
+    let till = Till::manager(&db).await;
     let (first, second) = (db.member(0).await, db.member(0).await);
     let phone = "phone-2";
     let push = "cd34".repeat(8);

@@ -254,7 +254,7 @@ async fn balance_changes_reach_googles_api_through_the_outbox() {
     let account = ServiceAccount::generate();
     let (api, url) = google_api(&account).await;
     let db = TestDb::new().await;
-    let till = Till::clerk(&db).await;
+    let till = Till::manager(&db).await;
     devices::set_channels(&db.app, &[Channel::Google])
         .await
         .unwrap();

@@ -164,7 +164,7 @@ async fn a_change_reaches_every_device_through_failures_and_a_gone_device_is_rem
     let tls = TestTls::generate();
     let (service, url) = push_service(&identity, &tls, 3).await;
     let db = TestDb::new().await;
-    let till = Till::clerk(&db).await;
+    let till = Till::manager(&db).await;
     devices::set_channels(&db.app, &[Channel::Apple])
         .await
         .unwrap();

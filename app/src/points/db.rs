@@ -1,4 +1,5 @@
-//! Earning and redeeming: the only way in is `process_membership_transaction`.
+//! Earning and redeeming: points typed by hand go through `adjust_points` (managers, with a reason), a sale
+//! through `earn_from_sale`; both end in `process_membership_transaction`.
 
 use chrono::{DateTime, Utc};
 use loyalty_core::wire::{PointsReceipt, TxType};
@@ -7,12 +8,13 @@ use loyalty_core::{LoyaltyError, Result};
 use crate::db::{CounterPool, RpcAnswer};
 use crate::session::SessionKey;
 
-/// One earn or redeem, as the point of sale asks for it.
+/// One earn or redeem of points typed by hand: a manager's adjustment.
 #[derive(Debug, Clone)]
 pub struct PointsRequest<'a> {
     pub external_id: &'a str,
     pub tx_type: TxType,
     pub points: i64,
+    /// Why the balance is adjusted: required, 3 to 500 characters.
     pub note: Option<&'a str>,
     /// Makes retries of this request apply once.
     pub idempotency_key: Option<&'a str>,
@@ -21,8 +23,9 @@ pub struct PointsRequest<'a> {
     pub sold_at: Option<DateTime<Utc>>,
 }
 
-/// Applies an earn or a redeem as the staff member of a session, checked in the same statement, under the
-/// member's row lock; a redeem never drives the balance below zero.
+/// Applies an adjustment as the staff member of a session, checked in the same statement, under the member's row
+/// lock: the database refuses anyone but a manager, and an adjustment without a reason; a redeem never drives the
+/// balance below zero.
 pub async fn apply_points(
     db: &CounterPool,
     session: &SessionKey,
@@ -33,7 +36,7 @@ pub async fn apply_points(
     let row = session
         .query(
             crate::in_session!(
-                "public.process_membership_transaction($1, $6, $7, $8, $9, $10, s.staff_id, $11)"
+                "public.adjust_points($1, $6, $7, $8, $9, $10, s.staff_id, $11)"
             ),
             csrf,
         )

@@ -49,6 +49,18 @@ impl Till {
         signing_in.join_all().await
     }
 
+    /// `count` new managers of the database's program, each signed in: tills that race each other with
+    /// adjustments, points typed by hand.
+    pub async fn managers(db: &TestDb, count: usize) -> Vec<Self> {
+        let mut signing_in = tokio::task::JoinSet::new();
+        for _ in 0..count {
+            let (_, manager) = db.staff(db.program_id, Role::Manager).await;
+            let (pool, counter) = (db.app.clone(), db.counter.clone());
+            signing_in.spawn(async move { Self::open(pool, counter, &manager).await });
+        }
+        signing_in.join_all().await
+    }
+
     /// `who`, a staff member of the database (a [`super::TestServer`]'s clerk, say), signed in.
     pub async fn sign_in(db: &TestDb, who: &Credentials) -> Self {
         Self::open(db.app.clone(), db.counter.clone(), who).await
@@ -68,18 +80,18 @@ impl Till {
         }
     }
 
-    /// An earn or a redeem, as the point of sale sends it once its amount is read.
+    /// An adjustment, points added or taken by hand with a reason: a manager's to make.
     pub async fn apply(&self, request: &PointsRequest<'_>) -> Result<PointsReceipt> {
         app::points::db::apply_points(&self.counter, &self.session, &self.csrf, request).await
     }
 
-    /// Earns `points` for the member, with no note and no idempotency key.
+    /// Adds `points` for the member by hand (a manager's adjustment), with no idempotency key.
     pub async fn earn(&self, external_id: &str, points: i64) -> Result<PointsReceipt> {
         self.apply(&points_request(external_id, TxType::Earn, points))
             .await
     }
 
-    /// Redeems `points` of the member, with no note and no idempotency key.
+    /// Takes `points` of the member by hand (a manager's adjustment), with no idempotency key.
     pub async fn redeem(&self, external_id: &str, points: i64) -> Result<PointsReceipt> {
         self.apply(&points_request(external_id, TxType::Redeem, points))
             .await
@@ -157,13 +169,16 @@ impl Till {
     }
 }
 
-/// An earn or a redeem of `points` with no note, no idempotency key and no time of sale.
+/// The reason [`points_request`] gives.
+pub const REASON: &str = "counted by hand";
+
+/// An adjustment of `points` with its reason ([`REASON`]), no idempotency key and no time of sale.
 pub fn points_request(external_id: &str, tx_type: TxType, points: i64) -> PointsRequest<'_> {
     PointsRequest {
         external_id,
         tx_type,
         points,
-        note: None,
+        note: Some(REASON),
         idempotency_key: None,
         sold_at: None,
     }

@@ -17,7 +17,7 @@ async fn summed_days_give_the_sums_the_rows_give_and_are_summed_once() {
     let db = TestDb::with_pool_size(TASKS as u32).await;
     let seeded = seeded_history(&db).await;
     let member = &seeded.members[0];
-    let till = Till::clerk(&db).await;
+    let till = Till::manager(&db).await;
     for points in [5, 6, 7] {
         till.earn(member, points).await.unwrap();
     }

@@ -231,7 +231,7 @@ async fn earn_in(tx: &mut PgConnection, program_id: Uuid, member: &str, points: 
 #[tokio::test]
 async fn keyset_pages_over_300_rows_with_shared_timestamps_skip_and_repeat_nothing() {
     let db = TestDb::new().await;
-    let till = Till::clerk(&db).await;
+    let till = Till::manager(&db).await;
     let members = [db.member(0).await, db.member(0).await];
     let earn = |i: usize| (members[i % 2].as_str(), (i % 9 + 1) as i64);
     // Rows made in one database transaction share its now(): 200 rows at one instant, 40 at another. The

@@ -110,7 +110,7 @@ async fn a_void_is_a_linked_compensating_entry_that_restores_the_balance() {
         )
         .await;
     let member = db.member(100).await;
-    let till = Till::clerk(&db).await;
+    let till = Till::manager(&db).await;
     let earned = transact(&till, &member, 50, TxType::Earn).await;
     assert_eq!(db.balance(&member).await, 150);
 
@@ -166,7 +166,7 @@ async fn a_void_is_a_linked_compensating_entry_that_restores_the_balance() {
 async fn refused_voids_say_why_and_write_nothing() {
     let db = TestDb::new().await;
     let member = db.member(0).await;
-    let till = Till::clerk(&db).await;
+    let till = Till::manager(&db).await;
     let earned = transact(&till, &member, 50, TxType::Earn).await;
     let spent = transact(&till, &member, 40, TxType::Redeem).await;
 

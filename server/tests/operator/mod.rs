@@ -304,8 +304,9 @@ pub struct Tally {
     pub replayed: usize,
 }
 
-/// Earns `points` for `member` under `key`, sending it again with the same key whenever no answer came (a
-/// connection reset, say), as a till does; the answer, once one comes.
+/// Earns `points` for `member` under `key`, as a sale of as many units at the default rate, sending it again
+/// with the same key whenever no answer came (a connection reset, say), as a till does; the answer, once one
+/// comes.
 pub async fn earn(
     till: &ApiClient,
     member: &str,
@@ -319,12 +320,13 @@ pub async fn earn(
         assert!(Instant::now() < deadline, "no answer to {key} for a minute");
         let sent = till
             .http
-            .post(format!("{}/api/earn", till.url))
+            .post(format!("{}/api/earn_sale", till.url))
             .header(COOKIE, &till.cookie)
             .form(&[
                 ("csrf", till.csrf.as_str()),
                 ("external_id", member),
-                ("points", &points),
+                // A sale of whole units: a program of the default rate earns one point per unit.
+                ("amount", &points),
                 ("idempotency_key", key),
             ])
             .send()
