@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The counter terminal through an outage, end to end: the real target/debug/tui in an 80x24 tmux window and the
 # real target/debug/server on an embedded cluster of its own. The clerk signs in; the server is stopped; the
-# clerk takes 20 earns, which wait in the journal; a second terminal on the journal is refused; the terminal is
+# clerk records 20 sales, which wait in the journal; a second terminal on the journal is refused; the terminal is
 # killed with kill -9 and started again; the server is started again; the clerk signs in, and the database must
 # hold the 20 earns exactly once each, with the right balance and the time of each sale.
 #
@@ -152,14 +152,15 @@ ok "the server is stopped"
 step "the terminal sees the server gone" "○ Server unreachable"
 step "the pass opens offline, without a lookup" "not looked up: the server cannot be reached" "$member" Enter
 step "a redeem needs the server and says so" "Offline: a redeem needs the server" "r"
+step "so does a reward" "Offline: a reward needs the server" "1"
 
 expected=0
 for n in $(seq 1 20); do
     expected=$((expected + n))
     waiting="$n earns waiting"
     [ "$n" = 1 ] && waiting="1 earn waiting"
-    send "e" "$n" Enter Enter
-    if ! shows "Queued: Earn $n points for $member," || ! shows "○ Offline: $waiting │"; then
+    send "s" "$n" Enter Enter
+    if ! shows "Queued: Record a sale of $n for $member," || ! shows "○ Offline: $waiting │"; then
         not_ok "earn $n is queued"
         finish
     fi

@@ -141,7 +141,7 @@ step "the ledger lists the reward" "Redeem       -45       75"
 step "the ledger lists the sale" "Earn        +120      120"
 step "a reward over the balance names the balance" "Not enough points: the balance is 75 points." "2" Enter
 step "a sale in cents asks to confirm" "Record a sale of 12.50 for $member?" "s" "12.50" Enter
-step "the cents earn nothing" "12 points earned for $member (12.50 EUR -> 12 points" Enter
+step "the cents are rounded down" "12 points earned for $member (12.50 EUR -> 12 points" Enter
 step "the second sale is on the balance" "Balance  87 points"
 step "points typed by hand are a manager's" "Points typed by hand are a manager's adjustment" "e" "5" Enter Enter
 claimed_day=$(sql <<<"select to_char(c.claimed_at at time zone p.time_zone, 'FMDD Mon YYYY')

@@ -173,8 +173,18 @@ pub fn AdjustBalance(
     use leptos::prelude::*;
     let pending = move || earn.pending().get() || redeem.pending().get();
     let forms = [
-        ("earn", "Points to add", "Add points", format!("{form_key}-earn")),
-        ("redeem", "Points to take", "Take points", format!("{form_key}-redeem")),
+        (
+            "earn",
+            "Points to add",
+            "Add points",
+            format!("{form_key}-earn"),
+        ),
+        (
+            "redeem",
+            "Points to take",
+            "Take points",
+            format!("{form_key}-redeem"),
+        ),
     ];
     let [earn_form, redeem_form] = forms.map(|(kind, label, button, key)| {
         let points_id = format!("{kind}-points");

@@ -90,7 +90,10 @@ async fn an_adjustment_records_its_reason_its_manager_and_its_mark() {
             .unwrap();
     assert_eq!(
         (description.as_deref(), staff_id),
-        (Some("coffee machine broken, refunded"), Some(manager.staff.id))
+        (
+            Some("coffee machine broken, refunded"),
+            Some(manager.staff.id)
+        )
     );
     assert!(is_adjustment(&db, taken.transaction_id).await);
     // Sent again, it is the same adjustment, once.
@@ -169,10 +172,7 @@ async fn over_http_only_a_manager_adjusts_and_says_why() {
         )
         .await;
     let (status, body) = refused(no_reason).await;
-    assert_eq!(
-        (status.as_u16(), body),
-        (422, LoyaltyError::ReasonRequired)
-    );
+    assert_eq!((status.as_u16(), body), (422, LoyaltyError::ReasonRequired));
     let adjusted = manager
         .change(
             "redeem",

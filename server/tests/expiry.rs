@@ -270,7 +270,8 @@ async fn the_programs_numbers_add_up_to_its_ledger() {
     assert_eq!(numbers.outstanding, 140 + 7);
     assert_eq!(numbers.expiring, None);
     assert_eq!(numbers.rewards, vec![("Coffee".to_owned(), 1)]);
-    let sum = |of: fn(&app::numbers::MonthPoints) -> i64| numbers.months.iter().map(of).sum::<i64>();
+    let sum =
+        |of: fn(&app::numbers::MonthPoints) -> i64| numbers.months.iter().map(of).sum::<i64>();
     // The opening balance is an earn; the 150 typed by hand are a manager's adjustments.
     assert_eq!(
         (sum(|m| m.earned), sum(|m| m.redeemed), sum(|m| m.adjusted)),

@@ -219,6 +219,7 @@ async fn a_manager_sets_the_time_zone_and_the_history_names_it() {
             &[
                 ("external_id", member.as_str()),
                 ("points", "2"),
+                ("note", "opening gift"),
                 ("idempotency_key", "zone-earn"),
             ],
         )

@@ -33,6 +33,16 @@ async fn settle(app: &mut App, client: &Client, commands: Vec<Command>) {
     settle_with(app, client, None, commands).await;
 }
 
+/// A reward of `cost` points in the server's catalog, added by its manager: its name.
+async fn coffee(server: &TestServer, cost: i64) -> &'static str {
+    server::testkit::Till::sign_in(&server.db, &server.manager)
+        .await
+        .add_reward("Coffee", cost, None, None)
+        .await
+        .unwrap();
+    "Coffee"
+}
+
 async fn claimed_at(server: &TestServer, code: &str) -> chrono::DateTime<chrono::Utc> {
     sqlx::query_scalar("select claimed_at from claim_codes where code = $1")
         .bind(code)
@@ -164,7 +174,7 @@ async fn unknown_codes_and_passes_are_refused() {
         client.member("MBR-ZZZZ9999").await.unwrap_err(),
         LoyaltyError::MemberNotFound
     );
-    let earn = PointsRequest::new(TxType::Earn, "MBR-ZZZZ9999", 10);
+    let earn = PointsRequest::sale("MBR-ZZZZ9999", "10");
     assert_eq!(
         client.points(&earn).await.unwrap_err(),
         LoyaltyError::MemberNotFound
@@ -204,7 +214,7 @@ async fn over_https_the_terminal_works_when_it_trusts_the_stores_ca_and_says_why
         .unwrap();
     let member = server.db.member(5).await;
     let earned = client
-        .points(&PointsRequest::new(TxType::Earn, &member, 20))
+        .points(&PointsRequest::sale(&member, "20"))
         .await
         .unwrap();
     assert_eq!((earned.new_balance, earned.replayed), (25, false));
@@ -212,9 +222,13 @@ async fn over_https_the_terminal_works_when_it_trusts_the_stores_ca_and_says_why
 }
 
 #[tokio::test]
-async fn earning_and_redeeming_move_the_balance_and_the_ledger() {
+async fn a_managers_adjustments_move_the_balance_and_the_ledger_with_their_reasons() {
     let server = TestServer::start().await;
-    let client = signed_in(&server).await;
+    let client = Client::new(&server.url).unwrap();
+    client
+        .sign_in(&server.manager.email, &server.manager.password)
+        .await
+        .unwrap();
     let member = client.enrol().await.unwrap();
     assert!(member.external_id.starts_with("MBR-"), "{member:?}");
 
@@ -230,7 +244,8 @@ async fn earning_and_redeeming_move_the_balance_and_the_ledger() {
         ),
         (TxType::Earn, 120, 120, false)
     );
-    let redeem = PointsRequest::new(TxType::Redeem, &member.external_id, 45);
+    let mut redeem = PointsRequest::new(TxType::Redeem, &member.external_id, 45);
+    redeem.note = Some("returned a mug".to_owned());
     let redeemed = client.points(&redeem).await.unwrap();
     assert_eq!(
         (
@@ -260,7 +275,7 @@ async fn earning_and_redeeming_move_the_balance_and_the_ledger() {
     assert_eq!(
         rows,
         vec![
-            (TxType::Redeem, 45, 75, None),
+            (TxType::Redeem, 45, 75, Some("returned a mug")),
             (TxType::Earn, 120, 120, Some("birthday")),
         ],
         "newest first"
@@ -339,13 +354,15 @@ async fn a_sale_and_a_reward_go_through_the_programs_rules() {
 }
 
 #[tokio::test]
-async fn a_redeem_over_the_balance_names_the_balance_and_changes_nothing() {
+async fn a_reward_over_the_balance_names_the_balance_and_changes_nothing() {
     let server = TestServer::start().await;
+    coffee(&server, 50).await;
     let client = signed_in(&server).await;
     let member = server.db.member(40).await;
     let rows = server.db.ledger_rows().await;
+    let reward = client.rewards().await.unwrap().remove(0);
     let err = client
-        .points(&PointsRequest::new(TxType::Redeem, &member, 50))
+        .points(&PointsRequest::reward(&member, &reward))
         .await
         .unwrap_err();
     assert_eq!(err, LoyaltyError::InsufficientFunds { balance: 40 });
@@ -363,7 +380,7 @@ async fn the_same_request_twice_is_replayed_and_applied_once() {
     let client = signed_in(&server).await;
     let member = server.db.member(100).await;
     let rows = server.db.ledger_rows().await;
-    let earn = PointsRequest::new(TxType::Earn, &member, 30);
+    let earn = PointsRequest::sale(&member, "30");
     let first = client.points(&earn).await.unwrap();
     let second = client.points(&earn).await.unwrap();
     assert!(!first.replayed);
@@ -378,6 +395,7 @@ async fn the_same_request_twice_is_replayed_and_applied_once() {
 #[tokio::test]
 async fn a_retry_after_a_dropped_answer_applies_once_and_says_so() {
     let server = TestServer::start().await;
+    let reward = coffee(&server, 30).await;
     let member = server.db.member(100).await;
     let proxy = Proxy::start(server.url.trim_start_matches("http://").parse().unwrap()).await;
     let client = Client::new(&proxy.url).unwrap();
@@ -395,9 +413,7 @@ async fn a_retry_after_a_dropped_answer_applies_once_and_says_so() {
     settle(&mut app, &client, commands).await;
     assert_eq!(app.counter.member().map(|m| m.points), Some(100));
 
-    type_text(&mut app, "r");
-    type_text(&mut app, "30");
-    press(&mut app, KeyCode::Enter);
+    type_text(&mut app, "1");
     let commands = press(&mut app, KeyCode::Enter);
     let Some(Command::Points { request, .. }) = commands.first().cloned() else {
         panic!("expected the redeem to go out, got {commands:?}");
@@ -416,7 +432,9 @@ async fn a_retry_after_a_dropped_answer_applies_once_and_says_so() {
     );
     assert_eq!(
         notice(&app),
-        "No answer to \"Redeem 30 points\": it may or may not have gone through."
+        format!(
+            "No answer to \"Redeem {reward} (30 points)\": it may or may not have gone through."
+        )
     );
     assert_eq!(
         server.db.balance(&member).await,
@@ -438,7 +456,7 @@ async fn a_retry_after_a_dropped_answer_applies_once_and_says_so() {
     assert_eq!(
         notice(&app),
         format!(
-            "The first attempt had gone through: 30 points redeemed for {member}, once. Balance 70 points."
+            "The first attempt had gone through: 30 points redeemed for {member} ({reward}), once. Balance 70 points."
         )
     );
     assert_eq!(server.db.balance(&member).await, 70, "applied once");
@@ -455,17 +473,17 @@ async fn a_retry_after_a_dropped_answer_applies_once_and_says_so() {
 #[tokio::test]
 async fn a_retry_of_a_request_that_never_arrived_applies_it_now() {
     let server = TestServer::start().await;
+    let reward = coffee(&server, 30).await;
     let member = server.db.member(100).await;
     let client = signed_in(&server).await;
     let mut app = App::new(&server.url);
-    app.update(Event::Api(ApiEvent::SignedIn(client.me().await)));
+    let commands = app.update(Event::Api(ApiEvent::SignedIn(client.me().await)));
+    settle(&mut app, &client, commands).await;
     type_text(&mut app, &member);
     let commands = press(&mut app, KeyCode::Enter);
     settle(&mut app, &client, commands).await;
 
-    type_text(&mut app, "r");
-    type_text(&mut app, "30");
-    press(&mut app, KeyCode::Enter);
+    type_text(&mut app, "1");
     let Some(Command::Points { request, attempt }) = press(&mut app, KeyCode::Enter).pop() else {
         panic!("expected the redeem to go out");
     };
@@ -483,7 +501,7 @@ async fn a_retry_of_a_request_that_never_arrived_applies_it_now() {
     assert_eq!(
         notice(&app),
         format!(
-            "The first attempt had not gone through; now 30 points redeemed for {member}: new balance 70 points."
+            "The first attempt had not gone through; now 30 points redeemed for {member} ({reward}): new balance 70 points."
         )
     );
     assert_eq!(server.db.balance(&member).await, 70);

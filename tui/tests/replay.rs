@@ -64,7 +64,7 @@ async fn an_earn_whose_answer_was_lost_is_queued_and_after_a_restart_applied_onc
         type_text(&mut app, &member);
         let commands = press(&mut app, KeyCode::Enter);
         settle_with(&mut app, &client, Some(&mut journal), commands).await;
-        type_text(&mut app, "e");
+        type_text(&mut app, "s");
         type_text(&mut app, "50");
         press(&mut app, KeyCode::Enter);
         let commands = press(&mut app, KeyCode::Enter);
@@ -76,7 +76,7 @@ async fn an_earn_whose_answer_was_lost_is_queued_and_after_a_restart_applied_onc
         assert_eq!(
             notice(&app),
             format!(
-                "Queued: Earn 50 points for {member}, sent when the server is back (1 earn waiting)."
+                "Queued: Record a sale of 50 for {member}, sent when the server is back (1 earn waiting)."
             )
         );
         assert_eq!(
@@ -135,7 +135,7 @@ async fn earns_queued_while_the_server_was_away_are_applied_once_each_with_their
         "no lookup while offline"
     );
     for amount in ["10", "20", "30"] {
-        type_text(&mut app, "e");
+        type_text(&mut app, "s");
         type_text(&mut app, amount);
         press(&mut app, KeyCode::Enter);
         let commands = press(&mut app, KeyCode::Enter);
@@ -175,7 +175,7 @@ async fn earns_queued_while_the_server_was_away_are_applied_once_each_with_their
         .map(|earn| {
             (
                 earn.idempotency_key.to_string(),
-                earn.points as i32,
+                earn.sale_amount.as_deref().unwrap().parse::<i32>().unwrap(),
                 Some(earn.sold_at),
                 server.clerk.email.clone(),
             )
@@ -213,7 +213,7 @@ async fn earns_queued_while_the_server_was_away_are_applied_once_each_with_their
 }
 
 #[tokio::test]
-async fn the_earn_endpoint_reads_the_time_of_the_sale_and_refuses_one_it_cannot() {
+async fn the_sale_endpoint_reads_the_time_of_the_sale_and_refuses_one_it_cannot() {
     let server = TestServer::start().await;
     let member = server.db.member(0).await;
     let api = ApiClient::sign_in(&server, &server.clerk).await;
@@ -221,10 +221,10 @@ async fn the_earn_endpoint_reads_the_time_of_the_sale_and_refuses_one_it_cannot(
         let (api, member) = (api.clone(), member.clone());
         async move {
             api.change(
-                "earn",
+                "earn_sale",
                 &[
                     ("external_id", member.as_str()),
-                    ("points", "5"),
+                    ("amount", "5"),
                     ("idempotency_key", key),
                     ("sold_at", sold_at.as_str()),
                 ],

@@ -35,9 +35,7 @@ pub async fn apply_points(
     let mut conn = db.get().await?;
     let row = session
         .query(
-            crate::in_session!(
-                "public.adjust_points($1, $6, $7, $8, $9, $10, s.staff_id, $11)"
-            ),
+            crate::in_session!("public.adjust_points($1, $6, $7, $8, $9, $10, s.staff_id, $11)"),
             csrf,
         )
         .bind(req.external_id)
