@@ -187,3 +187,40 @@ async fn over_http_only_a_manager_adjusts_and_says_why() {
     assert_eq!(adjusted.status(), 200);
     assert_eq!(server.db.balance(&member).await, 40);
 }
+
+/// The Numbers page counts adjustments apart from earns and redeems, and a voided adjustment counts for nothing.
+#[tokio::test]
+async fn the_numbers_count_adjustments_apart_and_a_void_takes_one_back() {
+    let db = TestDb::new().await;
+    let manager = Till::manager(&db).await;
+    let clerk = Till::clerk(&db).await;
+    let member = db.member(0).await;
+    clerk.sale(&member, "40", None, None).await.unwrap();
+    let added = manager.earn(&member, 25).await.unwrap();
+    manager.redeem(&member, 5).await.unwrap();
+    let totals = |numbers: &app::numbers::ProgramNumbers| {
+        let sum =
+            |of: fn(&app::numbers::MonthPoints) -> i64| numbers.months.iter().map(of).sum::<i64>();
+        (sum(|m| m.earned), sum(|m| m.redeemed), sum(|m| m.adjusted))
+    };
+    let numbers = app::numbers::db::numbers(&db.app, db.program_id)
+        .await
+        .unwrap();
+    assert_eq!(totals(&numbers), (40, 0, 20));
+
+    app::history::db::void(
+        &db.app,
+        db.program_id,
+        Some(manager.staff.id),
+        added.transaction_id,
+        "entered twice",
+    )
+    .await
+    .unwrap();
+    let numbers = app::numbers::db::numbers(&db.app, db.program_id)
+        .await
+        .unwrap();
+    assert_eq!(totals(&numbers), (40, 0, -5));
+    assert_eq!(db.balance(&member).await, 35);
+    assert!(db.invariant_violations().await.is_empty());
+}
