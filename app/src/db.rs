@@ -71,6 +71,19 @@ impl RpcAnswer {
     }
 }
 
+/// A hardened function's answer to a query that selects it: the answer, or its refusal as the domain's error.
+pub async fn call_function(
+    query: sqlx::query::QueryScalar<
+        '_,
+        sqlx::Postgres,
+        sqlx::types::Json<RpcAnswer>,
+        sqlx::postgres::PgArguments,
+    >,
+    db: &PgPool,
+) -> Result<RpcAnswer, LoyaltyError> {
+    query.fetch_one(db).await.map_err(db_error)?.0.into_result()
+}
+
 /// `err` with the moment it names put on a clock `offset_secs` ahead of UTC.
 fn on_program_clock(mut err: LoyaltyError, offset_secs: Option<i32>) -> LoyaltyError {
     if let (Some(at), Some(offset)) = (

@@ -4,7 +4,7 @@ use loyalty_core::wire::{PointsReceipt, Reward, TxType};
 use loyalty_core::{LoyaltyError, Result};
 use uuid::Uuid;
 
-use crate::db::{PgPool, RpcAnswer, db_error};
+use crate::db::{PgPool, RpcAnswer, call_function, db_error};
 use crate::session::Staff;
 
 /// A reward as a manager's form gives it; no `reward_id` for a new one.
@@ -40,22 +40,9 @@ pub async fn rewards(db: &PgPool, program_id: Uuid) -> Result<Vec<Reward>> {
         .collect())
 }
 
-async fn call(
-    query: sqlx::query::QueryScalar<
-        '_,
-        sqlx::Postgres,
-        sqlx::types::Json<RpcAnswer>,
-        sqlx::postgres::PgArguments,
-    >,
-    db: &PgPool,
-) -> Result<RpcAnswer> {
-    let answer = query.fetch_one(db).await.map_err(db_error)?;
-    answer.0.into_result()
-}
-
 /// Adds or changes a reward; its id.
 pub async fn save_reward(db: &PgPool, by: &Staff, change: &RewardChange<'_>) -> Result<i64> {
-    let answer = call(
+    let answer = call_function(
         sqlx::query_scalar("select public.save_reward($1, $2, $3, $4, $5, $6, $7)")
             .bind(by.program_id)
             .bind(by.id)
@@ -72,7 +59,7 @@ pub async fn save_reward(db: &PgPool, by: &Staff, change: &RewardChange<'_>) -> 
 
 /// Takes a reward out of the catalog.
 pub async fn retire_reward(db: &PgPool, by: &Staff, reward_id: i64) -> Result<()> {
-    call(
+    call_function(
         sqlx::query_scalar("select public.retire_reward($1, $2, $3)")
             .bind(by.program_id)
             .bind(by.id)
@@ -91,7 +78,7 @@ pub async fn redeem_reward(
     reward_id: i64,
     idempotency_key: Option<&str>,
 ) -> Result<PointsReceipt> {
-    let answer = call(
+    let answer = call_function(
         sqlx::query_scalar("select public.redeem_reward($1, $2, $3, $4, $5)")
             .bind(by.program_id)
             .bind(external_id)

@@ -6,7 +6,7 @@ use loyalty_core::{LoyaltyError, Result};
 use uuid::Uuid;
 
 use super::{ProgramRules, Promotion, WEEKDAYS};
-use crate::db::{PgPool, RpcAnswer, db_error};
+use crate::db::{PgPool, call_function, db_error};
 use crate::session::Staff;
 
 /// The program's rules, with the rate in words.
@@ -63,23 +63,11 @@ pub struct RulesChange {
     pub welcome_points_signup: i64,
 }
 
-async fn answer(
-    query: sqlx::query::QueryScalar<
-        '_,
-        sqlx::Postgres,
-        sqlx::types::Json<RpcAnswer>,
-        sqlx::postgres::PgArguments,
-    >,
-    db: &PgPool,
-) -> Result<RpcAnswer> {
-    query.fetch_one(db).await.map_err(db_error)?.0.into_result()
-}
-
 /// Sets the program's rules; the amount is read in the new currency's minor units, by the database.
 pub async fn set_rules(db: &PgPool, by: &Staff, change: &RulesChange) -> Result<()> {
     let minor_units =
         i32::try_from(change.currency_minor_units).map_err(|_| LoyaltyError::InvalidCurrency)?;
-    answer(
+    call_function(
         sqlx::query_scalar(
             "select public.set_program_rules($1, $2, $3, $4, $5,
                         coalesce(public.money_minor($6, least(greatest($4, 0), 3)), 0), $7, $8, $9)",
@@ -223,7 +211,7 @@ impl PromotionChange {
 
 /// Adds a promotion; its id.
 pub async fn save_promotion(db: &PgPool, by: &Staff, p: &PromotionChange) -> Result<i64> {
-    let answer = answer(
+    let answer = call_function(
         sqlx::query_scalar(
             "select public.save_promotion($1, $2, null, $3, $4, $5, $6, $7, $8, $9)",
         )
@@ -248,7 +236,7 @@ pub async fn save_promotion(db: &PgPool, by: &Staff, p: &PromotionChange) -> Res
 
 /// Ends a promotion.
 pub async fn retire_promotion(db: &PgPool, by: &Staff, promotion_id: i64) -> Result<()> {
-    answer(
+    call_function(
         sqlx::query_scalar("select public.retire_promotion($1, $2, $3)")
             .bind(by.program_id)
             .bind(by.id)
@@ -261,7 +249,7 @@ pub async fn retire_promotion(db: &PgPool, by: &Staff, promotion_id: i64) -> Res
 
 /// Turns the program's points expiry on (`months`) or off.
 pub async fn set_points_expiry(db: &PgPool, by: &Staff, months: Option<i64>) -> Result<()> {
-    answer(
+    call_function(
         sqlx::query_scalar("select public.set_points_expiry($1, $2, $3)")
             .bind(by.program_id)
             .bind(by.id)
