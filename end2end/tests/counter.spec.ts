@@ -1,5 +1,16 @@
 import { test, expect } from "@playwright/test";
-import { CLERK, balance, db, hydrated, newMember, newPostcard, screenshot, signIn } from "./support";
+import {
+  CLERK,
+  balance,
+  db,
+  hydrated,
+  newMember,
+  newPostcard,
+  newReward,
+  screenshot,
+  signIn,
+  takenElsewhere,
+} from "./support";
 
 test.afterEach(async ({ page }, testInfo) => {
   await screenshot(page, testInfo);
@@ -41,32 +52,44 @@ test("a postcard is claimed once; scanned again it says when", async ({ page }) 
 
 test("scanning a member pass opens the point of sale; redeeming too much says the balance", async ({ page }) => {
   const client = await db();
-  const member = await newMember(client, 40);
+  const member = await newMember(client, 41);
+  const reward = await newReward(client, "Sandwich", 41);
   await signIn(page, CLERK);
 
   await page.getByLabel("Code").fill(member);
   await page.getByLabel("Code").press("Enter");
   await expect(page).toHaveURL(new RegExp(`/member/${member}$`));
-  await expect(page.locator(".balance-value")).toHaveText("40");
+  await expect(page.locator(".balance-value")).toHaveText("41");
+  await hydrated(page);
 
-  await page.getByLabel("Redeem points").fill("41");
-  await page.getByRole("button", { name: "Redeem" }).click();
+  // Another till takes a point after this page showed the balance: the reward now costs more than it.
+  await takenElsewhere(client, member, 1);
+  await page.getByRole("button", { name: `${reward} · 41 points` }).click();
   await expect(page.getByRole("status")).toContainText("Not enough points: the balance is 40 points.");
   expect(await balance(client, member)).toBe(40);
+  const { rows } = await client.query(
+    "select count(*)::int as n from ledger_details d join rewards r on r.id = d.reward_id where r.name = $1",
+    [reward],
+  );
+  expect(rows[0].n).toBe(0);
+  // The page reads the balance again, and a reward over it cannot be pressed.
+  await expect(page.locator(".balance-value")).toHaveText("40");
+  await expect(page.getByRole("button", { name: `${reward} · 41 points` })).toBeDisabled();
   await client.end();
 });
 
 test("two pages redeeming the whole balance at once: exactly one succeeds", async ({ browser }) => {
   const client = await db();
   const member = await newMember(client, 100);
+  const reward = await newReward(client, "Hamper", 100);
   const pages = await Promise.all([browser.newPage(), browser.newPage()]);
   for (const page of pages) {
     await signIn(page, CLERK);
     await page.goto(`/member/${member}`);
     await hydrated(page);
-    await page.getByLabel("Redeem points").fill("100");
+    await expect(page.getByRole("button", { name: `${reward} · 100 points` })).toBeEnabled();
   }
-  await Promise.all(pages.map((page) => page.getByRole("button", { name: "Redeem" }).click()));
+  await Promise.all(pages.map((page) => page.getByRole("button", { name: `${reward} · 100 points` }).click()));
   const outcomes = await Promise.all(
     pages.map(async (page) => {
       const status = page.getByRole("status");
@@ -74,7 +97,7 @@ test("two pages redeeming the whole balance at once: exactly one succeeds", asyn
       return (await status.textContent()) ?? "";
     }),
   );
-  expect(outcomes.filter((text) => text.includes("Redeemed 100 points")).length).toBe(1);
+  expect(outcomes.filter((text) => text.includes(`Redeemed 100 points for ${reward}.`)).length).toBe(1);
   expect(outcomes.filter((text) => text.includes("Not enough points: the balance is 0 points.")).length).toBe(1);
   expect(await balance(client, member)).toBe(0);
   const ledger = await client.query(
@@ -86,21 +109,28 @@ test("two pages redeeming the whole balance at once: exactly one succeeds", asyn
   await client.end();
 });
 
-test("a double-clicked Earn applies once", async ({ page }) => {
+test("a double-clicked Record the sale applies once", async ({ page }) => {
   const client = await db();
   const member = await newMember(client, 10);
   await signIn(page, CLERK);
   await page.goto(`/member/${member}`);
   await hydrated(page);
-  await page.getByLabel("Earn points").fill("25");
-  await page.getByRole("button", { name: "Earn" }).dblclick();
+  await page.getByLabel("Sale amount (EUR)").fill("25");
+  await page.getByRole("button", { name: "Record the sale" }).dblclick();
+  await expect(page.getByRole("status")).toContainText("Earned 25 points (25.00 EUR -> 25 points");
   await expect(page.getByRole("status")).toContainText("New balance: 35 points");
   await expect(page.locator(".balance-value")).toHaveText("35");
   expect(await balance(client, member)).toBe(35);
+  const ledger = await client.query(
+    "select count(*)::int as n from transactions t join passes_master m on m.id = t.member_id where m.external_id = $1 and t.type = 'EARN'",
+    [member],
+  );
+  // The opening balance, and the sale once.
+  expect(ledger.rows[0].n).toBe(2);
   await client.end();
 });
 
-test("an earn whose answer is lost says the server cannot be reached, and the second press applies once", async ({
+test("a sale whose answer is lost says the server cannot be reached, and the second press applies once", async ({
   page,
 }) => {
   const client = await db();
@@ -108,21 +138,21 @@ test("an earn whose answer is lost says the server cannot be reached, and the se
   await signIn(page, CLERK);
   await page.goto(`/member/${member}`);
   await hydrated(page);
-  // The earn reaches the server, but the connection drops before its answer comes back.
-  await page.route("**/api/earn", async (route) => {
+  // The sale reaches the server, but the connection drops before its answer comes back.
+  await page.route("**/api/earn_sale", async (route) => {
     await route.fetch();
     await route.abort("connectionreset");
   });
-  await page.getByLabel("Earn points").fill("25");
-  await page.getByRole("button", { name: "Earn" }).click();
+  await page.getByLabel("Sale amount (EUR)").fill("25");
+  await page.getByRole("button", { name: "Record the sale" }).click();
   const status = page.getByRole("status");
   await expect(status).toContainText("The server cannot be reached.");
   await expect(status).toContainText("It may or may not have gone through.");
-  await expect(page.getByRole("button", { name: "Earn" })).toBeEnabled();
+  await expect(page.getByRole("button", { name: "Record the sale" })).toBeEnabled();
   expect(await balance(client, member)).toBe(35);
 
-  await page.unroute("**/api/earn");
-  await page.getByRole("button", { name: "Earn" }).click();
+  await page.unroute("**/api/earn_sale");
+  await page.getByRole("button", { name: "Record the sale" }).click();
   await expect(status).toContainText("New balance: 35 points (already recorded; not applied again).");
   await expect(page.locator(".balance-value")).toHaveText("35");
   expect(await balance(client, member)).toBe(35);

@@ -5,7 +5,7 @@ test.afterEach(async ({ page }, testInfo) => {
   await screenshot(page, testInfo);
 });
 
-test("a customer joins on the sign-up page, the counter earns on the new pass, and the pass page shows it", async ({
+test("a customer joins on the sign-up page, the counter records a sale on the new pass, and the pass page shows it", async ({
   page,
   browser,
 }) => {
@@ -22,19 +22,19 @@ test("a customer joins on the sign-up page, the counter earns on the new pass, a
   expect(member).toMatch(/^PUB-/);
   await expect(page.getByText("No points yet: show this code at the counter.")).toBeVisible();
 
-  // The clerk types the code the pass shows and earns on it.
+  // The clerk types the code the pass shows and records the customer's sale on it.
   const counter = await browser.newContext();
   const till = await counter.newPage();
   await signIn(till, CLERK);
   await till.getByLabel("Code").fill(member);
   await till.getByLabel("Code").press("Enter");
   await expect(till).toHaveURL(new RegExp(`/member/${member}$`));
-  await till.getByLabel("Earn points").fill("15");
-  await till.getByRole("button", { name: "Earn" }).click();
+  await till.getByLabel("Sale amount (EUR)").fill("15");
+  await till.getByRole("button", { name: "Record the sale" }).click();
   await expect(till.getByRole("status")).toContainText("New balance: 15 points.");
   await counter.close();
 
-  // The customer's pass page, opened again, shows the balance and the earn.
+  // The customer's pass page, opened again, shows the balance and the sale's points.
   await page.goto(passUrl);
   await expect(page.locator(".balance-value")).toHaveText("15");
   await expect(page.locator(".pass-activity li.earn .num")).toHaveText("+15");

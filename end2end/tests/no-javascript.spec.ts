@@ -1,5 +1,5 @@
 import { test, expect } from "@playwright/test";
-import { CLERK, MANAGER, balance, db, newMember, newPostcard, screenshot } from "./support";
+import { CLERK, MANAGER, balance, db, newMember, newPostcard, newReward, screenshot, takenElsewhere } from "./support";
 
 // Sign-in, scan and point of sale work as plain form posts.
 test.use({ javaScriptEnabled: false });
@@ -8,10 +8,12 @@ test.afterEach(async ({ page }, testInfo) => {
   await screenshot(page, testInfo);
 });
 
-test("without JavaScript: sign in, claim a postcard, earn and redeem", async ({ page }) => {
+test("without JavaScript: sign in, claim a postcard, record a sale and redeem a reward", async ({ page }) => {
   const client = await db();
   const code = await newPostcard(client);
   const member = await newMember(client, 30);
+  const cake = await newReward(client, "Cake", 40, 2);
+  const tea = await newReward(client, "Tea", 10);
 
   await page.goto("/");
   await expect(page).toHaveURL(/\/login$/);
@@ -30,14 +32,23 @@ test("without JavaScript: sign in, claim a postcard, earn and redeem", async ({ 
   await expect(page.getByRole("status")).toContainText("This postcard has already been claimed on");
 
   await page.goto(`/member/${member}`);
-  await page.getByLabel("Earn points").fill("20");
-  await page.getByRole("button", { name: "Earn" }).click();
-  await expect(page.getByRole("status")).toContainText("Earned 20 points. New balance: 50 points.");
+  await page.getByLabel("Sale amount (EUR)").fill("20");
+  await page.getByRole("button", { name: "Record the sale" }).click();
+  await expect(page.getByRole("status")).toContainText("Earned 20 points");
+  await expect(page.getByRole("status")).toContainText("New balance: 50 points.");
+  await expect(page.locator(".balance-value")).toHaveText("50");
 
-  await page.getByLabel("Redeem points").fill("80");
-  await page.getByRole("button", { name: "Redeem" }).click();
-  await expect(page.getByRole("status")).toContainText("Not enough points: the balance is 50 points.");
-  expect(await balance(client, member)).toBe(50);
+  await page.getByRole("button", { name: `${cake} · 40 points, 2 left` }).click();
+  await expect(page.getByRole("status")).toContainText("Redeemed 40 points");
+  await expect(page.getByRole("status")).toContainText("New balance: 10 points.");
+  await expect(page.getByRole("button", { name: `${cake} · 40 points, 1 left` })).toBeDisabled();
+  expect(await balance(client, member)).toBe(10);
+
+  // Another till takes a point after this page showed the balance: the reward now costs more than it.
+  await takenElsewhere(client, member, 1);
+  await page.getByRole("button", { name: `${tea} · 10 points` }).click();
+  await expect(page.getByRole("status")).toContainText("Not enough points: the balance is 9 points.");
+  expect(await balance(client, member)).toBe(9);
   await client.end();
 });
 

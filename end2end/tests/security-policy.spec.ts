@@ -31,13 +31,13 @@ test("under the security policy every page hydrates and works, and nothing is re
   expect(policy).toContain("frame-ancestors 'none'");
   await signIn(page, MANAGER);
 
-  // The point of sale, run by the page's own code: scan, earn.
+  // The point of sale, run by the page's own code: scan, record a sale.
   await page.getByLabel("Code").fill(member);
   await page.getByLabel("Code").press("Enter");
   await expect(page).toHaveURL(new RegExp(`/member/${member}$`));
   await hydrated(page);
-  await page.getByLabel("Earn points").fill("5");
-  await page.getByRole("button", { name: "Earn" }).click();
+  await page.getByLabel("Sale amount (EUR)").fill("5");
+  await page.getByRole("button", { name: "Record the sale" }).click();
   await expect(page.getByRole("status")).toContainText("New balance: 15 points");
   expect(await balance(client, member)).toBe(15);
 

@@ -44,6 +44,33 @@ export async function newMember(client: Client, points: number, program?: string
   return id;
 }
 
+/** A new reward in the demo program's catalog, under `name` made unique; no stock is as many as are asked for.
+ * Its button at the counter reads "<name> · <cost> points" and, with a stock, ", <n> left". */
+export async function newReward(
+  client: Client,
+  name: string,
+  pointsCost: number,
+  stock: number | null = null,
+): Promise<string> {
+  const unique = `${name} ${Date.now()}-${Math.floor(Math.random() * 1e6)}`;
+  await client.query("insert into rewards (program_id, name, points_cost, stock) values ($1, $2, $3, $4)", [
+    await demoProgramId(client),
+    unique,
+    pointsCost,
+    stock,
+  ]);
+  return unique;
+}
+
+/** Points taken from a member elsewhere (another till), after a page has shown the balance. */
+export async function takenElsewhere(client: Client, externalId: string, points: number) {
+  const { rows } = await client.query(
+    "select public.process_membership_transaction($1, $2, $3, 'REDEEM', 'another till') as answer",
+    [await demoProgramId(client), externalId, points],
+  );
+  expect(rows[0].answer.success).toBe(true);
+}
+
 export async function balance(client: Client, externalId: string): Promise<number> {
   const { rows } = await client.query("select points from passes_master where external_id = $1", [externalId]);
   return rows[0].points;
