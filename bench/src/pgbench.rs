@@ -43,7 +43,8 @@ impl Pgbench {
         };
         Ok(Self {
             program: dir.join("pgbench"),
-            scripts: scripts.to_owned(),
+            scripts: std::fs::canonicalize(scripts)
+                .with_context(|| format!("pgbench's scripts in {}", scripts.display()))?,
             logs: work_dir.join("pgbench"),
         })
     }
