@@ -12,7 +12,7 @@ use reqwest::header::{CONTENT_TYPE, COOKIE, HOST, SET_COOKIE};
 use sqlx::PgPool;
 
 use crate::report::Measured;
-use crate::seed::{Case, PostcardSlice, member_external_id};
+use crate::seed::{Case, PostcardSlice, SALE_AMOUNT, member_external_id};
 use crate::server::PASSWORD;
 
 pub struct Session {
@@ -111,11 +111,12 @@ pub async fn run(
     sessions: &[Session],
     load: &Load,
     postcards: Option<&PostcardSlice>,
-    programs: usize,
+    reward_ids: &[i64],
     owner: &PgPool,
 ) -> anyhow::Result<Measured> {
     // Row n of bench.postcards is a postcard of program (n - 1) mod programs, and client i a clerk of
-    // program i mod programs: each client scans its own program's codes.
+    // program i mod programs: each client scans its own program's codes, and redeems its own program's reward.
+    let programs = reward_ids.len().max(1);
     let mut codes: Vec<Vec<String>> = vec![Vec::new(); programs];
     if let Some(slice) = postcards {
         let rows: Vec<(i64, String)> = sqlx::query_as(
@@ -151,6 +152,10 @@ pub async fn run(
         let codes = codes.clone();
         let next_code = next_code.clone();
         let case = load.case;
+        let reward_id = reward_ids
+            .get(index % programs)
+            .copied()
+            .unwrap_or_default();
         tasks.spawn(async move {
             let mut measured = Measured::new();
             let mut line = match Line::open(&address).await {
@@ -162,7 +167,7 @@ pub async fn run(
             };
             let mut random = SplitMix(index as u64 + 1);
             while Instant::now() < deadline {
-                // Every field is made of letters, digits and dashes: nothing to percent-encode.
+                // Every field is made of letters, digits, dashes and dots: nothing to percent-encode.
                 let body = match case {
                     Case::Claim => {
                         let program = index % codes.len();
@@ -174,6 +179,16 @@ pub async fn run(
                         };
                         format!("csrf={csrf}&code={code}")
                     }
+                    Case::SaleMany => format!(
+                        "csrf={csrf}&external_id={}&amount={SALE_AMOUNT}&idempotency_key={}",
+                        member_external_id(random.below(range)),
+                        uuid::Uuid::new_v4()
+                    ),
+                    Case::RewardMany => format!(
+                        "csrf={csrf}&external_id={}&reward_id={reward_id}&idempotency_key={}",
+                        member_external_id(random.below(range)),
+                        uuid::Uuid::new_v4()
+                    ),
                     _ => format!(
                         "csrf={csrf}&external_id={}&points=1&idempotency_key={}",
                         member_external_id(random.below(range)),

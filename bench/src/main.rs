@@ -1,6 +1,6 @@
-//! The load benchmark: earn, redeem and claim through the server's HTTP API, signed in as clerks, against the
-//! same database functions called directly by pgbench, in one run on one database; then the manager's history
-//! over a ledger of millions of rows. It starts its own server (and so its own embedded PostgreSQL) under
+//! The load benchmark: earn, redeem, claim, a sale and a reward through the server's HTTP API, signed in as
+//! clerks, against the same database functions called directly by pgbench, in one run on one database; then
+//! the manager's history over a ledger of millions of rows. It starts its own server (and so its own embedded PostgreSQL) under
 //! target/bench, and stops both when it ends.
 
 mod cpu;
@@ -36,11 +36,11 @@ struct Cli {
     /// Members the "many members" cases spread over.
     #[arg(long, default_value_t = 1000)]
     members: u32,
-    /// Which cases to run (earn-many, earn-hot, redeem-many, redeem-hot, claim).
+    /// Which cases to run (earn-many, earn-hot, redeem-many, redeem-hot, claim, sale-many, reward-many).
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "earn-many,earn-hot,redeem-many,redeem-hot,claim"
+        default_value = "earn-many,earn-hot,redeem-many,redeem-hot,claim,sale-many,reward-many"
     )]
     cases: Vec<String>,
     /// Ledger rows seeded for the history timings; 0 skips them (seeding 10 million takes minutes).
@@ -167,7 +167,7 @@ async fn run(
                     &sessions[..clients],
                     &load,
                     postcards.as_ref(),
-                    cli.programs.max(1),
+                    &setup.reward_ids,
                     &server.owner,
                 )
                 .await?;

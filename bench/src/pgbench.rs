@@ -11,7 +11,7 @@ use tokio::process::Command;
 
 use crate::http::Load;
 use crate::report::Measured;
-use crate::seed::{Case, PostcardSlice, Setup};
+use crate::seed::{Case, PostcardSlice, SALE_AMOUNT, Setup};
 use crate::server::path_str;
 
 pub struct Pgbench {
@@ -43,7 +43,8 @@ impl Pgbench {
         };
         Ok(Self {
             program: dir.join("pgbench"),
-            scripts: scripts.to_owned(),
+            scripts: std::fs::canonicalize(scripts)
+                .with_context(|| format!("pgbench's scripts in {}", scripts.display()))?,
             logs: work_dir.join("pgbench"),
         })
     }
@@ -69,10 +70,15 @@ impl Pgbench {
             format!("first_member={first}"),
             format!("last_member={last}"),
         ];
-        if let (Case::Claim, Some(slice)) = (load.case, postcards) {
-            defines.push(format!("base={}", slice.base));
-            defines.push(format!("stride={}", slice.len / load.clients as i64));
-            defines.push("i=0".into());
+        match (load.case, postcards) {
+            (Case::Claim, Some(slice)) => {
+                defines.push(format!("base={}", slice.base));
+                defines.push(format!("stride={}", slice.len / load.clients as i64));
+                defines.push("i=0".into());
+            }
+            (Case::SaleMany, _) => defines.push(format!("amount={SALE_AMOUNT}")),
+            (Case::RewardMany, _) => defines.push(format!("reward_id={}", setup.reward_ids[0])),
+            _ => {}
         }
         let mut command = Command::new(&self.program);
         command

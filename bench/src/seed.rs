@@ -1,5 +1,5 @@
-//! The bench program: a clerk, members with balances, one hot member, and unclaimed postcards for the claim
-//! runs. Written as the database owner.
+//! The bench program: a clerk, members with balances, one hot member, a reward, and unclaimed postcards for the
+//! claim runs. Written as the database owner.
 
 use std::time::{Duration, Instant};
 
@@ -16,6 +16,8 @@ pub enum Case {
     RedeemMany,
     RedeemHot,
     Claim,
+    SaleMany,
+    RewardMany,
 }
 
 impl Case {
@@ -26,6 +28,8 @@ impl Case {
             Self::RedeemMany,
             Self::RedeemHot,
             Self::Claim,
+            Self::SaleMany,
+            Self::RewardMany,
         ]
         .into_iter()
         .find(|case| case.name() == name)
@@ -38,6 +42,8 @@ impl Case {
             Self::RedeemMany => "redeem-many",
             Self::RedeemHot => "redeem-hot",
             Self::Claim => "claim",
+            Self::SaleMany => "sale-many",
+            Self::RewardMany => "reward-many",
         }
     }
 
@@ -47,6 +53,18 @@ impl Case {
             Self::EarnMany | Self::EarnHot => "earn",
             Self::RedeemMany | Self::RedeemHot => "redeem",
             Self::Claim => "claim",
+            Self::SaleMany => "earn_sale",
+            Self::RewardMany => "redeem_reward",
+        }
+    }
+
+    /// The points one request moves, where a run checks them: a sale of SALE_AMOUNT at the program's default
+    /// rate (and no promotion), or the reward's cost.
+    pub fn points(self) -> Option<i64> {
+        match self {
+            Self::SaleMany => Some(SALE_POINTS),
+            Self::RewardMany => Some(REWARD_COST.into()),
+            _ => None,
         }
     }
 
@@ -58,6 +76,13 @@ impl Case {
         }
     }
 }
+
+/// What every sale of the sale runs comes to, as a till types it; at the default rate of 1 point per 1.00 it
+/// earns SALE_POINTS.
+pub const SALE_AMOUNT: &str = "12.50";
+const SALE_POINTS: i64 = 12;
+/// The bench reward's cost: no stock to run out and no limit per day, so every redeem of it goes through.
+const REWARD_COST: i32 = 10;
 
 /// Member `n`'s pass id. Digits become letters (the pass alphabet has no 0 or 1); pgbench's scripts compute the
 /// same with `translate`. Member 0 is the hot one.
@@ -84,6 +109,8 @@ pub struct Setup {
     pub program_ids: Vec<Uuid>,
     /// Clerk 0, named as the staff member on the seeded ledger rows.
     pub clerk_id: Uuid,
+    /// Each program's reward, in the order of `program_ids`.
+    pub reward_ids: Vec<i64>,
     postcards_per_run: i64,
 }
 
@@ -177,6 +204,22 @@ pub async fn seed(
     for &program in &program_ids {
         insert_members(owner, program, 0, members).await?;
     }
+    // The programs keep their default earning rate and get no promotion: both paths of the sale runs earn
+    // alike. Each gets one reward, with no stock and no limit per day.
+    let mut reward_ids = Vec::with_capacity(program_ids.len());
+    for &program in &program_ids {
+        reward_ids.push(
+            sqlx::query_scalar(
+                "insert into public.rewards (program_id, name, points_cost) values ($1, 'Bench reward', $2)
+                 returning id",
+            )
+            .bind(program)
+            .bind(REWARD_COST)
+            .fetch_one(owner)
+            .await
+            .context("the bench reward")?,
+        );
+    }
 
     let postcards_per_run = POSTCARDS_PER_SECOND * duration.as_secs().max(1) as i64;
     let total = postcards_per_run * claim_runs as i64;
@@ -205,13 +248,14 @@ pub async fn seed(
     }
     sqlx::raw_sql("analyze").execute(owner).await?;
     println!(
-        "Seeded {programs} program(s) from {PROGRAM:?}: {clerks} clerks, {members} members each with {BALANCE} points, one hot member each, {total} postcards ({:.1} s).",
+        "Seeded {programs} program(s) from {PROGRAM:?}: {clerks} clerks, {members} members each with {BALANCE} points, one hot member each, a reward of {REWARD_COST} points each, {total} postcards ({:.1} s).",
         started.elapsed().as_secs_f64()
     );
     Ok(Setup {
         program_id,
         program_ids,
         clerk_id,
+        reward_ids,
         postcards_per_run,
     })
 }
@@ -241,23 +285,32 @@ pub async fn insert_members(
     Ok(())
 }
 
-/// Where the ledger and the burned postcards of the bench programs stood before a run: counted, since on
-/// Citus each node numbers its own ledger rows.
+/// Where the ledger, its points, the rows beside it and the burned postcards of the bench programs stood before
+/// a run: counted, since on Citus each node numbers its own ledger rows.
 #[derive(Debug, Clone, Copy)]
 pub struct Mark {
     ledger: i64,
+    points: i64,
+    details: i64,
     claimed: i64,
 }
 
 pub async fn ledger_mark(owner: &PgPool, setup: &Setup) -> anyhow::Result<Mark> {
-    let (ledger, claimed): (i64, i64) = sqlx::query_as(
+    let (ledger, points, details, claimed): (i64, i64, i64, i64) = sqlx::query_as(
         "select (select count(*) from public.transactions where program_id = any($1)),
+                (select coalesce(sum(points), 0)::bigint from public.transactions where program_id = any($1)),
+                (select count(*) from public.ledger_details where program_id = any($1)),
                 (select count(*) from public.claim_codes where program_id = any($1) and claimed_at is not null)",
     )
     .bind(&setup.program_ids)
     .fetch_one(owner)
     .await?;
-    Ok(Mark { ledger, claimed })
+    Ok(Mark {
+        ledger,
+        points,
+        details,
+        claimed,
+    })
 }
 
 /// Every request counted as done must have changed the database: a refused call (no funds, a postcard already
@@ -279,6 +332,16 @@ pub async fn check_applied(
             "  warning: {} counted {done} requests but {applied} changed the database",
             case.name()
         );
+    }
+    // A sale or a reward also writes a row beside the ledger's, and moves a known number of points.
+    if let Some(points) = case.points() {
+        let (details, moved) = (after.details - before.details, after.points - before.points);
+        if details != done as i64 || moved != points * done as i64 {
+            println!(
+                "  warning: {} counted {done} requests of {points} points but wrote {details} detail rows and moved {moved} points",
+                case.name()
+            );
+        }
     }
     Ok(())
 }
