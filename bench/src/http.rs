@@ -189,8 +189,9 @@ pub async fn run(
                         member_external_id(random.below(range)),
                         uuid::Uuid::new_v4()
                     ),
+                    // Points typed by hand: a manager's adjustment, with its reason.
                     _ => format!(
-                        "csrf={csrf}&external_id={}&points=1&idempotency_key={}",
+                        "csrf={csrf}&external_id={}&points=1&note=bench&idempotency_key={}",
                         member_external_id(random.below(range)),
                         uuid::Uuid::new_v4()
                     ),

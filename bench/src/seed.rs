@@ -152,8 +152,10 @@ pub async fn seed(
                 .await?,
         );
     }
-    // One clerk per client, as at a store's tills, clerk n of program n mod programs; they sign in with the
-    // manager's password: its hash is copied, so no hashing code is needed here. bench.clerks numbers them like
+    // One staff member per client, as at a store's tills, clerk n of program n mod programs. They are managers:
+    // the earn and redeem cases are adjustments, points typed by hand, which only a manager may make; sales,
+    // rewards and claims are the same for any staff member. They sign in with the manager's password: its hash
+    // is copied, so no hashing code is needed here. bench.clerks numbers them like
     // pgbench's client_id. Each step is a statement of its own, as Citus wants of writes to distributed tables.
     sqlx::raw_sql(
         "create schema bench;
@@ -175,7 +177,7 @@ pub async fn seed(
     sqlx::query(
         "insert into public.staff (program_id, email, display_name, role, password_hash)
          select ($1::uuid[])[n % cardinality($1::uuid[]) + 1], 'clerk-' || n || '@bench.test', 'Bench clerk ' || n,
-                'clerk', $2
+                'manager', $2
            from generate_series(0, $3 - 1) n",
     )
     .bind(&program_ids)
