@@ -1102,12 +1102,18 @@ begin
     if p_idempotency_key is not null and pg_catalog.length(p_idempotency_key) not between 1 and 200 then
         return pg_catalog.jsonb_build_object('success', false, 'error', 'INVALID_IDEMPOTENCY_KEY');
     end if;
-    -- Concurrent redeems of one reward queue here: the stock is read and taken under this lock.
     select * into v_reward from public.rewards r
-     where r.program_id = p_program_id and r.id = p_reward_id
-       for update;
+     where r.program_id = p_program_id and r.id = p_reward_id;
     if not found then
         return pg_catalog.jsonb_build_object('success', false, 'error', 'REWARD_NOT_FOUND');
+    end if;
+    -- Concurrent redeems of a reward with a stock queue here: the stock is read again and taken under this
+    -- lock. A reward without one is not locked, so its redeems run side by side; a member's limit per day is
+    -- kept by the member's row lock below.
+    if v_reward.stock is not null then
+        select * into v_reward from public.rewards r
+         where r.program_id = p_program_id and r.id = p_reward_id
+           for update;
     end if;
 
     if p_idempotency_key is not null then

@@ -74,7 +74,8 @@ pub async fn retire_reward(csrf: String, reward_id: i64) -> Result<i64, LoyaltyE
     )
 }
 
-/// Redeems one reward for a member. Retrying with the same idempotency key never redeems it twice.
+/// Redeems one reward for a member, the session checked in the statement that redeems it, on the counter's
+/// connections. Retrying with the same idempotency key never redeems it twice.
 #[server(endpoint = "redeem_reward")]
 pub async fn redeem_reward(
     csrf: String,
@@ -82,15 +83,16 @@ pub async fn redeem_reward(
     reward_id: i64,
     idempotency_key: String,
 ) -> Result<PointsReceipt, LoyaltyError> {
-    use crate::request::{answer, pool, redirect_form_post, staff_for_change};
+    use crate::request::{answer, counter_pool, redirect_form_post, session_key};
     answer(
         async {
-            let staff = staff_for_change(&csrf)?;
+            let session = session_key()?;
             let external_id = external_id.trim().to_ascii_uppercase();
             let key = idempotency_key.trim();
             let receipt = db::redeem_reward(
-                &pool()?,
-                &staff,
+                &counter_pool()?,
+                &session,
+                &csrf,
                 &external_id,
                 reward_id,
                 (!key.is_empty()).then_some(key),

@@ -87,6 +87,52 @@ async fn race_test_stock_of_five_fifty_members_at_once_exactly_five_get_it() {
     assert!(db.invariant_violations().await.is_empty());
 }
 
+/// A reward with no stock holds no lock of its own: while one redeem of it is held on its member's row, a
+/// redeem of the same reward by another member goes through.
+#[tokio::test]
+async fn a_reward_without_a_stock_is_not_a_queue() {
+    let db = TestDb::with_pool_size(4).await;
+    let manager = Till::manager(&db).await;
+    let tea = manager.add_reward("Tea", 10, None, None).await.unwrap();
+    let till = Till::clerk(&db).await;
+    let (held, free) = (db.member(100).await, db.member(100).await);
+    let mut lock = db.owner.begin().await.unwrap();
+    sqlx::query("select 1 from passes_master where external_id = $1 for update")
+        .bind(&held)
+        .execute(&mut *lock)
+        .await
+        .unwrap();
+    let waiting = {
+        let (till, held) = (till.clone(), held.clone());
+        tokio::spawn(async move { till.redeem_reward(&held, tea, Some("held-1")).await })
+    };
+    // The first redeem waits on its member's row, inside the function, before the second is sent.
+    loop {
+        let blocked: i64 = sqlx::query_scalar(
+            "select count(*) from pg_stat_activity where usename = 'loyalty_app' and wait_event_type = 'Lock'",
+        )
+        .fetch_one(&db.owner)
+        .await
+        .unwrap();
+        if blocked == 1 {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    let other = tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        till.redeem_reward(&free, tea, Some("free-1")),
+    )
+    .await
+    .expect("the second redeem does not wait for the first")
+    .unwrap();
+    assert_eq!(other.new_balance, 90);
+    lock.commit().await.unwrap();
+    assert_eq!(waiting.await.unwrap().unwrap().new_balance, 90);
+    assert_eq!(stock(&db, tea).await, None);
+    assert!(db.invariant_violations().await.is_empty());
+}
+
 #[tokio::test]
 async fn race_test_a_limit_of_one_a_day_ten_redeems_of_one_member_at_once_one_goes_through() {
     let db = TestDb::new().await;

@@ -4,7 +4,8 @@ use loyalty_core::wire::{PointsReceipt, Reward, TxType};
 use loyalty_core::{LoyaltyError, Result};
 use uuid::Uuid;
 
-use crate::db::{PgPool, RpcAnswer, call_function, db_error};
+use crate::db::{CounterPool, PgPool, RpcAnswer, call_function, db_error};
+use crate::session::SessionKey;
 use crate::session::Staff;
 
 /// A reward as a manager's form gives it; no `reward_id` for a new one.
@@ -70,24 +71,29 @@ pub async fn retire_reward(db: &PgPool, by: &Staff, reward_id: i64) -> Result<()
     .map(drop)
 }
 
-/// Redeems a reward for a member, as `by`.
+/// Redeems a reward for a member as the staff member of a session, checked in the same statement: its cost
+/// and one of its stock, in one transaction.
 pub async fn redeem_reward(
-    db: &PgPool,
-    by: &Staff,
+    db: &CounterPool,
+    session: &SessionKey,
+    csrf: &str,
     external_id: &str,
     reward_id: i64,
     idempotency_key: Option<&str>,
 ) -> Result<PointsReceipt> {
-    let answer = call_function(
-        sqlx::query_scalar("select public.redeem_reward($1, $2, $3, $4, $5)")
-            .bind(by.program_id)
-            .bind(external_id)
-            .bind(reward_id)
-            .bind(idempotency_key)
-            .bind(by.id),
-        db,
-    )
-    .await?;
+    let mut conn = db.get().await?;
+    let row = session
+        .query(
+            crate::in_session!("public.redeem_reward($1, $6, $7, $8, s.staff_id)"),
+            csrf,
+        )
+        .bind(external_id)
+        .bind(reward_id)
+        .bind(idempotency_key)
+        .fetch_optional(conn.conn())
+        .await;
+    let answer: sqlx::types::Json<RpcAnswer> = session.answer(conn, row).await?;
+    let answer = answer.0.into_result()?;
     let reward = answer
         .other
         .get("reward")

@@ -146,8 +146,9 @@ impl Till {
         idempotency_key: Option<&str>,
     ) -> Result<PointsReceipt> {
         app::rewards::db::redeem_reward(
-            &self.pool,
-            &self.staff,
+            &self.counter,
+            &self.session,
+            &self.csrf,
             external_id,
             reward_id,
             idempotency_key,
