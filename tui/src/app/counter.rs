@@ -10,6 +10,8 @@ use crate::client::PointsRequest;
 
 /// The largest amount the server accepts, checked here too so a typo never leaves the counter.
 const MAX_POINTS: i64 = 1_000_000;
+/// The longest line of points and a reason: seven digits, a space and the 500 characters a reason may have.
+const MAX_POINTS_LINE: usize = 508;
 /// The longest sale amount the line takes: ten digits, a separator and three decimals.
 const MAX_SALE_CHARS: usize = 14;
 
@@ -186,11 +188,18 @@ impl App {
         }
     }
 
+    /// Points typed by hand, then, after a space, the reason a manager gives for them: "50 coffee machine broken".
     fn on_amount_key(&mut self, key: KeyEvent, tx_type: TxType) -> Vec<Command> {
         let input = &mut self.counter.input;
+        let reasoning = input.contains(' ');
         match key.code {
+            KeyCode::Char(c) if reasoning && input.chars().count() < MAX_POINTS_LINE => {
+                input.push(c)
+            }
+            KeyCode::Char(_) if reasoning => {}
             KeyCode::Char(c) if c.is_ascii_digit() && input.len() < 7 => input.push(c),
             KeyCode::Char(c) if c.is_ascii_digit() => {}
+            KeyCode::Char(' ') if !input.is_empty() => input.push(' '),
             KeyCode::Char(c) => {
                 // Anything but a digit is the start of a scan: the scan line always has the keyboard.
                 self.cancel_prompt();
@@ -205,10 +214,12 @@ impl App {
                     self.cancel_prompt();
                     return Vec::new();
                 };
-                let amount = std::mem::take(&mut self.counter.input).parse::<i64>();
-                match amount {
+                let typed = std::mem::take(&mut self.counter.input);
+                let (amount, reason) = typed.split_once(' ').unwrap_or((&typed, ""));
+                match amount.parse::<i64>() {
                     Ok(points) if (1..=MAX_POINTS).contains(&points) => {
-                        let request = PointsRequest::new(tx_type, &external_id, points);
+                        let mut request = PointsRequest::new(tx_type, &external_id, points);
+                        request.note = Some(reason.trim().to_owned()).filter(|r| !r.is_empty());
                         self.counter.prompt = Prompt::ConfirmPoints(request);
                     }
                     _ => self.tell(Tone::Error, LoyaltyError::InvalidAmount.to_string()),

@@ -256,15 +256,24 @@ impl App {
     }
 }
 
-/// "Earn 50 points", "Redeem 20 points", "Record a sale of 12.50" or "Redeem Coffee (100 points)".
+/// "Earn 50 points", "Redeem 20 points (entered twice)", "Record a sale of 12.50" or "Redeem Coffee (100
+/// points)".
 pub fn doing(request: &PointsRequest) -> String {
     let points = request.points;
     match (&request.sale_amount, &request.reward, request.tx_type) {
         (Some(amount), _, _) => format!("Record a sale of {amount}"),
         (None, Some(reward), _) => format!("Redeem {} ({points} points)", reward.name),
-        (None, None, TxType::Earn) => format!("Earn {points} points"),
-        (None, None, TxType::Redeem) => format!("Redeem {points} points"),
-        (None, None, TxType::Expire) => format!("Expire {points} points"),
+        (None, None, tx_type) => {
+            let verb = match tx_type {
+                TxType::Earn => "Earn",
+                TxType::Redeem => "Redeem",
+                TxType::Expire => "Expire",
+            };
+            match &request.note {
+                Some(reason) => format!("{verb} {points} points ({reason})"),
+                None => format!("{verb} {points} points"),
+            }
+        }
     }
 }
 

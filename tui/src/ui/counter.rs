@@ -55,14 +55,14 @@ fn draw_input(frame: &mut Frame, area: Rect, app: &App) -> Option<Position> {
             "",
         ),
         Prompt::Amount(TxType::Earn) => (
-            format!(" Earn points for {member_id} "),
-            "Points to earn: ".to_owned(),
-            "Enter continue · Esc cancel ",
+            format!(" Earn points for {member_id} (managers) "),
+            "Points and reason: ".to_owned(),
+            "50 birthday gift · Enter continue · Esc cancel ",
         ),
         Prompt::Amount(TxType::Redeem | TxType::Expire) => (
-            format!(" Redeem points for {member_id} "),
-            "Points to redeem: ".to_owned(),
-            "Enter continue · Esc cancel ",
+            format!(" Redeem points for {member_id} (managers) "),
+            "Points and reason: ".to_owned(),
+            "20 entered twice · Enter continue · Esc cancel ",
         ),
         Prompt::Sale => (
             format!(" Record a sale for {member_id} "),

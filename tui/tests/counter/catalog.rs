@@ -235,3 +235,25 @@ fn offline_a_sale_is_queued_and_a_reward_is_refused() {
     assert_eq!(queued.sale_amount.as_deref(), Some("7.5"));
     assert_eq!(app.counter.points, None::<PendingPoints>);
 }
+
+#[test]
+fn points_typed_by_hand_take_a_reason_after_a_space() {
+    let mut app = with_member(100);
+    type_text(&mut app, "e");
+    type_text(&mut app, "50 coffee machine broken, q e r 7");
+    press(&mut app, KeyCode::Enter);
+    let Prompt::ConfirmPoints(asked) = app.counter.prompt.clone() else {
+        panic!("expected a confirmation, got {:?}", app.counter.prompt);
+    };
+    assert_eq!(
+        (asked.points, asked.note.as_deref()),
+        (50, Some("coffee machine broken, q e r 7"))
+    );
+    // Without a space, a letter still starts a scan.
+    let mut app = with_member(100);
+    type_text(&mut app, "r5M");
+    assert_eq!(
+        (app.counter.prompt.clone(), app.counter.input.as_str()),
+        (Prompt::Scan, "M")
+    );
+}

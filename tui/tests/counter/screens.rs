@@ -223,12 +223,12 @@ fn invalid_code_and_unknown_member() {
 fn earn_prompt_confirmation_and_receipt() {
     let mut app = with_member(100);
     type_text(&mut app, "e");
-    type_text(&mut app, "50");
+    type_text(&mut app, "50 birthday gift");
     assert_shows(
         &screen(&app),
         &[
-            "Earn points for MBR-ABCD2345XY",
-            "Points to earn: 50",
+            "Earn points for MBR-ABCD2345XY (managers)",
+            "Points and reason: 50 birthday gift",
             "Enter continue · Esc cancel",
         ],
     );
@@ -237,7 +237,7 @@ fn earn_prompt_confirmation_and_receipt() {
         &screen(&app),
         &[
             "Confirm",
-            "Earn 50 points for MBR-ABCD2345XY?",
+            "Earn 50 points (birthday gift) for MBR-ABCD2345XY?",
             "Enter yes · Esc no",
         ],
     );
@@ -245,7 +245,15 @@ fn earn_prompt_confirmation_and_receipt() {
         Some(tui::app::Command::Points { request, .. }) => request,
         other => panic!("{other:?}"),
     };
-    assert_shows(&screen(&app), &["Earn 50 points for MBR-ABCD2345XY…"]);
+    assert_eq!(
+        request.note.as_deref(),
+        Some("birthday gift"),
+        "the reason goes with it"
+    );
+    assert_shows(
+        &screen(&app),
+        &["Earn 50 points (birthday gift) for MBR-ABCD2345XY…"],
+    );
     answer(
         &mut app,
         ApiEvent::Points {
@@ -270,7 +278,7 @@ fn insufficient_funds_names_the_balance() {
     type_text(&mut app, "50");
     assert_shows(
         &screen(&app),
-        &["Redeem points for MBR-ABCD2345XY", "Points to redeem: 50"],
+        &["Redeem points for MBR-ABCD2345XY", "Points and reason: 50"],
     );
     press(&mut app, KeyCode::Enter);
     let request = match press(&mut app, KeyCode::Enter).pop() {
@@ -349,8 +357,8 @@ fn help_overlay() {
         &screen,
         &[
             "Keys",
-            "e          earn points for the member on screen",
-            "r          redeem points for the member on screen",
+            "e          managers: add points by hand, then a reason",
+            "r          managers: take points by hand, then a reason",
             "n          enrol a new member (MBR-)",
             "t / F5     send an unanswered request again",
             "q          quit",
