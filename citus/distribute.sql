@@ -6,9 +6,10 @@
 -- transaction's sequential mode.
 set citus.multi_shard_modify_mode to 'sequential';
 
--- Both triggers are safe on shards: the ledger's append-only guard raises on the shard it fires on, and the
--- wallet outbox trigger writes the claimed pass into the outbox shard co-located with its postcard, on the
--- same node, for the same program.
+-- Every trigger of the schema is safe on shards: the append-only guards of the ledger and of its details raise
+-- on the shard they fire on; the wallet triggers (the claimed pass into the outbox, a pass's version bumped, its
+-- change and deliveries written) touch only shards co-located with the row they fire on, on the same node, for
+-- the same program, and the wallet channels they read are a reference table, on every node.
 set citus.enable_unsafe_triggers to on;
 
 -- Citus distributes a table only while no local table's foreign key points at it: every foreign key of the
@@ -34,6 +35,9 @@ select create_distributed_function('public.is_time_zone(text)');
 -- The tenants: small, read by nearly every request and the target of every tenant table's foreign key: a
 -- copy on every node.
 select create_reference_table('public.programs');
+-- The server's wallet channels: its settings, no program's data, read by the trigger that queues a pass's
+-- deliveries on whichever node the pass is.
+select create_reference_table('public.wallet_channels');
 
 -- Everything else by program, co-located: all of a program's rows share a node.
 select create_distributed_table('public.passes_master', 'program_id');
@@ -47,6 +51,13 @@ select create_distributed_table('public.public_enrolment_attempts', 'program_id'
 select create_distributed_table('public.wallet_outbox', 'program_id', colocate_with := 'public.passes_master');
 select create_distributed_table('public.ledger_days', 'program_id', colocate_with := 'public.passes_master');
 select create_distributed_table('public.ledger_days_through', 'program_id', colocate_with := 'public.passes_master');
+select create_distributed_table('public.rewards', 'program_id', colocate_with := 'public.passes_master');
+select create_distributed_table('public.promotions', 'program_id', colocate_with := 'public.passes_master');
+select create_distributed_table('public.ledger_details', 'program_id', colocate_with := 'public.passes_master');
+select create_distributed_table('public.pass_changes', 'program_id', colocate_with := 'public.passes_master');
+select create_distributed_table('public.wallet_deliveries', 'program_id', colocate_with := 'public.passes_master');
+select create_distributed_table('public.wallet_devices', 'program_id', colocate_with := 'public.passes_master');
+select create_distributed_table('public.wallet_registrations', 'program_id', colocate_with := 'public.passes_master');
 
 do $$
 declare
@@ -92,13 +103,34 @@ select create_distributed_function(f, 'p_program_id', colocate_with := 'public.p
       'public.process_membership_transaction(uuid,text,bigint,text,text,text,uuid,timestamptz)',
       'public.create_member_pass(uuid,text)',
       'public.void_transaction(uuid,bigint,text,uuid)',
-      'public.create_claim_code_batch(uuid,text,integer,uuid,text)',
       'public.void_claim_code_batch(uuid,uuid,uuid)',
       'public.staff_is_manager(uuid,uuid)',
       'public.roll_up_ledger_days(uuid)',
       'public.set_staff_access(uuid,uuid,uuid,boolean,text)',
       'public.open_staff_session(uuid,uuid,text,bytea,text)',
-      'public.set_program_time_zone(uuid,uuid,text)'
+      'public.set_program_time_zone(uuid,uuid,text)',
+      'public.earn_from_sale(uuid,text,text,text,uuid,timestamptz)',
+      'public.redeem_reward(uuid,text,bigint,text,uuid)',
+      'public.save_reward(uuid,uuid,bigint,text,bigint,bigint,bigint)',
+      'public.retire_reward(uuid,uuid,bigint)',
+      'public.set_program_rules(uuid,uuid,text,integer,bigint,bigint,bigint,bigint,bigint)',
+      'public.save_promotion(uuid,uuid,bigint,text,bigint,date,date,smallint[],time,time)',
+      'public.retire_promotion(uuid,uuid,bigint)',
+      'public.set_points_expiry(uuid,uuid,bigint)',
+      'public.expire_member_points(uuid,uuid)',
+      'public.expire_points_step(uuid,uuid,integer)'
+  ]::regprocedure[]) as f;
+
+-- A batch is made, given its offer and read back in one transaction (create_batch_with_offer in the app): these
+-- calls are delegated inside a transaction block too, so all of it runs on the program's node through one
+-- connection as the server's role. Run on the coordinator instead, the functions (SECURITY DEFINER) change the
+-- shards through connections as their owner, and the read that follows as the server's role is refused
+-- ("cannot perform query on placements that were modified in this transaction by a different user").
+select create_distributed_function(f, 'p_program_id', colocate_with := 'public.passes_master',
+                                   force_delegation := true)
+  from unnest(array[
+      'public.create_claim_code_batch(uuid,text,integer,uuid,text)',
+      'public.set_batch_offer(uuid,uuid,uuid,bigint,date)'
   ]::regprocedure[]) as f;
 
 -- The counter's earns, redeems and scans check the session and call the function in one statement

@@ -89,10 +89,13 @@ CREATE TABLE public.promotions (
 --
 
 CREATE FUNCTION public.best_promotion(p_program_id uuid, p_at timestamp with time zone) RETURNS public.promotions
-    LANGUAGE sql STABLE
+    LANGUAGE plpgsql STABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
-    select p.*
+declare
+    v_promotion public.promotions%rowtype;
+begin
+    select p.* into v_promotion
       from public.promotions p,
            lateral (select public.program_time(p_program_id, p_at) as local) l
      where p.program_id = p_program_id and p.retired_at is null
@@ -101,7 +104,9 @@ CREATE FUNCTION public.best_promotion(p_program_id uuid, p_at timestamp with tim
        and (p.weekdays is null or extract(isodow from l.local)::smallint = any (p.weekdays))
        and (p.starts_at is null or (l.local::time >= p.starts_at and l.local::time < p.ends_at))
      order by p.multiplier_percent desc, p.id
-     limit 1
+     limit 1;
+    return v_promotion;
+end
 $$;
 
 --
@@ -461,14 +466,17 @@ $$;
 --
 
 CREATE FUNCTION public.forget_wallet_device(p_device_library_id text, p_push_token text) RETURNS jsonb
-    LANGUAGE sql SECURITY DEFINER
+    LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
-    with gone as (
-        delete from public.wallet_devices d
-         where d.device_library_id = p_device_library_id and d.push_token = p_push_token
-        returning 1)
-    select pg_catalog.jsonb_build_object('success', true, 'forgotten', exists (select 1 from gone))
+declare
+    v_forgotten boolean;
+begin
+    delete from public.wallet_devices d
+     where d.device_library_id = p_device_library_id and d.push_token = p_push_token;
+    v_forgotten := found;
+    return pg_catalog.jsonb_build_object('success', true, 'forgotten', v_forgotten);
+end
 $$;
 
 --
@@ -534,9 +542,12 @@ $$;
 --
 
 CREATE FUNCTION public.member_expiry(p_program_id uuid, p_member_id uuid, p_at timestamp with time zone DEFAULT now()) RETURNS TABLE(due bigint, next_points bigint, next_day date)
-    LANGUAGE sql STABLE
+    LANGUAGE plpgsql STABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
+#variable_conflict use_column
+begin
+    return query
     with program as (
         select p.points_expire_months as months from public.programs p where p.id = p_program_id
     ),
@@ -572,9 +583,10 @@ CREATE FUNCTION public.member_expiry(p_program_id uuid, p_member_id uuid, p_at t
          order by earns.expires_on
          limit 1
     )
-    select coalesce((select due.due from due), 0),
-           (select next.left_by_then - coalesce((select due.due from due), 0) from next),
-           (select next.expires_on from next)
+    select coalesce((select due.due from due), 0)::bigint,
+           (select next.left_by_then - coalesce((select due.due from due), 0) from next)::bigint,
+           (select next.expires_on from next);
+end
 $$;
 
 --
@@ -582,21 +594,26 @@ $$;
 --
 
 CREATE FUNCTION public.member_points_due(p_program_id uuid, p_member_id uuid, p_at timestamp with time zone DEFAULT now()) RETURNS bigint
-    LANGUAGE sql STABLE
+    LANGUAGE plpgsql STABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
-    select greatest(
-               coalesce(sum(t.points) filter (
-                   where t.type = 'EARN'
-                     and coalesce(t.sold_at, t.created_at) + make_interval(months => p.points_expire_months) <= p_at),
-                   0)
-               - coalesce(sum(t.points) filter (where t.type <> 'EARN'), 0),
-               0)::bigint
-      from public.programs p
-      join public.transactions t on t.program_id = p.id
-     where p.id = p_program_id and p.points_expire_months is not null
-       and t.member_id = p_member_id and t.voids_id is null
-       and not exists (select 1 from public.transactions v where v.program_id = t.program_id and v.voids_id = t.id)
+begin
+    return (
+        select greatest(
+                   coalesce(sum(t.points) filter (
+                       where t.type = 'EARN'
+                         and coalesce(t.sold_at, t.created_at) + make_interval(months => p.points_expire_months)
+                             <= p_at),
+                       0)
+                   - coalesce(sum(t.points) filter (where t.type <> 'EARN'), 0),
+                   0)::bigint
+          from public.programs p
+          join public.transactions t on t.program_id = p.id
+         where p.id = p_program_id and p.points_expire_months is not null
+           and t.member_id = p_member_id and t.voids_id is null
+           and not exists (select 1 from public.transactions v
+                            where v.program_id = t.program_id and v.voids_id = t.id));
+end
 $$;
 
 --
@@ -1843,10 +1860,11 @@ $$;
 --
 
 CREATE FUNCTION public.wallet_passes_changed_since(p_device_library_id text, p_since bigint) RETURNS jsonb
-    LANGUAGE sql STABLE SECURITY DEFINER
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
-    select pg_catalog.jsonb_build_object(
+begin
+    return pg_catalog.jsonb_build_object(
         'serial_numbers', coalesce(
             (select pg_catalog.jsonb_agg(changed.pass_id order by changed.pass_id)
                from (select distinct r.pass_id
@@ -1858,7 +1876,8 @@ CREATE FUNCTION public.wallet_passes_changed_since(p_device_library_id text, p_s
                                            >= greatest(coalesce(p_since, 0), 0)::text::xid8)
                     ) changed),
             '[]'),
-        'last_updated', pg_catalog.pg_snapshot_xmin(pg_catalog.pg_current_snapshot())::text::bigint)
+        'last_updated', pg_catalog.pg_snapshot_xmin(pg_catalog.pg_current_snapshot())::text::bigint);
+end
 $$;
 
 --

@@ -116,7 +116,7 @@ up() {
     done
     step "Applying the migrations on the coordinator (the server's migration path)"
     cargo build --locked -q -p server
-    LOYALTY_MANAGER_PASSWORD=citus-manager-password ./target/debug/server --database-url "$COORDINATOR_URL" \
+    LOYALTY_MANAGER_PASSWORD=citus-manager-password "${CARGO_TARGET_DIR:-target}/debug/server" --database-url "$COORDINATOR_URL" \
         create-manager --program "Citus Coffee Club" --email manager@citus.test --name "Citus manager" >/dev/null
     step "Distributing the schema and the functions (citus/distribute.sql)"
     psql_on "$COORDINATOR_PORT" "$DATABASE" -f citus/distribute.sql >/dev/null
@@ -134,7 +134,7 @@ case ${1:-up} in
         shift
         up "$@"
         step "Serving on ${LOYALTY_ADDR:-127.0.0.1:3600} (manager@citus.test / citus-manager-password)"
-        exec ./target/debug/server --database-url "$COORDINATOR_URL" --addr "${LOYALTY_ADDR:-127.0.0.1:3600}"
+        exec "${CARGO_TARGET_DIR:-target}/debug/server" --database-url "$COORDINATOR_URL" --addr "${LOYALTY_ADDR:-127.0.0.1:3600}"
         ;;
     down) stop_nodes ;;
     *) echo "usage: $0 up|serve|down [--citus-src DIR]" >&2; exit 2 ;;
