@@ -62,7 +62,9 @@ pub mod db {
 
     pub async fn numbers(db: &PgPool, program_id: Uuid) -> Result<ProgramNumbers> {
         let (outstanding, expires): (i64, bool) = sqlx::query_as(
-            "select coalesce((select sum(m.points) from public.passes_master m where m.program_id = p.id), 0)::bigint,
+            // The sum names the program by the parameter, not the outer row, so a distributed cluster routes it
+            // to the program's shard.
+            "select coalesce((select sum(m.points) from public.passes_master m where m.program_id = $1), 0)::bigint,
                     p.points_expire_months is not null
                from public.programs p where p.id = $1",
         )
