@@ -276,8 +276,12 @@ async fn a_rewards_stock_of_five_holds_when_twenty_members_redeem_it_at_once() {
     granted_ids.sort_unstable();
     assert_eq!(redeemed, granted_ids);
     assert_eq!(
-        rows_on_the_programs_worker(&db, "public.ledger_details", &format!("reward_id = {coffee}"))
-            .await,
+        rows_on_the_programs_worker(
+            &db,
+            "public.ledger_details",
+            &format!("reward_id = {coffee}")
+        )
+        .await,
         5
     );
     assert_eq!(
@@ -338,7 +342,11 @@ async fn a_postcards_welcome_points_are_earned_once_when_tills_race_for_it() {
     let barrier = Arc::new(Barrier::new(24));
     let tasks: Vec<_> = (0..24)
         .map(|i| {
-            let (till, code, barrier) = (tills[i % tills.len()].clone(), code.clone(), barrier.clone());
+            let (till, code, barrier) = (
+                tills[i % tills.len()].clone(),
+                code.clone(),
+                barrier.clone(),
+            );
             tokio::spawn(async move {
                 barrier.wait().await;
                 till.scan(&code).await
@@ -453,7 +461,8 @@ async fn backdate(db: &TestDb, transaction_id: i64, months: u32) {
 }
 
 #[tokio::test]
-async fn an_expiry_run_expires_exactly_the_unspent_points_past_their_date_and_a_second_run_nothing() {
+async fn an_expiry_run_expires_exactly_the_unspent_points_past_their_date_and_a_second_run_nothing()
+{
     let Some(_) = coordinator("expiry") else {
         return;
     };
@@ -499,7 +508,10 @@ async fn an_expiry_run_expires_exactly_the_unspent_points_past_their_date_and_a_
     assert_eq!(expired, 30);
     assert_eq!(db.ledger_rows().await, ledger + 1);
     assert_eq!(
-        ledger_of(&db, &partly).await.last().map(|(kind, points, after, _)| (kind.clone(), *points, *after)),
+        ledger_of(&db, &partly)
+            .await
+            .last()
+            .map(|(kind, points, after, _)| (kind.clone(), *points, *after)),
         Some(("EXPIRE".to_owned(), 30, 30))
     );
     for (member, balance) in [(&partly, 30), (&spent, 0), (&fresh, 15)] {
@@ -517,14 +529,13 @@ async fn an_expiry_run_expires_exactly_the_unspent_points_past_their_date_and_a_
     let mut after: Option<Uuid> = None;
     let mut steps = 0;
     loop {
-        let (last, points): (Option<Uuid>, i64) = sqlx::query_as(
-            "select last_member, expired from public.expire_points_step($1, $2, 2)",
-        )
-        .bind(db.program_id)
-        .bind(after)
-        .fetch_one(&db.app)
-        .await
-        .unwrap();
+        let (last, points): (Option<Uuid>, i64) =
+            sqlx::query_as("select last_member, expired from public.expire_points_step($1, $2, 2)")
+                .bind(db.program_id)
+                .bind(after)
+                .fetch_one(&db.app)
+                .await
+                .unwrap();
         assert_eq!(points, 0);
         steps += 1;
         match last {
