@@ -127,7 +127,7 @@ async fn every_balance_change_is_sent_with_its_balance_and_version_once() {
 #[tokio::test]
 async fn managers_see_how_each_wallets_balance_updates_stand() {
     let server = server::testkit::TestServer::start().await;
-    let till = Till::sign_in(&server.db, &server.clerk).await;
+    let till = Till::sign_in(&server.db, &server.manager).await;
     devices::set_channels(&server.db.app, &[Channel::Webhook])
         .await
         .unwrap();

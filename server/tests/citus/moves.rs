@@ -44,7 +44,7 @@ async fn till_at_work(
             external_id: &member,
             tx_type: TxType::Earn,
             points: 3,
-            note: None,
+            note: Some("moved under load"),
             idempotency_key: Some(&key),
             sold_at: None,
         };
@@ -87,7 +87,8 @@ async fn a_programs_shards_move_to_the_other_worker_while_its_tills_earn_and_cla
         .unwrap()
         .clone();
 
-    let tills = Till::clerks(&db, 4).await;
+    // Points typed by hand: a manager's adjustments.
+    let tills = Till::managers(&db, 4).await;
     let moved = Arc::new(AtomicBool::new(false));
     let done = Arc::new(AtomicUsize::new(0));
     let progress = Arc::new(Notify::new());

@@ -75,7 +75,7 @@ async fn run_pg_ctl(args: &[&str]) {
     assert!(output.status.success(), "pg_ctl {args:?}: {output:?}");
 }
 
-/// Earns 1 point for `member` with fresh keys until the phase is past BACK's first acknowledged earn.
+/// Earns 1 point for `member` (a sale of 1.00) with fresh keys until the phase is past BACK's first acknowledged earn.
 async fn till_at_work(
     client: ApiClient,
     member: String,
@@ -88,10 +88,10 @@ async fn till_at_work(
         let key = format!("outage-{}-{i}", Uuid::new_v4().simple());
         let response = client
             .change(
-                "earn",
+                "earn_sale",
                 &[
                     ("external_id", &member),
-                    ("points", "1"),
+                    ("amount", "1"),
                     ("idempotency_key", &key),
                 ],
             )
