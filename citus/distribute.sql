@@ -110,6 +110,7 @@ select create_distributed_function(f, 'p_program_id', colocate_with := 'public.p
       'public.open_staff_session(uuid,uuid,text,bytea,text)',
       'public.set_program_time_zone(uuid,uuid,text)',
       'public.earn_from_sale(uuid,text,text,text,uuid,timestamptz)',
+      'public.adjust_points(uuid,text,bigint,text,text,text,uuid,timestamptz)',
       'public.redeem_reward(uuid,text,bigint,text,uuid)',
       'public.save_reward(uuid,uuid,bigint,text,bigint,bigint,bigint)',
       'public.retire_reward(uuid,uuid,bigint)',

@@ -27,7 +27,6 @@ CREATE FUNCTION public.adjust_points(p_program_id uuid, p_member_external_id tex
     AS $$
 declare
     v_reason text := pg_catalog.btrim(p_reason);
-    v_first public.transactions%rowtype;
     v_result jsonb;
 begin
     if p_staff_id is null or not public.staff_is_manager(p_program_id, p_staff_id) then
@@ -36,19 +35,22 @@ begin
     if v_reason is null or pg_catalog.length(v_reason) not between 3 and 500 then
         return pg_catalog.jsonb_build_object('success', false, 'error', 'REASON_REQUIRED');
     end if;
-    if p_idempotency_key is not null and pg_catalog.length(p_idempotency_key) between 1 and 200 then
-        -- A key first used for a sale or a reward is not an adjustment's to replay.
-        v_first := public.transaction_by_idempotency_key(p_program_id, p_idempotency_key);
-        if v_first.id is not null
-           and not exists (select 1 from public.ledger_details d
-                            where d.program_id = p_program_id and d.transaction_id = v_first.id and d.adjustment) then
-            return pg_catalog.jsonb_build_object('success', false, 'error', 'IDEMPOTENCY_MISMATCH');
-        end if;
-    end if;
-
+    -- No look-up of the key before the write: the primitive notices a retry by the ledger's unique key, and a
+    -- replayed row is then checked to be an adjustment (a key first used for a sale or a reward is not an
+    -- adjustment's to replay), by the primary key of the row beside it.
     v_result := public.process_membership_transaction(
         p_program_id, p_member_external_id, p_points, p_type, v_reason, p_idempotency_key, p_staff_id, p_sold_at);
-    if (v_result ->> 'success')::boolean and not (v_result ->> 'replayed')::boolean then
+    if not (v_result ->> 'success')::boolean then
+        return v_result;
+    end if;
+    if (v_result ->> 'replayed')::boolean then
+        if not exists (select 1 from public.ledger_details d
+                        where d.program_id = p_program_id
+                          and d.transaction_id = (v_result ->> 'transaction_id')::bigint
+                          and d.adjustment) then
+            return pg_catalog.jsonb_build_object('success', false, 'error', 'IDEMPOTENCY_MISMATCH');
+        end if;
+    else
         insert into public.ledger_details (program_id, transaction_id, member_id, adjustment)
         select t.program_id, t.id, t.member_id, true
           from public.transactions t

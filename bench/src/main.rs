@@ -52,8 +52,9 @@ struct Cli {
     /// Only time the history, over the ledger an earlier run left in the work folder (kept, not emptied).
     #[arg(long)]
     history_only: bool,
-    /// Database connections the server keeps (its --db-pool).
-    #[arg(long, default_value_t = 16)]
+    /// Database connections the server keeps in each of its two pools (its --db-pool): 12, so that at 64
+    /// clients both pools beside pgbench's 64 connections stay under PostgreSQL's default of 100.
+    #[arg(long, default_value_t = 12)]
     db_pool: u32,
     /// The server binary under test.
     #[arg(long, default_value = "target/release/server")]
