@@ -1,7 +1,8 @@
 -- The rewards catalog: what a member's points buy ("100 points buy a coffee"). A clerk redeems a reward by its
 -- id; the database takes its cost from the balance through process_membership_transaction, takes one from the
--- stock in the same transaction (the reward's row lock keeps it from being oversold), keeps a member's limit per
--- day, and records the reward beside the ledger row.
+-- stock in the same transaction (the reward's row lock keeps it from being oversold; a reward without a stock
+-- takes no lock of its own, so its redeems run side by side), keeps a member's limit per day, and records the
+-- reward beside the ledger row.
 
 create table public.rewards (
     program_id uuid not null references public.programs (id),
@@ -133,12 +134,18 @@ begin
     if p_idempotency_key is not null and pg_catalog.length(p_idempotency_key) not between 1 and 200 then
         return pg_catalog.jsonb_build_object('success', false, 'error', 'INVALID_IDEMPOTENCY_KEY');
     end if;
-    -- Concurrent redeems of one reward queue here: the stock is read and taken under this lock.
     select * into v_reward from public.rewards r
-     where r.program_id = p_program_id and r.id = p_reward_id
-       for update;
+     where r.program_id = p_program_id and r.id = p_reward_id;
     if not found then
         return pg_catalog.jsonb_build_object('success', false, 'error', 'REWARD_NOT_FOUND');
+    end if;
+    -- Concurrent redeems of a reward with a stock queue here: the stock is read again and taken under this
+    -- lock. A reward without one is not locked, so its redeems run side by side; a member's limit per day is
+    -- kept by the member's row lock below.
+    if v_reward.stock is not null then
+        select * into v_reward from public.rewards r
+         where r.program_id = p_program_id and r.id = p_reward_id
+           for update;
     end if;
 
     if p_idempotency_key is not null then
