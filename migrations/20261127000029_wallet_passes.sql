@@ -240,14 +240,17 @@ $$;
 -- The passes registered on a device changed since the tag it last saw, and the tag to ask from next. The tag is
 -- the oldest transaction still running when it was given: every change committed later was written by that
 -- transaction or a newer one, so none is missed (one in flight may be told twice, which costs a download).
+-- PL/pgSQL rather than SQL: Citus cannot plan a query on a distributed table inside a SQL function that uses
+-- the function's parameters, and would refuse it through a coordinator.
 create function public.wallet_passes_changed_since(p_device_library_id text, p_since bigint)
 returns jsonb
-language sql
+language plpgsql
 stable
 security definer
 set search_path = pg_catalog, pg_temp
 as $$
-    select pg_catalog.jsonb_build_object(
+begin
+    return pg_catalog.jsonb_build_object(
         'serial_numbers', coalesce(
             (select pg_catalog.jsonb_agg(changed.pass_id order by changed.pass_id)
                from (select distinct r.pass_id
@@ -259,22 +262,28 @@ as $$
                                            >= greatest(coalesce(p_since, 0), 0)::text::xid8)
                     ) changed),
             '[]'),
-        'last_updated', pg_catalog.pg_snapshot_xmin(pg_catalog.pg_current_snapshot())::text::bigint)
+        'last_updated', pg_catalog.pg_snapshot_xmin(pg_catalog.pg_current_snapshot())::text::bigint);
+end
 $$;
 
 -- APNs said a device's push token is no longer valid (410): the device and its registrations go, unless it
 -- registered again with a new token meanwhile.
+-- PL/pgSQL rather than SQL: Citus cannot plan a query on a distributed table inside a SQL function that uses
+-- the function's parameters, and would refuse it through a coordinator.
 create function public.forget_wallet_device(p_device_library_id text, p_push_token text)
 returns jsonb
-language sql
+language plpgsql
 security definer
 set search_path = pg_catalog, pg_temp
 as $$
-    with gone as (
-        delete from public.wallet_devices d
-         where d.device_library_id = p_device_library_id and d.push_token = p_push_token
-        returning 1)
-    select pg_catalog.jsonb_build_object('success', true, 'forgotten', exists (select 1 from gone))
+declare
+    v_forgotten boolean;
+begin
+    delete from public.wallet_devices d
+     where d.device_library_id = p_device_library_id and d.push_token = p_push_token;
+    v_forgotten := found;
+    return pg_catalog.jsonb_build_object('success', true, 'forgotten', v_forgotten);
+end
 $$;
 
 revoke all on function public.set_wallet_channels(text[]) from public;

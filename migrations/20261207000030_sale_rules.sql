@@ -134,13 +134,18 @@ as $$
 $$;
 
 -- The promotion that gives a sale at p_at the most points, of those running then on the program's clock.
+-- PL/pgSQL rather than SQL: Citus cannot plan a query on a distributed table inside a SQL function that uses
+-- the function's parameters, and would refuse it through a coordinator.
 create function public.best_promotion(p_program_id uuid, p_at timestamptz)
 returns public.promotions
-language sql
+language plpgsql
 stable
 set search_path = pg_catalog, pg_temp
 as $$
-    select p.*
+declare
+    v_promotion public.promotions%rowtype;
+begin
+    select p.* into v_promotion
       from public.promotions p,
            lateral (select public.program_time(p_program_id, p_at) as local) l
      where p.program_id = p_program_id and p.retired_at is null
@@ -149,7 +154,9 @@ as $$
        and (p.weekdays is null or extract(isodow from l.local)::smallint = any (p.weekdays))
        and (p.starts_at is null or (l.local::time >= p.starts_at and l.local::time < p.ends_at))
      order by p.multiplier_percent desc, p.id
-     limit 1
+     limit 1;
+    return v_promotion;
+end
 $$;
 
 -- Earns the points of a sale of p_amount (as the till typed it, in the program's currency) under the program's

@@ -18,12 +18,17 @@ alter table public.ledger_days
 
 -- What a member's points look like under the program's expiry at p_at: the points already past their date and
 -- unspent (to expire now), and the next day on the program's clock some of the rest expire, with how many.
+-- PL/pgSQL rather than SQL: Citus cannot plan a query on a distributed table inside a SQL function that uses
+-- the function's parameters, and would refuse it through a coordinator.
 create function public.member_expiry(p_program_id uuid, p_member_id uuid, p_at timestamptz default now())
 returns table (due bigint, next_points bigint, next_day date)
-language sql
+language plpgsql
 stable
 set search_path = pg_catalog, pg_temp
 as $$
+#variable_conflict use_column
+begin
+    return query
     with program as (
         select p.points_expire_months as months from public.programs p where p.id = p_program_id
     ),
@@ -59,31 +64,39 @@ as $$
          order by earns.expires_on
          limit 1
     )
-    select coalesce((select due.due from due), 0),
-           (select next.left_by_then - coalesce((select due.due from due), 0) from next),
-           (select next.expires_on from next)
+    select coalesce((select due.due from due), 0)::bigint,
+           (select next.left_by_then - coalesce((select due.due from due), 0) from next)::bigint,
+           (select next.expires_on from next);
+end
 $$;
 
 -- The points of one member past their date and unspent at p_at: one pass over their ledger, for expiry runs.
 -- member_expiry says the same and more, for pages.
+-- PL/pgSQL rather than SQL: Citus cannot plan a query on a distributed table inside a SQL function that uses
+-- the function's parameters, and would refuse it through a coordinator.
 create function public.member_points_due(p_program_id uuid, p_member_id uuid, p_at timestamptz default now())
 returns bigint
-language sql
+language plpgsql
 stable
 set search_path = pg_catalog, pg_temp
 as $$
-    select greatest(
-               coalesce(sum(t.points) filter (
-                   where t.type = 'EARN'
-                     and coalesce(t.sold_at, t.created_at) + make_interval(months => p.points_expire_months) <= p_at),
-                   0)
-               - coalesce(sum(t.points) filter (where t.type <> 'EARN'), 0),
-               0)::bigint
-      from public.programs p
-      join public.transactions t on t.program_id = p.id
-     where p.id = p_program_id and p.points_expire_months is not null
-       and t.member_id = p_member_id and t.voids_id is null
-       and not exists (select 1 from public.transactions v where v.program_id = t.program_id and v.voids_id = t.id)
+begin
+    return (
+        select greatest(
+                   coalesce(sum(t.points) filter (
+                       where t.type = 'EARN'
+                         and coalesce(t.sold_at, t.created_at) + make_interval(months => p.points_expire_months)
+                             <= p_at),
+                       0)
+                   - coalesce(sum(t.points) filter (where t.type <> 'EARN'), 0),
+                   0)::bigint
+          from public.programs p
+          join public.transactions t on t.program_id = p.id
+         where p.id = p_program_id and p.points_expire_months is not null
+           and t.member_id = p_member_id and t.voids_id is null
+           and not exists (select 1 from public.transactions v
+                            where v.program_id = t.program_id and v.voids_id = t.id));
+end
 $$;
 
 -- Expires what is due for one member, under their row lock: the number of points expired (0 when none). Called
