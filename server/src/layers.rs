@@ -82,9 +82,13 @@ const READ_PAST_LIMIT: usize = 1024 * 1024;
 /// Every API post's body is read here, within [`MAX_BODY_BYTES`], before a server function sees it: a larger
 /// one, or one that is not text, is refused in the domain's words (the server functions would answer either
 /// with a 500). A flat JSON object becomes the same form fields as a form post.
+///
+/// Any other request's body is read to its end too (and dropped when it is too large), before anything answers:
+/// a handler that answers without reading a body, as every GET does, would otherwise close the connection on a
+/// client still sending it, and the client would lose the answer.
 pub async fn api_body(req: Request, next: Next) -> Response {
     if req.method() != Method::POST || !req.uri().path().starts_with("/api/") {
-        return next.run(req).await;
+        return read_whole_body(req, next).await;
     }
     let is_json = req
         .headers()
@@ -102,20 +106,11 @@ pub async fn api_body(req: Request, next: Next) -> Response {
             },
         )
     };
-    let too_large = || refuse(None, "The request is too large.");
-    // A body somewhat over the limit is still read to its end, so the refusal reaches a client that is still
-    // sending and the connection can carry its next request; a far larger one is cut off and the connection
-    // closed.
-    let Ok(bytes) = to_bytes(body, MAX_BODY_BYTES + READ_PAST_LIMIT).await else {
-        let mut response = too_large();
-        response
-            .headers_mut()
-            .insert(header::CONNECTION, HeaderValue::from_static("close"));
-        return response;
+    let too_large = || refuse(None, TOO_LARGE);
+    let bytes = match read_body(body, outcome.as_ref()).await {
+        Ok(bytes) => bytes,
+        Err(refused) => return refused,
     };
-    if bytes.len() > MAX_BODY_BYTES {
-        return too_large();
-    }
     let body = if is_json {
         let form = match json_object_to_form(&bytes) {
             Ok(form) => form,
@@ -227,4 +222,43 @@ pub fn strict_transport_security(
         header::STRICT_TRANSPORT_SECURITY,
         move |_: &Response| value.clone(),
     )
+}
+
+const TOO_LARGE: &str = "The request is too large.";
+
+/// Reads a body to its end within [`MAX_BODY_BYTES`], or the refusal to answer. A body somewhat over the limit is
+/// still read to its end, so the refusal reaches a client that is still sending and the connection can carry its
+/// next request; a far larger one is cut off and the connection closed.
+async fn read_body(body: Body, outcome: Option<&Outcome>) -> Result<axum::body::Bytes, Response> {
+    let read = to_bytes(body, MAX_BODY_BYTES + READ_PAST_LIMIT).await;
+    if let Ok(bytes) = &read
+        && bytes.len() <= MAX_BODY_BYTES
+    {
+        return Ok(bytes.clone());
+    }
+    let too_large = LoyaltyError::InvalidInput {
+        field: None,
+        message: TOO_LARGE.into(),
+    };
+    let mut response = refusal(outcome, too_large);
+    if read.is_err() {
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    Err(response)
+}
+
+/// Reads a request's whole body before the request goes on, so whatever answers it, early or late, answers a
+/// client that has finished sending.
+async fn read_whole_body(req: Request, next: Next) -> Response {
+    let (parts, body) = req.into_parts();
+    let outcome = parts.extensions.get::<Outcome>().cloned();
+    match read_body(body, outcome.as_ref()).await {
+        Ok(bytes) => {
+            next.run(Request::from_parts(parts, Body::from(bytes)))
+                .await
+        }
+        Err(refused) => refused,
+    }
 }

@@ -390,3 +390,50 @@ async fn deeply_nested_and_oversized_bodies_are_refused_by_every_endpoint() {
     }
     assert_eq!(fingerprint(&w.server.db, None).await, before);
 }
+
+/// A GET's handler reads no body. A body sent with one anyway is read to its end before the answer, so the
+/// client, still sending it, gets the answer rather than a closed connection; one over the limit is refused.
+#[tokio::test]
+async fn a_body_sent_with_a_get_is_read_before_the_answer() {
+    let w = world().await;
+    let client = sign_in(&w.server, &w.server.manager).await;
+    let within = vec![b'x'; server::MAX_BODY_BYTES];
+    let over = vec![b'x'; server::MAX_BODY_BYTES + 1];
+    let mut seen = BTreeSet::new();
+    for case in cases() {
+        if !case.get || !seen.insert(case.endpoint) {
+            continue;
+        }
+        for round in 0..10 {
+            for body in [&within, &over] {
+                let response = client
+                    .request(&case)
+                    .body(body.clone())
+                    .send()
+                    .await
+                    .unwrap_or_else(|e| {
+                        panic!(
+                            "{} bytes to {}, round {round}: {e:?}",
+                            body.len(),
+                            case.endpoint
+                        )
+                    });
+                let status = response.status();
+                let text = response.text().await.unwrap();
+                assert!(
+                    !status.is_server_error(),
+                    "{}: {status} {text}",
+                    case.endpoint
+                );
+                if body.len() > server::MAX_BODY_BYTES {
+                    let err = serde_json::from_str::<LoyaltyError>(&text);
+                    assert!(
+                        matches!(err, Ok(LoyaltyError::InvalidInput { .. })),
+                        "{}: {status} {text}",
+                        case.endpoint
+                    );
+                }
+            }
+        }
+    }
+}
