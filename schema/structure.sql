@@ -1858,27 +1858,40 @@ end
 $$;
 
 --
--- Name: wallet_passes_changed_since(text, bigint); Type: FUNCTION; Schema: public; Owner: -
+-- Name: wallet_passes_changed_since(text, text); Type: FUNCTION; Schema: public; Owner: -
 --
 
-CREATE FUNCTION public.wallet_passes_changed_since(p_device_library_id text, p_since bigint) RETURNS jsonb
+CREATE FUNCTION public.wallet_passes_changed_since(p_device_library_id text, p_since text) RETURNS jsonb
     LANGUAGE plpgsql STABLE SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
+declare
+    v_told jsonb := '{}';
+    v_now jsonb;
 begin
+    if p_since is not null and pg_catalog.length(p_since) <= 16384 then
+        begin
+            select coalesce(pg_catalog.jsonb_object_agg(pg_catalog.split_part(t.e, ':', 1)::uuid::text,
+                                                        pg_catalog.split_part(t.e, ':', 2)::bigint), '{}')
+              into v_told
+              from pg_catalog.unnest(pg_catalog.string_to_array(p_since, ',')) t(e);
+        exception when invalid_text_representation or numeric_value_out_of_range then
+            v_told := '{}';
+        end;
+    end if;
+    select coalesce(pg_catalog.jsonb_object_agg(m.id::text, m.pass_version), '{}')
+      into v_now
+      from public.wallet_registrations r
+      join public.passes_master m on m.program_id = r.program_id and m.id = r.pass_id
+     where r.device_library_id = p_device_library_id;
     return pg_catalog.jsonb_build_object(
         'serial_numbers', coalesce(
-            (select pg_catalog.jsonb_agg(changed.pass_id order by changed.pass_id)
-               from (select distinct r.pass_id
-                       from public.wallet_registrations r
-                      where r.device_library_id = p_device_library_id
-                        and exists (select 1 from public.pass_changes c
-                                     where c.program_id = r.program_id and c.pass_id = r.pass_id
-                                       and c.writer_xid
-                                           >= greatest(coalesce(p_since, 0), 0)::text::xid8)
-                    ) changed),
+            (select pg_catalog.jsonb_agg(n.id::uuid order by n.id::uuid)
+               from pg_catalog.jsonb_each_text(v_now) n(id, version)
+              where n.version::bigint > coalesce((v_told ->> n.id)::bigint, 0)),
             '[]'),
-        'last_updated', pg_catalog.pg_snapshot_xmin(pg_catalog.pg_current_snapshot())::text::bigint);
+        'last_updated', (select pg_catalog.string_agg(n.id || ':' || n.version, ',' order by n.id::uuid)
+                           from pg_catalog.jsonb_each_text(v_now) n(id, version)));
 end
 $$;
 
@@ -1977,8 +1990,7 @@ CREATE TABLE public.pass_changes (
     pass_id uuid NOT NULL,
     pass_version bigint NOT NULL,
     balance integer NOT NULL,
-    changed_at timestamp with time zone DEFAULT now() NOT NULL,
-    writer_xid xid8 DEFAULT pg_current_xact_id() NOT NULL
+    changed_at timestamp with time zone DEFAULT now() NOT NULL
 );
 
 --
@@ -2545,10 +2557,22 @@ CREATE INDEX transactions_staff_history_idx ON public.transactions USING btree (
 CREATE INDEX wallet_deliveries_due_idx ON public.wallet_deliveries USING btree (channel, next_attempt_at) WHERE (delivered_at IS NULL);
 
 --
+-- Name: wallet_deliveries_program_due_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX wallet_deliveries_program_due_idx ON public.wallet_deliveries USING btree (program_id, channel, next_attempt_at) WHERE (delivered_at IS NULL);
+
+--
 -- Name: wallet_outbox_due_idx; Type: INDEX; Schema: public; Owner: -
 --
 
 CREATE INDEX wallet_outbox_due_idx ON public.wallet_outbox USING btree (next_attempt_at) WHERE (delivered_at IS NULL);
+
+--
+-- Name: wallet_outbox_program_due_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX wallet_outbox_program_due_idx ON public.wallet_outbox USING btree (program_id, next_attempt_at) WHERE (delivered_at IS NULL);
 
 --
 -- Name: wallet_outbox_program_idx; Type: INDEX; Schema: public; Owner: -
@@ -2561,6 +2585,12 @@ CREATE INDEX wallet_outbox_program_idx ON public.wallet_outbox USING btree (prog
 --
 
 CREATE INDEX wallet_registrations_device_idx ON public.wallet_registrations USING btree (program_id, device_library_id);
+
+--
+-- Name: wallet_registrations_device_only_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX wallet_registrations_device_only_idx ON public.wallet_registrations USING btree (device_library_id);
 
 --
 -- Name: transactions_day_stats; Type: STATISTICS; Schema: public; Owner: -
@@ -3143,11 +3173,11 @@ REVOKE ALL ON FUNCTION public.wallet_pass_of(p_pass_id uuid, p_wallet_token text
 GRANT ALL ON FUNCTION public.wallet_pass_of(p_pass_id uuid, p_wallet_token text) TO loyalty_app;
 
 --
--- Name: FUNCTION wallet_passes_changed_since(p_device_library_id text, p_since bigint); Type: ACL; Schema: public; Owner: -
+-- Name: FUNCTION wallet_passes_changed_since(p_device_library_id text, p_since text); Type: ACL; Schema: public; Owner: -
 --
 
-REVOKE ALL ON FUNCTION public.wallet_passes_changed_since(p_device_library_id text, p_since bigint) FROM PUBLIC;
-GRANT ALL ON FUNCTION public.wallet_passes_changed_since(p_device_library_id text, p_since bigint) TO loyalty_app;
+REVOKE ALL ON FUNCTION public.wallet_passes_changed_since(p_device_library_id text, p_since text) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.wallet_passes_changed_since(p_device_library_id text, p_since text) TO loyalty_app;
 
 --
 -- Name: TABLE claim_code_batches; Type: ACL; Schema: public; Owner: -

@@ -3,8 +3,8 @@
 //!
 //! Announcements go through the `wallet_outbox` table, written by a trigger inside the claim's own
 //! transaction, and are delivered here by a worker: so a wallet outage never blocks, fails or undoes a claim,
-//! and a claim is never lost. Each worker takes a due row with `for update skip locked` and holds that lock
-//! while it sends, so any number of workers, on any number of servers, never send one row at the same time; a
+//! and a claim is never lost. Each worker takes a due row with `for update skip locked` (one program's rows at a
+//! time) and holds that lock while it sends, so any number of workers, on any number of servers, never send one row at the same time; a
 //! row is marked delivered only after a 2xx answer. Every request carries the row id as its idempotency key,
 //! so the receiver can drop the one resend that a crash between its 2xx and our commit would cause.
 
@@ -249,23 +249,60 @@ pub enum Attempt {
     Failed { id: i64, error: String },
 }
 
+/// How many of the most overdue rows are read to find the programs that have one due.
+pub(crate) const DUE_ROWS_LOOKED_AT: i64 = 256;
+
 /// Takes the most overdue undelivered row nobody else holds, sends it, and records the outcome; `None` when
 /// nothing is due.
+///
+/// The row is taken program by program: the programs with the most overdue rows first, then in each the most
+/// overdue row nobody holds. A lock is only ever asked of one program's rows, which a Citus cluster keeps on one
+/// worker; it refuses `for update` over all of them.
 pub async fn deliver_next<P: WalletProvider>(
     pool: &PgPool,
     provider: &P,
     backoff: &Backoff,
+) -> Result<Option<Attempt>, sqlx::Error> {
+    let programs: Vec<Uuid> = sqlx::query_scalar(
+        "select program_id
+           from (select program_id, next_attempt_at
+                   from public.wallet_outbox
+                  where delivered_at is null and next_attempt_at <= now()
+                  order by next_attempt_at
+                  limit $1) due
+          group by program_id
+          order by min(next_attempt_at)",
+    )
+    .bind(DUE_ROWS_LOOKED_AT)
+    .fetch_all(pool)
+    .await?;
+    for program_id in programs {
+        if let Some(attempt) = deliver_next_of(pool, provider, backoff, program_id).await? {
+            return Ok(Some(attempt));
+        }
+    }
+    Ok(None)
+}
+
+/// [`deliver_next`] in one program.
+async fn deliver_next_of<P: WalletProvider>(
+    pool: &PgPool,
+    provider: &P,
+    backoff: &Backoff,
+    program_id: Uuid,
 ) -> Result<Option<Attempt>, sqlx::Error> {
     let mut tx = pool.begin().await?;
     let row: Option<(Uuid, i64, i32, DateTime<Utc>, String, String)> = sqlx::query_as(
         "select o.program_id, o.id, o.attempts, o.created_at, m.external_id, m.pass_token
            from public.wallet_outbox o
            join public.passes_master m on m.program_id = o.program_id and m.id = o.pass_id
-          where o.delivered_at is null and o.next_attempt_at <= now()
+          where o.program_id = $1 and m.program_id = $1
+            and o.delivered_at is null and o.next_attempt_at <= now()
           order by o.next_attempt_at
           limit 1
             for update of o skip locked",
     )
+    .bind(program_id)
     .fetch_optional(&mut *tx)
     .await?;
     let Some((program_id, id, attempts, claimed_at, external_id, token)) = row else {

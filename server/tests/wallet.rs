@@ -421,3 +421,67 @@ async fn managers_see_delivery_state_and_clerks_do_not() {
     let err: LoyaltyError = response.json().await.unwrap();
     assert_eq!(err, LoyaltyError::ManagersOnly);
 }
+
+/// Rows are taken program by program (a Citus cluster refuses a lock over all programs' rows): a program whose
+/// every due row is held by a worker still sending it keeps no other program waiting.
+#[tokio::test]
+async fn a_program_whose_rows_are_all_held_keeps_no_other_program_waiting() {
+    use server::testkit::{new_program, postcard_of};
+    let db = TestDb::new().await;
+    let till = Till::clerk(&db).await;
+    claim(&db, &till).await;
+    let other = new_program(&db.owner, "Other shop").await;
+    let code = postcard_of(&db.owner, other).await;
+    let answer: serde_json::Value =
+        sqlx::query_scalar("select public.process_claim_attempt($1, $2)")
+            .bind(&code)
+            .bind(other)
+            .fetch_one(&db.app)
+            .await
+            .unwrap();
+    assert_eq!(answer["success"], true, "{answer}");
+    // The first program's row is the more overdue one, and another worker holds it.
+    sqlx::query("update wallet_outbox set next_attempt_at = now() - interval '1 hour' where program_id = $1")
+        .bind(db.program_id)
+        .execute(&db.owner)
+        .await
+        .unwrap();
+    let mut held = db.owner.begin().await.unwrap();
+    sqlx::query("select id from wallet_outbox where program_id = $1 for update")
+        .bind(db.program_id)
+        .execute(&mut *held)
+        .await
+        .unwrap();
+
+    let (service, url) = wallet_service(0).await;
+    let attempt = deliver_next(&db.app, &webhook(&url), &quick().backoff)
+        .await
+        .unwrap();
+    assert!(
+        matches!(attempt, Some(Attempt::Delivered { .. })),
+        "{attempt:?}"
+    );
+    let delivered: Vec<uuid::Uuid> =
+        sqlx::query_scalar("select program_id from wallet_outbox where delivered_at is not null")
+            .fetch_all(&db.owner)
+            .await
+            .unwrap();
+    assert_eq!(delivered, [other], "the other program's row went out");
+    assert_eq!(service.requests.load(Ordering::SeqCst), 1);
+    assert!(
+        deliver_next(&db.app, &webhook(&url), &quick().backoff)
+            .await
+            .unwrap()
+            .is_none(),
+        "the held row is left to its worker"
+    );
+    held.rollback().await.unwrap();
+    let attempt = deliver_next(&db.app, &webhook(&url), &quick().backoff)
+        .await
+        .unwrap();
+    assert!(
+        matches!(attempt, Some(Attempt::Delivered { .. })),
+        "{attempt:?}"
+    );
+    assert_eq!(undelivered(&db).await, 0);
+}

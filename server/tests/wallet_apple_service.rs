@@ -56,13 +56,17 @@ impl Phone {
 
     /// The status, and the serial numbers and tag when there are changes.
     async fn changed_since(&self, tag: Option<&str>) -> (StatusCode, Option<serde_json::Value>) {
-        let mut url = format!(
+        let url = format!(
             "{}/devices/{}/registrations/{TEST_PASS_TYPE_ID}",
             self.base, self.device
         );
-        if let Some(tag) = tag {
-            url = format!("{url}?passesUpdatedSince={tag}");
-        }
+        let url = match tag {
+            Some(tag) => {
+                let query = serde_urlencoded::to_string([("passesUpdatedSince", tag)]).unwrap();
+                format!("{url}?{query}")
+            }
+            None => url,
+        };
         let response = self.http.get(url).send().await.unwrap();
         let status = response.status();
         let body = if status == StatusCode::OK {
@@ -142,10 +146,19 @@ async fn a_phone_registers_learns_of_each_change_and_fetches_the_new_balance() {
     );
     let tag = body["lastUpdated"].as_str().unwrap().to_owned();
     assert_eq!(
-        phone.changed_since(Some(&i64::MAX.to_string())).await.0,
+        phone.changed_since(Some(&tag)).await.0,
         StatusCode::NO_CONTENT,
-        "nothing changed after a tag past every transaction"
+        "nothing changed since the tag just given"
     );
+    for not_ours in ["12345", "garbage", ":", ","] {
+        let (status, body) = phone.changed_since(Some(not_ours)).await;
+        assert_eq!(status, StatusCode::OK, "{not_ours}");
+        assert_eq!(
+            body.unwrap()["serialNumbers"],
+            serde_json::json!([serial.to_string()]),
+            "a tag we never gave tells every pass: {not_ours}"
+        );
+    }
 
     till.earn(&member, 32).await.unwrap();
     let (status, body) = phone.changed_since(Some(&tag)).await;
@@ -154,6 +167,13 @@ async fn a_phone_registers_learns_of_each_change_and_fetches_the_new_balance() {
     assert_eq!(
         body["serialNumbers"],
         serde_json::json!([serial.to_string()])
+    );
+    let after_the_earn = body["lastUpdated"].as_str().unwrap();
+    assert_ne!(after_the_earn, tag);
+    assert_eq!(
+        phone.changed_since(Some(after_the_earn)).await.0,
+        StatusCode::NO_CONTENT,
+        "the earn is told once"
     );
 
     let latest = phone.latest(serial, &token).await;

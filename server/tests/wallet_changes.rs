@@ -165,18 +165,26 @@ async fn devices_register_with_the_pass_token_and_are_told_which_passes_changed(
     both.sort();
     assert_eq!(all.serial_numbers, both);
     let tag = all.last_updated.unwrap();
-    // Other databases' transactions still running hold the tag back, so a pass may be told again; a tag past
-    // every transaction tells nothing.
-    let none = devices::passes_changed_since(&db.app, phone, Some(i64::MAX))
+    // The tag names the version of each pass the device was told about.
+    let mut named = both.iter().map(|id| format!("{id}:1")).collect::<Vec<_>>();
+    assert_eq!(tag, named.join(","));
+    let none = devices::passes_changed_since(&db.app, phone, Some(&tag))
         .await
         .unwrap();
     assert!(none.serial_numbers.is_empty());
+    assert_eq!(none.last_updated.as_ref(), Some(&tag));
     till.earn(&member, 3).await.unwrap();
-    let one = devices::passes_changed_since(&db.app, phone, Some(tag))
+    let one = devices::passes_changed_since(&db.app, phone, Some(&tag))
         .await
         .unwrap();
-    assert!(one.serial_numbers.contains(&pass.pass_id), "{one:?}");
-    assert!(one.last_updated.unwrap() >= tag);
+    assert_eq!(
+        one.serial_numbers,
+        [pass.pass_id],
+        "only the pass that changed"
+    );
+    let changed = both.iter().position(|id| *id == pass.pass_id).unwrap();
+    named[changed] = format!("{}:2", pass.pass_id);
+    assert_eq!(one.last_updated.unwrap(), named.join(","));
 
     assert_eq!(
         devices::devices_of(&db.app, db.program_id, pass.pass_id)
@@ -254,6 +262,7 @@ async fn a_change_that_commits_after_a_later_one_is_still_told_to_the_phone() {
         .await
         .unwrap()
         .last_updated;
+    let tag = tag.as_deref();
 
     // The first member's earn takes its change id, and commits only after the second member's.
     let mut slow = db.owner.begin().await.unwrap();
@@ -272,7 +281,7 @@ async fn a_change_that_commits_after_a_later_one_is_still_told_to_the_phone() {
     assert_eq!(seen.serial_numbers, [passes[1]]);
     slow.commit().await.unwrap();
 
-    let next = devices::passes_changed_since(&db.app, phone, seen.last_updated)
+    let next = devices::passes_changed_since(&db.app, phone, seen.last_updated.as_deref())
         .await
         .unwrap();
     assert!(

@@ -140,14 +140,12 @@ async fn changed_since(
         return status(StatusCode::NOT_FOUND);
     }
     // A tag we never gave is read as no tag: the device then gets every pass it holds.
-    let since = since
-        .passes_updated_since
-        .and_then(|tag| tag.parse::<i64>().ok());
+    let since = since.passes_updated_since.as_deref();
     match devices::passes_changed_since(&state.pool, &device, since).await {
         Ok(changed) if changed.serial_numbers.is_empty() => status(StatusCode::NO_CONTENT),
         Ok(changed) => Json(serde_json::json!({
             "serialNumbers": changed.serial_numbers,
-            "lastUpdated": changed.last_updated.unwrap_or_default().to_string(),
+            "lastUpdated": changed.last_updated.unwrap_or_default(),
         }))
         .into_response(),
         Err(err) => refused(err),

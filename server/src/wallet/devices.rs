@@ -177,17 +177,18 @@ pub async fn unregister_device(
     checked(answer).map(drop)
 }
 
-/// The passes on a device changed after `since`, and the tag to ask from next time.
+/// The passes on a device changed since a tag, and the tag to ask from next time: the versions of the device's
+/// passes it has now been told about (`None` when the device holds none).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct ChangedPasses {
     pub serial_numbers: Vec<Uuid>,
-    pub last_updated: Option<i64>,
+    pub last_updated: Option<String>,
 }
 
 pub async fn passes_changed_since(
     db: impl PgExecutor<'_>,
     device_library_id: &str,
-    since: Option<i64>,
+    since: Option<&str>,
 ) -> Result<ChangedPasses> {
     let answer: serde_json::Value =
         sqlx::query_scalar("select public.wallet_passes_changed_since($1, $2)")

@@ -1,5 +1,5 @@
 //! The pass changes sent to each wallet channel: a worker per channel takes a due delivery nobody else holds
-//! (`for update skip locked`, held while it sends), hands it to the channel's sender, and records the outcome;
+//! (`for update skip locked` over one program's deliveries, held while it sends), hands it to the channel's sender, and records the outcome;
 //! a failure is retried with growing waits, so nothing is lost and nothing is sent twice at once.
 
 use std::future::Future;
@@ -39,11 +39,40 @@ pub trait ChangeSender: Send + Sync + 'static {
 }
 
 /// Takes this channel's most overdue delivery nobody else holds, sends it, and records the outcome; `None`
-/// when nothing is due.
+/// when nothing is due. Program by program, as [`super::deliver_next`] does and for the same reason.
 pub async fn deliver_next_change<S: ChangeSender>(
     pool: &PgPool,
     sender: &S,
     backoff: &Backoff,
+) -> Result<Option<Attempt>, sqlx::Error> {
+    let programs: Vec<Uuid> = sqlx::query_scalar(
+        "select program_id
+           from (select program_id, next_attempt_at
+                   from public.wallet_deliveries
+                  where channel = $1 and delivered_at is null and next_attempt_at <= now()
+                  order by next_attempt_at
+                  limit $2) due
+          group by program_id
+          order by min(next_attempt_at)",
+    )
+    .bind(sender.channel().as_sql())
+    .bind(super::DUE_ROWS_LOOKED_AT)
+    .fetch_all(pool)
+    .await?;
+    for program_id in programs {
+        if let Some(attempt) = deliver_next_change_of(pool, sender, backoff, program_id).await? {
+            return Ok(Some(attempt));
+        }
+    }
+    Ok(None)
+}
+
+/// [`deliver_next_change`] in one program.
+async fn deliver_next_change_of<S: ChangeSender>(
+    pool: &PgPool,
+    sender: &S,
+    backoff: &Backoff,
+    program_id: Uuid,
 ) -> Result<Option<Attempt>, sqlx::Error> {
     let mut tx = pool.begin().await?;
     let row: Option<(i32, PassChange)> = sqlx::query_as::<
@@ -53,12 +82,14 @@ pub async fn deliver_next_change<S: ChangeSender>(
         "select d.attempts, c.program_id, c.id, c.pass_id, c.pass_version, c.balance, c.changed_at
            from public.wallet_deliveries d
            join public.pass_changes c on c.program_id = d.program_id and c.id = d.change_id
-          where d.channel = $1 and d.delivered_at is null and d.next_attempt_at <= now()
+          where d.program_id = $2 and c.program_id = $2
+            and d.channel = $1 and d.delivered_at is null and d.next_attempt_at <= now()
           order by d.next_attempt_at, d.change_id
           limit 1
             for update of d skip locked",
     )
     .bind(sender.channel().as_sql())
+    .bind(program_id)
     .fetch_optional(&mut *tx)
     .await?
     .map(
