@@ -6,6 +6,7 @@
 mod cpu;
 mod history;
 mod http;
+mod original;
 mod pgbench;
 mod report;
 mod seed;
@@ -131,6 +132,25 @@ async fn run(
         duration,
     )
     .await?;
+    // The design's original functions, for the cost of the hardening, where a case can run through them.
+    let original = if cli.direct_runs() && cases.iter().any(|c| original::covers(*c)) {
+        let runs = cli.clients.len() * cli.rounds.max(1);
+        let loaded = original::Original::load(
+            &server.owner,
+            &server.superuser_url(),
+            &setup,
+            cli.members,
+            runs,
+        )
+        .await?;
+        println!(
+            "Loaded the design's original functions into a database of their own on the same cluster, with the same program, members and balances, and the indexes their look-ups need."
+        );
+        Some(loaded)
+    } else {
+        None
+    };
+    let mut original_claim_run = 0;
     let sessions = http::sign_in_clerks(&server.url, max_clients).await?;
     let db_url = server.app_url();
 
@@ -158,6 +178,8 @@ async fn run(
                 server: report::Measured::new(),
                 direct: report::Measured::new(),
                 round_ratios: Vec::new(),
+                original: None,
+                original_ratios: Vec::new(),
             };
             for _ in 0..cli.rounds.max(1) {
                 let postcards = next_postcards(*case);
@@ -191,6 +213,25 @@ async fn run(
                 seed::check_applied(&server.owner, &setup, *case, before, direct.ok).await?;
                 row.round_ratios
                     .push(via_server.per_second() / direct.per_second().max(1e-9));
+                if let Some(original) = original.as_ref().filter(|_| original::covers(*case)) {
+                    let postcards = (*case == Case::Claim).then(|| {
+                        original_claim_run += 1;
+                        original.postcard_slice(original_claim_run - 1)
+                    });
+                    let before = original.mark().await?;
+                    let cpu = meter.sample();
+                    let mut theirs = pgbench
+                        .run_original(original, &setup, &load, postcards.as_ref())
+                        .await?;
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    theirs.cpu = meter.sample().per_request(&cpu, theirs.ok);
+                    original.check_applied(*case, before, theirs.ok).await?;
+                    row.original_ratios
+                        .push(direct.per_second() / theirs.per_second().max(1e-9));
+                    row.original
+                        .get_or_insert_with(report::Measured::new)
+                        .absorb(theirs);
+                }
                 row.server.absorb(via_server);
                 row.direct.absorb(direct);
             }
@@ -212,6 +253,12 @@ async fn run(
     println!("{}", report::table(&rows));
     println!("Processor time per request (microseconds), from /proc: where the time goes.");
     println!("{}", report::cpu_table(&rows));
+    if original.is_some() {
+        println!(
+            "The cost of the hardening: our functions called directly (as above) against the design's original ones, the same shapes in the same rounds."
+        );
+        println!("{}", report::original_table(&rows));
+    }
     println!("{}", report::load_line());
 
     if cli.history_rows > 0 && cli.direct_runs() {

@@ -56,9 +56,34 @@ impl Pgbench {
         load: &Load,
         postcards: Option<&PostcardSlice>,
     ) -> anyhow::Result<Measured> {
+        self.run_script(database_url, load.case.endpoint(), setup, load, postcards)
+            .await
+    }
+
+    /// The same load through the design's original functions (`original_<endpoint>.sql`).
+    pub async fn run_original(
+        &self,
+        original: &crate::original::Original,
+        setup: &Setup,
+        load: &Load,
+        postcards: Option<&PostcardSlice>,
+    ) -> anyhow::Result<Measured> {
+        let script = format!("original_{}", load.case.endpoint());
+        self.run_script(&original.url, &script, setup, load, postcards)
+            .await
+    }
+
+    async fn run_script(
+        &self,
+        database_url: &str,
+        script: &str,
+        setup: &Setup,
+        load: &Load,
+        postcards: Option<&PostcardSlice>,
+    ) -> anyhow::Result<Measured> {
         let logs = self
             .logs
-            .join(format!("{}-{}", load.case.name(), load.clients));
+            .join(format!("{script}-{}-{}", load.case.name(), load.clients));
         // Each round reads its own transactions only.
         if logs.exists() {
             std::fs::remove_dir_all(&logs)?;
@@ -87,7 +112,7 @@ impl Pgbench {
             .args(["-j", &load.clients.min(2).to_string()])
             .args(["-T", &load.duration.as_secs().to_string()])
             .arg("-f")
-            .arg(self.scripts.join(format!("{}.sql", load.case.endpoint())))
+            .arg(self.scripts.join(format!("{script}.sql")))
             .arg("-l")
             .arg(format!("--log-prefix={}", path_str(&logs.join("tx"))));
         for define in &defines {

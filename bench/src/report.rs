@@ -84,6 +84,10 @@ pub struct Row {
     pub direct: Measured,
     /// server/direct of each round on its own: how far the machine's noise moves the ratio.
     pub round_ratios: Vec<f64>,
+    /// The same shape through the design's original functions, where it has them.
+    pub original: Option<Measured>,
+    /// direct/original of each round on its own.
+    pub original_ratios: Vec<f64>,
 }
 
 impl Row {
@@ -104,7 +108,21 @@ impl Row {
             self.direct.ok,
             self.direct.errors,
         );
-        for (path, measured) in [("server", &self.server), ("direct", &self.direct)] {
+        if let Some(original) = &self.original {
+            let _ = write!(
+                line,
+                ", original {:.0}/s ({} ok, {} failed)",
+                original.per_second(),
+                original.ok,
+                original.errors
+            );
+        }
+        let paths = [
+            ("server", Some(&self.server)),
+            ("direct", Some(&self.direct)),
+            ("original", self.original.as_ref()),
+        ];
+        for (path, measured) in paths.into_iter().filter_map(|(p, m)| Some((p, m?))) {
             if let Some(err) = &measured.first_error {
                 let _ = write!(
                     line,
@@ -128,14 +146,7 @@ pub fn table(rows: &[Row]) -> String {
         "|-------------|--------:|-------------:|-------:|-------:|------------:|-------:|-------:|--------------:|-------------|"
     );
     for row in rows {
-        let percent = |r: f64| format!("{:.0}", r * 100.0);
-        let low = row
-            .round_ratios
-            .iter()
-            .copied()
-            .fold(f64::INFINITY, f64::min);
-        let high = row.round_ratios.iter().copied().fold(0.0, f64::max);
-        let rounds = format!("{}-{}%", percent(low), percent(high));
+        let rounds = spread(&row.round_ratios);
         let _ = writeln!(
             out,
             "| {:<11} | {:>7} | {:>12.0} | {:>6.2} | {:>6.2} | {:>11.0} | {:>6.2} | {:>6.2} | {:>12.0}% | {:<11} |",
@@ -149,6 +160,47 @@ pub fn table(rows: &[Row]) -> String {
             row.direct.millis(0.99),
             row.ratio() * 100.0,
             rounds,
+        );
+    }
+    out
+}
+
+/// The lowest and highest of the rounds' ratios, as percentages.
+fn spread(ratios: &[f64]) -> String {
+    let low = ratios.iter().copied().fold(f64::INFINITY, f64::min);
+    let high = ratios.iter().copied().fold(0.0, f64::max);
+    format!("{:.0}-{:.0}%", low * 100.0, high * 100.0)
+}
+
+/// Our functions called directly against the design's original ones: throughput, latency and PostgreSQL's
+/// processor time per transaction.
+pub fn original_table(rows: &[Row]) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "| case        | clients | ours tx/s | p99 ms | PostgreSQL µs | original tx/s | p99 ms | PostgreSQL µs | ours/original | rounds      |"
+    );
+    let _ = writeln!(
+        out,
+        "|-------------|--------:|----------:|-------:|--------------:|--------------:|-------:|--------------:|--------------:|-------------|"
+    );
+    for row in rows {
+        let Some(original) = &row.original else {
+            continue;
+        };
+        let _ = writeln!(
+            out,
+            "| {:<11} | {:>7} | {:>9.0} | {:>6.2} | {:>13.0} | {:>13.0} | {:>6.2} | {:>13.0} | {:>12.0}% | {:<11} |",
+            row.case,
+            row.clients,
+            row.direct.per_second(),
+            row.direct.millis(0.99),
+            row.direct.cpu.postgres,
+            original.per_second(),
+            original.millis(0.99),
+            original.cpu.postgres,
+            row.direct.per_second() / original.per_second().max(1e-9) * 100.0,
+            spread(&row.original_ratios),
         );
     }
     out

@@ -115,6 +115,10 @@ pub struct Setup {
 }
 
 impl Setup {
+    pub fn postcards_per_run(&self) -> i64 {
+        self.postcards_per_run
+    }
+
     pub fn postcard_slice(&self, run: usize) -> PostcardSlice {
         PostcardSlice {
             base: run as i64 * self.postcards_per_run,
@@ -126,8 +130,8 @@ impl Setup {
 /// Claims per second no run is expected to reach: each claim run gets this many postcards per second of run.
 const POSTCARDS_PER_SECOND: i64 = 4000;
 /// Members' starting balance: redeem runs never run a balance dry.
-const BALANCE: i32 = 1_000_000;
-const HOT_BALANCE: i32 = 1_000_000_000;
+pub const BALANCE: i32 = 1_000_000;
+pub const HOT_BALANCE: i32 = 1_000_000_000;
 
 pub async fn seed(
     owner: &PgPool,

@@ -119,7 +119,7 @@ impl Server {
             .to_owned()
     }
 
-    fn superuser_url(&self) -> String {
+    pub fn superuser_url(&self) -> String {
         if let Some(url) = &self.database_url {
             return url.clone();
         }
