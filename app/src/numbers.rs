@@ -122,16 +122,14 @@ pub mod db {
                                       when t.type = 'REDEEM' and t.voids_id is null then t.points
                                       when t.type = 'EARN' and t.voids_id is not null then -t.points end), 0)::bigint,
                     coalesce(sum(t.points) filter (where t.type = 'EXPIRE'), 0)::bigint,
-                    coalesce(sum(case when not a.adjustment then null
+                    coalesce(sum(case when a.adjustment is null then null
                                       when t.type = 'EARN' then t.points
                                       when t.type = 'REDEEM' then -t.points end), 0)::bigint
                from public.transactions t
-               cross join lateral (
-                   select exists (select 1 from public.ledger_details d
-                                   where d.program_id = t.program_id
-                                     and d.transaction_id = coalesce(t.voids_id, t.id)
-                                     and d.adjustment) as adjustment
-               ) a
+               -- A join rather than a correlated subquery, which Citus cannot run beside the program's clock.
+               left join public.ledger_details a
+                      on a.program_id = t.program_id and a.transaction_id = coalesce(t.voids_id, t.id)
+                     and a.adjustment
               where t.program_id = $1
               group by 1
               order by 1 desc",

@@ -88,7 +88,8 @@ async fn a_claim_earns_the_batchs_welcome_points_in_its_own_transaction_once() {
     );
     let gifts: Vec<(String, i32, i32)> = sqlx::query_as(
         "select t.description, t.points, t.balance_after from transactions t
-           join passes_master m on m.id = t.member_id where m.external_id = $1",
+           join passes_master m on m.program_id = t.program_id and m.id = t.member_id
+          where m.external_id = $1",
     )
     .bind(&claimed[0].external_id)
     .fetch_all(&db.owner)

@@ -43,7 +43,10 @@ async fn misses_are_throttled_with_growing_waits() {
     let mut waits = vec![first_wait];
     for n in 6..9 {
         let waited = *waits.last().unwrap();
-        sqlx::query("update scan_misses set at = at - make_interval(secs => $1)")
+        // Through UTC's clock, which Citus can send to the shards: it refuses a change of a time zone's.
+        sqlx::query(
+            "update scan_misses set at = ((at at time zone 'UTC') - make_interval(secs => $1)) at time zone 'UTC'",
+        )
             .bind(waited as f64 + 1.0)
             .execute(&db.owner)
             .await

@@ -49,10 +49,9 @@ async fn voiding_withdraws_unclaimed_codes_and_keeps_claimed_ones() {
         till.scan(&codes[0]).await,
         Err(LoyaltyError::AlreadyClaimed { .. })
     ));
-    let (claimed, withdrawn, passes): (i64, i64, i64) = sqlx::query_as(
+    let (claimed, withdrawn): (i64, i64) = sqlx::query_as(
         "select count(*) filter (where claimed_at is not null and pass_id is not null),
-                count(*) filter (where voided_at = $2),
-                (select count(*) from passes_master)
+                count(*) filter (where voided_at = $2)
            from claim_codes where batch_id = $1",
     )
     .bind(batch.id)
@@ -60,6 +59,10 @@ async fn voiding_withdraws_unclaimed_codes_and_keeps_claimed_ones() {
     .fetch_one(&db.owner)
     .await
     .unwrap();
+    let passes: i64 = sqlx::query_scalar("select count(*) from passes_master")
+        .fetch_one(&db.owner)
+        .await
+        .unwrap();
     assert_eq!((claimed, withdrawn, passes), (4, 6, 4));
 
     assert_eq!(

@@ -100,7 +100,7 @@ async fn every_table_is_distributed_by_program_and_every_function_is_on_every_no
     .fetch_all(&db.owner)
     .await
     .unwrap();
-    assert_eq!(delegated.len(), 22, "{delegated:?}");
+    assert_eq!(delegated.len(), 23, "{delegated:?}");
 }
 
 #[tokio::test]

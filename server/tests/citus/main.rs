@@ -1,13 +1,14 @@
 //! The schema distributed over a real Citus cluster (`scripts/citus.sh up`, then `TEST_CITUS_URL` set to the
 //! coordinator it prints): where the tables and functions are, the ledger's guard, the statistics and the grants
 //! on the workers, the plans of the counter's statements, a shard moved under load, a worker lost under load, and
-//! the program's rules, rewards, welcome offers and expiry through the coordinator.
+//! the program's rules, rewards, welcome offers and expiry, and the wallets' deliveries, through the coordinator.
 //! Without `TEST_CITUS_URL` each test says it was skipped and passes: there is no Citus on the build machines.
 
 mod layout;
 mod moves;
 mod outage;
 mod rules;
+mod wallets;
 
 use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
