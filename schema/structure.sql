@@ -1787,7 +1787,7 @@ begin
             (program_id, member_id, points, type, description, staff_id, balance_after, voids_id)
         values
             (p_program_id, v_target.member_id, v_target.points,
-             case v_target.type when 'EARN' then 'REDEEM' else 'EARN' end,
+             case when v_target.type = 'EARN' then 'REDEEM' else 'EARN' end,
              'Void of #' || p_transaction_id || ': ' || v_reason,
              p_staff_id, v_new_balance, p_transaction_id)
         returning * into v_void;

@@ -21,30 +21,13 @@ async fn twelve_months(db: &TestDb, manager: &Till) {
     assert_eq!(answer["success"], true, "{answer}");
 }
 
-/// Moves a ledger row `months` into the past, as if it had been earned then: set-up only, as the owner, with
-/// the ledger's append-only trigger held off for this one statement.
-async fn backdate(db: &TestDb, transaction_id: i64, months: i32) {
-    let mut tx = db.owner.begin().await.unwrap();
-    sqlx::query("set local session_replication_role = replica")
-        .execute(&mut *tx)
-        .await
-        .unwrap();
-    sqlx::query("update transactions set created_at = created_at - make_interval(months => $2) where id = $1")
-        .bind(transaction_id)
-        .bind(months)
-        .execute(&mut *tx)
-        .await
-        .unwrap();
-    tx.commit().await.unwrap();
-}
-
 /// A member with an earn of `old` points 13 months ago and of `new` points a month ago.
 async fn member_with_old_and_new(db: &TestDb, till: &Till, old: i64, new: i64) -> String {
     let member = db.member(0).await;
     let first = till.earn(&member, old).await.unwrap();
-    backdate(db, first.transaction_id, 13).await;
+    db.backdate(first.transaction_id, 13).await;
     let second = till.earn(&member, new).await.unwrap();
-    backdate(db, second.transaction_id, 1).await;
+    db.backdate(second.transaction_id, 1).await;
     member
 }
 

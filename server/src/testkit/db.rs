@@ -188,6 +188,43 @@ impl TestDb {
             .unwrap()
     }
 
+    /// Moves a ledger row of this program `months` into the past, as if it had been made then: set-up only, as
+    /// the owner, with the ledger's append-only trigger held off for this one statement (on the row's worker too,
+    /// through Citus). The new time is a value, not an expression of the column, which Citus refuses in an update.
+    pub async fn backdate(&self, transaction_id: i64, months: u32) {
+        let created_at: chrono::DateTime<chrono::Utc> = sqlx::query_scalar(
+            "select created_at from public.transactions where program_id = $1 and id = $2",
+        )
+        .bind(self.program_id)
+        .bind(transaction_id)
+        .fetch_one(&self.owner)
+        .await
+        .unwrap();
+        let mut tx = self.owner.begin().await.unwrap();
+        // Without Citus the first is a setting nothing reads.
+        for set in [
+            "set local citus.propagate_set_commands = 'local'",
+            "set local session_replication_role = replica",
+        ] {
+            sqlx::query(set).execute(&mut *tx).await.unwrap();
+        }
+        let changed = sqlx::query(
+            "update public.transactions set created_at = $3 where program_id = $1 and id = $2",
+        )
+        .bind(self.program_id)
+        .bind(transaction_id)
+        .bind(
+            created_at
+                .checked_sub_months(chrono::Months::new(months))
+                .unwrap(),
+        )
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+        assert_eq!(changed.rows_affected(), 1);
+        tx.commit().await.unwrap();
+    }
+
     /// Passes whose balance is not the sum of their ledger: must always be none.
     pub async fn invariant_violations(&self) -> Vec<String> {
         sqlx::query_scalar(

@@ -6,7 +6,6 @@
 use std::sync::Arc;
 
 use app::batches::db::{BatchOffer, create_batch_with_offer};
-use chrono::{DateTime, Months, Utc};
 use loyalty_core::LoyaltyError;
 use loyalty_core::wire::ScanOutcome;
 use server::testkit::{TestDb, Till};
@@ -428,38 +427,6 @@ async fn a_postcards_welcome_points_are_earned_once_when_tills_race_for_it() {
     assert_eq!(db.invariant_violations().await, Vec::<String>::new());
 }
 
-/// Moves a ledger row `months` into the past, as if it had been earned then: set-up only, as the owner, with
-/// the ledger's append-only trigger held off on the row's worker for this one statement.
-async fn backdate(db: &TestDb, transaction_id: i64, months: u32) {
-    let created_at: DateTime<Utc> = sqlx::query_scalar(
-        "select created_at from public.transactions where program_id = $1 and id = $2",
-    )
-    .bind(db.program_id)
-    .bind(transaction_id)
-    .fetch_one(&db.owner)
-    .await
-    .unwrap();
-    let mut tx = db.owner.begin().await.unwrap();
-    for set in [
-        "set local citus.propagate_set_commands = 'local'",
-        "set local session_replication_role = replica",
-    ] {
-        sqlx::query(set).execute(&mut *tx).await.unwrap();
-    }
-    // A value, not an expression: Citus refuses a stable function of a column in an update.
-    let changed = sqlx::query(
-        "update public.transactions set created_at = $3 where program_id = $1 and id = $2",
-    )
-    .bind(db.program_id)
-    .bind(transaction_id)
-    .bind(created_at.checked_sub_months(Months::new(months)).unwrap())
-    .execute(&mut *tx)
-    .await
-    .unwrap();
-    assert_eq!(changed.rows_affected(), 1);
-    tx.commit().await.unwrap();
-}
-
 #[tokio::test]
 async fn an_expiry_run_expires_exactly_the_unspent_points_past_their_date_and_a_second_run_nothing()
 {
@@ -483,14 +450,14 @@ async fn an_expiry_run_expires_exactly_the_unspent_points_past_their_date_and_a_
     // Partly spent: 40 earned 13 months ago, 30 a month ago, 10 spent: 30 of the old points are due.
     let partly = db.member(0).await;
     let old = till.earn(&partly, 40).await.unwrap();
-    backdate(&db, old.transaction_id, 13).await;
+    db.backdate(old.transaction_id, 13).await;
     let recent = till.earn(&partly, 30).await.unwrap();
-    backdate(&db, recent.transaction_id, 1).await;
+    db.backdate(recent.transaction_id, 1).await;
     till.redeem(&partly, 10).await.unwrap();
     // Spent before their date: nothing due.
     let spent = db.member(0).await;
     let old = till.earn(&spent, 20).await.unwrap();
-    backdate(&db, old.transaction_id, 13).await;
+    db.backdate(old.transaction_id, 13).await;
     till.redeem(&spent, 25).await.unwrap_err();
     till.redeem(&spent, 20).await.unwrap();
     // Earned today: nothing due.
