@@ -564,23 +564,17 @@ async fn an_earn_whose_client_went_away_is_made_once_and_its_connection_answers_
 
     // The first earn waits on its member's row lock, held here, when its client goes away.
     let mut lock = server.db.owner.begin().await.unwrap();
-    sqlx::query("select 1 from public.passes_master where external_id = $1 for update")
-        .bind(&held)
-        .execute(&mut *lock)
-        .await
-        .unwrap();
+    sqlx::query(
+        "select 1 from public.passes_master where program_id = $1 and external_id = $2 for update",
+    )
+    .bind(server.db.program_id)
+    .bind(&held)
+    .execute(&mut *lock)
+    .await
+    .unwrap();
     let first = tokio::spawn(earn(held.clone(), "abandoned-1"));
     let blocked = async {
-        loop {
-            let waiting: i64 = sqlx::query_scalar(
-                "select count(*) from pg_stat_activity where usename = 'loyalty_app' and wait_event_type = 'Lock'",
-            )
-            .fetch_one(&server.db.owner)
-            .await
-            .unwrap();
-            if waiting == 1 {
-                break;
-            }
+        while server.db.app_sessions_waiting_for_a_lock().await != 1 {
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
     };

@@ -97,26 +97,20 @@ async fn a_reward_without_a_stock_is_not_a_queue() {
     let till = Till::clerk(&db).await;
     let (held, free) = (db.member(100).await, db.member(100).await);
     let mut lock = db.owner.begin().await.unwrap();
-    sqlx::query("select 1 from passes_master where external_id = $1 for update")
-        .bind(&held)
-        .execute(&mut *lock)
-        .await
-        .unwrap();
+    sqlx::query(
+        "select 1 from passes_master where program_id = $1 and external_id = $2 for update",
+    )
+    .bind(db.program_id)
+    .bind(&held)
+    .execute(&mut *lock)
+    .await
+    .unwrap();
     let waiting = {
         let (till, held) = (till.clone(), held.clone());
         tokio::spawn(async move { till.redeem_reward(&held, tea, Some("held-1")).await })
     };
     // The first redeem waits on its member's row, inside the function, before the second is sent.
-    loop {
-        let blocked: i64 = sqlx::query_scalar(
-            "select count(*) from pg_stat_activity where usename = 'loyalty_app' and wait_event_type = 'Lock'",
-        )
-        .fetch_one(&db.owner)
-        .await
-        .unwrap();
-        if blocked == 1 {
-            break;
-        }
+    while db.app_sessions_waiting_for_a_lock().await != 1 {
         tokio::task::yield_now().await;
     }
     let other = tokio::time::timeout(

@@ -188,6 +188,23 @@ impl TestDb {
             .unwrap()
     }
 
+    /// Sessions of the server's role waiting for a lock, on every node: through Citus a function's statements,
+    /// and so its waits, are on the worker of the program's shard.
+    pub async fn app_sessions_waiting_for_a_lock(&self) -> i64 {
+        let activity = if citus_url().is_some() {
+            "citus_stat_activity"
+        } else {
+            "pg_stat_activity"
+        };
+        sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "select count(*) from {activity}
+              where datname = current_database() and usename = 'loyalty_app' and wait_event_type = 'Lock'"
+        )))
+        .fetch_one(&self.owner)
+        .await
+        .unwrap()
+    }
+
     /// Moves a ledger row of this program `months` into the past, as if it had been made then: set-up only, as
     /// the owner, with the ledger's append-only trigger held off for this one statement (on the row's worker too,
     /// through Citus). The new time is a value, not an expression of the column, which Citus refuses in an update.
