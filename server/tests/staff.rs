@@ -463,14 +463,9 @@ async fn sign_in_while_the_row_changes(
     // The password is checked before the session is opened: wait until the opening waits for the row.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     loop {
-        let waiting: i64 = sqlx::query_scalar(
-            "select count(*) from pg_stat_activity
-              where datname = current_database() and wait_event_type = 'Lock'
-                and query like '%open_staff_session%'",
-        )
-        .fetch_one(&db.owner)
-        .await
-        .unwrap();
+        let waiting = db
+            .sessions_waiting_for_a_lock("query like '%open_staff_session%'")
+            .await;
         if waiting > 0 {
             break;
         }
@@ -640,14 +635,10 @@ async fn a_sign_in_that_commits_while_a_password_change_waits_for_it_is_ended_by
     });
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     loop {
-        let waiting: i64 = sqlx::query_scalar(
-            "select count(*) from pg_stat_activity
-              where datname = current_database() and wait_event_type = 'Lock'
-                and query like '%update public.staff set password_hash%'",
-        )
-        .fetch_one(&db.owner)
-        .await
-        .unwrap();
+        // On a Citus worker the statement reads as the coordinator wrote it for the shard.
+        let waiting = db
+            .sessions_waiting_for_a_lock("query ilike '%update public.staff%set password_hash%'")
+            .await;
         if waiting > 0 {
             break;
         }

@@ -188,9 +188,10 @@ impl TestDb {
             .unwrap()
     }
 
-    /// Sessions of the server's role waiting for a lock, on every node: through Citus a function's statements,
-    /// and so its waits, are on the worker of the program's shard.
-    pub async fn app_sessions_waiting_for_a_lock(&self) -> i64 {
+    /// Sessions of this database waiting for a lock whose activity meets `condition` (SQL over the columns of
+    /// `pg_stat_activity`), on every node: through Citus a function's statements, and so its waits, are on the
+    /// worker of the program's shard.
+    pub async fn sessions_waiting_for_a_lock(&self, condition: &str) -> i64 {
         let activity = if citus_url().is_some() {
             "citus_stat_activity"
         } else {
@@ -198,11 +199,17 @@ impl TestDb {
         };
         sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
             "select count(*) from {activity}
-              where datname = current_database() and usename = 'loyalty_app' and wait_event_type = 'Lock'"
+              where datname = current_database() and wait_event_type = 'Lock' and ({condition})"
         )))
         .fetch_one(&self.owner)
         .await
         .unwrap()
+    }
+
+    /// [`Self::sessions_waiting_for_a_lock`] of the server's role.
+    pub async fn app_sessions_waiting_for_a_lock(&self) -> i64 {
+        self.sessions_waiting_for_a_lock("usename = 'loyalty_app'")
+            .await
     }
 
     /// Moves a ledger row of this program `months` into the past, as if it had been made then: set-up only, as
