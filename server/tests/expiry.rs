@@ -55,7 +55,7 @@ async fn run(db: &TestDb, step: i32) -> i64 {
 
 async fn expired_rows(db: &TestDb, member: &str) -> Vec<i32> {
     sqlx::query_scalar(
-        "select t.points from transactions t join passes_master m on m.id = t.member_id
+        "select t.points from transactions t join passes_master m on m.program_id = t.program_id and m.id = t.member_id
           where m.external_id = $1 and t.type = 'EXPIRE' order by t.id",
     )
     .bind(member)
@@ -108,7 +108,7 @@ async fn a_run_expires_the_unspent_points_past_their_date_oldest_first_and_once(
     // A voided old earn and its void count for nothing.
     let voided = member_with_old_and_new(&db, &till, 100, 50).await;
     let old_id: i64 = sqlx::query_scalar(
-        "select t.id from transactions t join passes_master m on m.id = t.member_id
+        "select t.id from transactions t join passes_master m on m.program_id = t.program_id and m.id = t.member_id
           where m.external_id = $1 order by t.created_at limit 1",
     )
     .bind(&voided)
