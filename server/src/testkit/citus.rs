@@ -45,8 +45,14 @@ pub async fn workers(coordinator: &PgConnectOptions) -> Vec<Worker> {
         .collect()
 }
 
+/// The tests of one process make and drop their databases one at a time: Citus propagates each node's
+/// grants and adds its nodes with connections of its own, and two tests doing it at once were refused now and
+/// then ("tuple concurrently updated", "failure on connection marked as essential").
+static MAKING_OR_DROPPING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// A new database on every node of the cluster, migrated and distributed: its name.
 pub(super) async fn make_distributed_database(coordinator: &PgConnectOptions) -> String {
+    let _turn = MAKING_OR_DROPPING.lock().await;
     let name = format!("citus_{}", Uuid::new_v4().simple());
     let workers = workers(coordinator).await;
     assert!(!workers.is_empty(), "the coordinator has no workers");
@@ -94,6 +100,7 @@ pub(super) async fn make_distributed_database(coordinator: &PgConnectOptions) ->
 
 /// Drops a database [`make_distributed_database`] made, from the coordinator first, then from each worker.
 pub(super) async fn drop_distributed_database(coordinator: &PgConnectOptions, name: &str) {
+    let _turn = MAKING_OR_DROPPING.lock().await;
     let mut nodes = vec![coordinator.clone()];
     nodes.extend(
         workers(coordinator)
