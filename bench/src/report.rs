@@ -146,19 +146,33 @@ pub fn table(rows: &[Row]) -> String {
         "|-------------|--------:|-------------:|-------:|-------:|------------:|-------:|-------:|--------------:|-------------|"
     );
     for row in rows {
-        let rounds = spread(&row.round_ratios);
+        // Runs with no direct path (several programs, a cluster) show the server's columns alone.
+        let (direct, ratio, rounds) = if row.direct.ok == 0 {
+            (
+                format!("| {:>11} | {:>6} | {:>6} ", "-", "-", "-"),
+                format!("{:>13}", "-"),
+                "-".to_owned(),
+            )
+        } else {
+            (
+                format!(
+                    "| {:>11.0} | {:>6.2} | {:>6.2} ",
+                    row.direct.per_second(),
+                    row.direct.millis(0.5),
+                    row.direct.millis(0.99)
+                ),
+                format!("{:>12.0}%", row.ratio() * 100.0),
+                spread(&row.round_ratios),
+            )
+        };
         let _ = writeln!(
             out,
-            "| {:<11} | {:>7} | {:>12.0} | {:>6.2} | {:>6.2} | {:>11.0} | {:>6.2} | {:>6.2} | {:>12.0}% | {:<11} |",
+            "| {:<11} | {:>7} | {:>12.0} | {:>6.2} | {:>6.2} {direct}| {ratio} | {:<11} |",
             row.case,
             row.clients,
             row.server.per_second(),
             row.server.millis(0.5),
             row.server.millis(0.99),
-            row.direct.per_second(),
-            row.direct.millis(0.5),
-            row.direct.millis(0.99),
-            row.ratio() * 100.0,
             rounds,
         );
     }
