@@ -343,26 +343,31 @@ CREATE FUNCTION public.enrol_publicly(p_slug text, p_client text) RETURNS jsonb
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 declare
-    v_limit constant integer := 5;
+    v_per_address integer;
+    v_per_program integer;
     v_program_id uuid;
     v_oldest timestamptz;
     v_count integer;
     v_answer jsonb;
     v_token text;
 begin
-    select p.id into v_program_id from public.programs p where p.public_slug = p_slug;
+    select p.id, p.sign_ups_per_address_hour, p.sign_ups_per_program_hour
+      into v_program_id, v_per_address, v_per_program
+      from public.programs p where p.public_slug = p_slug;
     if not found or p_client is null or length(p_client) not between 1 and 100 then
         return pg_catalog.jsonb_build_object('success', false, 'error', 'PROGRAM_NOT_FOUND');
     end if;
 
+    -- One sign-up of the program at a time: the counts and the sign-up are one step, so a burst cannot slip past
+    -- either limit.
     perform pg_catalog.pg_advisory_xact_lock(
-        pg_catalog.hashtextextended(v_program_id::text || '/' || p_client, 20261127000021));
+        pg_catalog.hashtextextended(v_program_id::text, 20261207000037));
 
     -- Attempts older than the hour count for nothing: they go, so the table stays small.
     delete from public.public_enrolment_attempts a
-     where a.program_id = v_program_id and a.client = p_client
-       and a.at <= pg_catalog.now() - interval '1 hour';
+     where a.program_id = v_program_id and a.at <= pg_catalog.now() - interval '1 hour';
 
+    -- The address's own allowance: a queue of customers on a shop's Wi-Fi gets through, a script does not.
     select pg_catalog.count(*), pg_catalog.min(a.at)
       into v_count, v_oldest
       from (select a.at
@@ -370,10 +375,23 @@ begin
              where a.program_id = v_program_id and a.client = p_client
                and a.at > pg_catalog.now() - interval '1 hour'
              order by a.at desc
-             limit v_limit) a;
+             limit v_per_address) a;
+    if v_count >= v_per_address then
+        -- The throttle lifts when the oldest of the newest sign-ups leaves the hour.
+        return pg_catalog.jsonb_build_object(
+            'success', false, 'error', 'THROTTLED',
+            'retry_after_secs', greatest(1, ceil(extract(epoch from v_oldest + interval '1 hour' - pg_catalog.now())))::bigint);
+    end if;
 
-    if v_count >= v_limit then
-        -- The throttle lifts when the oldest of the newest v_limit sign-ups leaves the hour.
+    -- The program's ceiling over every address: a script spread over many addresses stops there.
+    select pg_catalog.count(*), pg_catalog.min(a.at)
+      into v_count, v_oldest
+      from (select a.at
+              from public.public_enrolment_attempts a
+             where a.program_id = v_program_id and a.at > pg_catalog.now() - interval '1 hour'
+             order by a.at desc
+             limit v_per_program) a;
+    if v_count >= v_per_program then
         return pg_catalog.jsonb_build_object(
             'success', false, 'error', 'THROTTLED',
             'retry_after_secs', greatest(1, ceil(extract(epoch from v_oldest + interval '1 hour' - pg_catalog.now())))::bigint);
@@ -1076,6 +1094,8 @@ CREATE TABLE public.programs (
     welcome_points_counter integer DEFAULT 0 NOT NULL,
     welcome_points_signup integer DEFAULT 0 NOT NULL,
     points_expire_months integer,
+    sign_ups_per_address_hour integer DEFAULT 60 NOT NULL,
+    sign_ups_per_program_hour integer DEFAULT 2000 NOT NULL,
     CONSTRAINT programs_currency_check CHECK ((currency ~ '^[A-Z]{3}$'::text)),
     CONSTRAINT programs_currency_minor_units_check CHECK (((currency_minor_units >= 0) AND (currency_minor_units <= 3))),
     CONSTRAINT programs_earn_per_minor_check CHECK (((earn_per_minor >= 1) AND (earn_per_minor <= 100000000))),
@@ -1085,6 +1105,8 @@ CREATE TABLE public.programs (
     CONSTRAINT programs_points_expire_months_check CHECK (((points_expire_months >= 1) AND (points_expire_months <= 120))),
     CONSTRAINT programs_public_slug_check CHECK (((public_slug ~ '^[a-z0-9]+(-[a-z0-9]+)*$'::text) AND (length(public_slug) <= 60))),
     CONSTRAINT programs_sale_points_cap_check CHECK (((sale_points_cap >= 1) AND (sale_points_cap <= 1000000))),
+    CONSTRAINT programs_sign_ups_per_address_hour_check CHECK (((sign_ups_per_address_hour >= 1) AND (sign_ups_per_address_hour <= 10000))),
+    CONSTRAINT programs_sign_ups_per_program_hour_check CHECK (((sign_ups_per_program_hour >= 1) AND (sign_ups_per_program_hour <= 1000000))),
     CONSTRAINT programs_time_zone_check CHECK (public.is_time_zone(time_zone)),
     CONSTRAINT programs_welcome_points_counter_check CHECK (((welcome_points_counter >= 0) AND (welcome_points_counter <= 100000))),
     CONSTRAINT programs_welcome_points_signup_check CHECK (((welcome_points_signup >= 0) AND (welcome_points_signup <= 100000)))
@@ -2495,6 +2517,12 @@ CREATE INDEX passes_master_pass_token_idx ON public.passes_master USING btree (p
 --
 
 CREATE INDEX public_enrolment_attempts_client_idx ON public.public_enrolment_attempts USING btree (program_id, client, at);
+
+--
+-- Name: public_enrolment_attempts_program_at_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX public_enrolment_attempts_program_at_idx ON public.public_enrolment_attempts USING btree (program_id, at);
 
 --
 -- Name: scan_misses_program_idx; Type: INDEX; Schema: public; Owner: -

@@ -38,7 +38,8 @@ pub mod db {
         pass_token: String,
     }
 
-    /// Signs a member up through the program's public page, at most five times an hour per client address.
+    /// Signs a member up through the program's public page, within the program's limits: by default 60 an hour
+    /// per client address and 2,000 an hour over all addresses.
     pub async fn enrol_publicly(
         db: impl PgExecutor<'_>,
         slug: &str,

@@ -304,10 +304,12 @@ async fn public_sign_up_without_javascript_makes_a_pub_pass_and_leads_to_its_pag
 }
 
 #[tokio::test]
-async fn sign_ups_are_throttled_per_client_address_after_five_an_hour() {
+async fn a_queue_of_customers_on_one_address_signs_up_and_the_sixty_first_in_an_hour_is_throttled()
+{
     let server = TestServer::start().await;
     open_sign_up(&server, "test-cafe").await;
-    for _ in 0..5 {
+    // A shop's own Wi-Fi is one address for every customer joining there: sixty an hour get through.
+    for _ in 0..60 {
         assert_eq!(
             join_as_api(&server, "test-cafe").await.status(),
             StatusCode::OK
@@ -354,14 +356,51 @@ async fn sign_ups_are_throttled_per_client_address_after_five_an_hour() {
             .fetch_one(&server.db.owner)
             .await
             .unwrap();
-    assert_eq!(made, 6);
+    assert_eq!(made, 61);
 }
 
 #[tokio::test]
-async fn a_burst_of_sign_ups_from_one_address_gets_exactly_five_through() {
+async fn the_programs_ceiling_stops_sign_ups_spread_over_many_addresses() {
     let server = TestServer::start().await;
     open_sign_up(&server, "test-cafe").await;
-    let tasks = 24;
+    sqlx::query("update programs set sign_ups_per_program_hour = 10 where id = $1")
+        .bind(server.db.program_id)
+        .execute(&server.db.owner)
+        .await
+        .unwrap();
+    let mut joined = 0;
+    for n in 0..15 {
+        match app::enrolment::db::enrol_publicly(
+            &server.db.app,
+            "test-cafe",
+            &format!("203.0.113.{n}"),
+        )
+        .await
+        {
+            Ok(_) => joined += 1,
+            Err(LoyaltyError::Throttled { retry_after_secs }) => {
+                assert!((1..=3600).contains(&retry_after_secs), "{retry_after_secs}");
+            }
+            Err(err) => panic!("{err:?}"),
+        }
+    }
+    assert_eq!(
+        joined, 10,
+        "ten addresses, one sign-up each, then the ceiling"
+    );
+    let made: i64 =
+        sqlx::query_scalar("select count(*) from passes_master where external_id like 'PUB-%'")
+            .fetch_one(&server.db.owner)
+            .await
+            .unwrap();
+    assert_eq!(made, 10);
+}
+
+#[tokio::test]
+async fn a_burst_of_sign_ups_from_one_address_gets_exactly_its_allowance_through() {
+    let server = TestServer::start().await;
+    open_sign_up(&server, "test-cafe").await;
+    let tasks = 80;
     let barrier = Arc::new(Barrier::new(tasks));
     let mut handles = Vec::new();
     for _ in 0..tasks {
@@ -380,13 +419,13 @@ async fn a_burst_of_sign_ups_from_one_address_gets_exactly_five_through() {
             Err(err) => panic!("{err:?}"),
         }
     }
-    assert_eq!(joined, 5);
+    assert_eq!(joined, 60);
     let made: i64 =
         sqlx::query_scalar("select count(*) from passes_master where external_id like 'PUB-%'")
             .fetch_one(&server.db.owner)
             .await
             .unwrap();
-    assert_eq!(made, 5);
+    assert_eq!(made, 60);
 }
 
 #[tokio::test]
