@@ -24,9 +24,6 @@ create table public.pass_changes (
     pass_version bigint not null,
     balance integer not null,
     changed_at timestamptz not null default now(),
-    -- The writing transaction: ids are taken before their transactions commit, in another order, so what a
-    -- phone has seen is told by transaction ids instead (see wallet_passes_changed_since).
-    writer_xid xid8 not null default pg_catalog.pg_current_xact_id(),
     primary key (program_id, id),
     unique (program_id, pass_id, pass_version),
     foreign key (program_id, pass_id) references public.passes_master (program_id, id)
@@ -82,6 +79,8 @@ create table public.wallet_registrations (
 );
 
 create index wallet_registrations_device_idx on public.wallet_registrations (program_id, device_library_id);
+-- A device's passes, found by the device alone ("what changed" names no program).
+create index wallet_registrations_device_only_idx on public.wallet_registrations (device_library_id);
 
 -- Bumps the version of a pass whose balance changes, inside the changing function's statement.
 create function public.pass_version_on_balance()
@@ -237,32 +236,49 @@ begin
 end
 $$;
 
--- The passes registered on a device changed since the tag it last saw, and the tag to ask from next. The tag is
--- the oldest transaction still running when it was given: every change committed later was written by that
--- transaction or a newer one, so none is missed (one in flight may be told twice, which costs a download).
+-- The passes registered on a device changed since a tag, and the tag to give next: "pass-id:version" for each
+-- of the device's passes, comma-separated, in the order of the ids. A pass's version is bumped in the transaction
+-- that changes its balance, on whichever node holds the pass (transaction ids would not do: they are one node's
+-- count, and on a Citus cluster the changes are written on the workers): a pass is changed since a tag when its
+-- version is above the one the tag names, or the tag does not name it. A change in flight when the tag is given
+-- commits a version above it, so it is told the next time; nothing is told twice. A tag that is not one of ours (or too long to
+-- be) is read as no tag: every pass is told, which costs the device a download and nothing else.
 -- PL/pgSQL rather than SQL: Citus cannot plan a query on a distributed table inside a SQL function that uses
 -- the function's parameters, and would refuse it through a coordinator.
-create function public.wallet_passes_changed_since(p_device_library_id text, p_since bigint)
+create function public.wallet_passes_changed_since(p_device_library_id text, p_since text)
 returns jsonb
 language plpgsql
 stable
 security definer
 set search_path = pg_catalog, pg_temp
 as $$
+declare
+    v_told jsonb := '{}';
+    v_now jsonb;
 begin
+    if p_since is not null and pg_catalog.length(p_since) <= 16384 then
+        begin
+            select coalesce(pg_catalog.jsonb_object_agg(pg_catalog.split_part(t.e, ':', 1)::uuid::text,
+                                                        pg_catalog.split_part(t.e, ':', 2)::bigint), '{}')
+              into v_told
+              from pg_catalog.unnest(pg_catalog.string_to_array(p_since, ',')) t(e);
+        exception when invalid_text_representation or numeric_value_out_of_range then
+            v_told := '{}';
+        end;
+    end if;
+    select coalesce(pg_catalog.jsonb_object_agg(m.id::text, m.pass_version), '{}')
+      into v_now
+      from public.wallet_registrations r
+      join public.passes_master m on m.program_id = r.program_id and m.id = r.pass_id
+     where r.device_library_id = p_device_library_id;
     return pg_catalog.jsonb_build_object(
         'serial_numbers', coalesce(
-            (select pg_catalog.jsonb_agg(changed.pass_id order by changed.pass_id)
-               from (select distinct r.pass_id
-                       from public.wallet_registrations r
-                      where r.device_library_id = p_device_library_id
-                        and exists (select 1 from public.pass_changes c
-                                     where c.program_id = r.program_id and c.pass_id = r.pass_id
-                                       and c.writer_xid
-                                           >= greatest(coalesce(p_since, 0), 0)::text::xid8)
-                    ) changed),
+            (select pg_catalog.jsonb_agg(n.id::uuid order by n.id::uuid)
+               from pg_catalog.jsonb_each_text(v_now) n(id, version)
+              where n.version::bigint > coalesce((v_told ->> n.id)::bigint, 0)),
             '[]'),
-        'last_updated', pg_catalog.pg_snapshot_xmin(pg_catalog.pg_current_snapshot())::text::bigint);
+        'last_updated', (select pg_catalog.string_agg(n.id || ':' || n.version, ',' order by n.id::uuid)
+                           from pg_catalog.jsonb_each_text(v_now) n(id, version)));
 end
 $$;
 
@@ -290,7 +306,7 @@ revoke all on function public.set_wallet_channels(text[]) from public;
 revoke all on function public.wallet_pass_of(uuid, text) from public;
 revoke all on function public.register_wallet_device(uuid, text, text, text) from public;
 revoke all on function public.unregister_wallet_device(uuid, text, text) from public;
-revoke all on function public.wallet_passes_changed_since(text, bigint) from public;
+revoke all on function public.wallet_passes_changed_since(text, text) from public;
 revoke all on function public.forget_wallet_device(text, text) from public;
 
 do $$
@@ -300,7 +316,7 @@ begin
         grant execute on function public.wallet_pass_of(uuid, text) to loyalty_app;
         grant execute on function public.register_wallet_device(uuid, text, text, text) to loyalty_app;
         grant execute on function public.unregister_wallet_device(uuid, text, text) to loyalty_app;
-        grant execute on function public.wallet_passes_changed_since(text, bigint) to loyalty_app;
+        grant execute on function public.wallet_passes_changed_since(text, text) to loyalty_app;
         grant execute on function public.forget_wallet_device(text, text) to loyalty_app;
         -- The workers read the changes and the devices to push to, and record each attempt; rows are only
         -- ever made by the triggers and the functions above.

@@ -230,18 +230,18 @@ const TOO_LARGE: &str = "The request is too large.";
 /// still read to its end, so the refusal reaches a client that is still sending and the connection can carry its
 /// next request; a far larger one is cut off and the connection closed.
 async fn read_body(body: Body, outcome: Option<&Outcome>) -> Result<axum::body::Bytes, Response> {
-    let read = to_bytes(body, MAX_BODY_BYTES + READ_PAST_LIMIT).await;
-    if let Ok(bytes) = &read
-        && bytes.len() <= MAX_BODY_BYTES
-    {
-        return Ok(bytes.clone());
-    }
+    // Cut off far past the limit: the connection cannot carry another request.
+    let cut_off = match to_bytes(body, MAX_BODY_BYTES + READ_PAST_LIMIT).await {
+        Ok(bytes) if bytes.len() <= MAX_BODY_BYTES => return Ok(bytes),
+        Ok(_) => false,
+        Err(_) => true,
+    };
     let too_large = LoyaltyError::InvalidInput {
         field: None,
         message: TOO_LARGE.into(),
     };
     let mut response = refusal(outcome, too_large);
-    if read.is_err() {
+    if cut_off {
         response
             .headers_mut()
             .insert(header::CONNECTION, HeaderValue::from_static("close"));

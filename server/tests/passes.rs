@@ -368,15 +368,21 @@ async fn the_programs_ceiling_stops_sign_ups_spread_over_many_addresses() {
         .execute(&server.db.owner)
         .await
         .unwrap();
+    // Fifteen addresses at once, one sign-up each.
+    let barrier = Arc::new(Barrier::new(15));
+    let handles: Vec<_> = (0..15)
+        .map(|n| {
+            let (barrier, pool) = (barrier.clone(), server.db.app.clone());
+            tokio::spawn(async move {
+                barrier.wait().await;
+                app::enrolment::db::enrol_publicly(&pool, "test-cafe", &format!("203.0.113.{n}"))
+                    .await
+            })
+        })
+        .collect();
     let mut joined = 0;
-    for n in 0..15 {
-        match app::enrolment::db::enrol_publicly(
-            &server.db.app,
-            "test-cafe",
-            &format!("203.0.113.{n}"),
-        )
-        .await
-        {
+    for handle in handles {
+        match handle.await.unwrap() {
             Ok(_) => joined += 1,
             Err(LoyaltyError::Throttled { retry_after_secs }) => {
                 assert!((1..=3600).contains(&retry_after_secs), "{retry_after_secs}");
@@ -386,7 +392,7 @@ async fn the_programs_ceiling_stops_sign_ups_spread_over_many_addresses() {
     }
     assert_eq!(
         joined, 10,
-        "ten addresses, one sign-up each, then the ceiling"
+        "fifteen addresses at once, ten through the ceiling"
     );
     let made: i64 =
         sqlx::query_scalar("select count(*) from passes_master where external_id like 'PUB-%'")
