@@ -482,6 +482,70 @@ end
 $$;
 
 --
+-- Name: find_member_by_contact(uuid, text, bytea, uuid); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.find_member_by_contact(p_program_id uuid, p_kind text, p_digest bytea, p_staff_id uuid) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+declare
+    v_wait integer;
+    v_pass public.passes_master%rowtype;
+begin
+    if p_program_id is null or p_staff_id is null then
+        return pg_catalog.jsonb_build_object('success', false, 'error', 'CONTACT_NOT_FOUND');
+    end if;
+    if p_kind is null or p_kind not in ('phone', 'email')
+       or p_digest is null or pg_catalog.octet_length(p_digest) <> 32 then
+        return pg_catalog.jsonb_build_object('success', false, 'error', 'INVALID_CONTACT');
+    end if;
+    v_wait := public.scan_wait(p_program_id, p_staff_id);
+    if v_wait is not null then
+        return public.throttled(v_wait);
+    end if;
+    select m.* into v_pass
+      from public.member_contacts c
+      join public.passes_master m on m.program_id = c.program_id and m.id = c.pass_id
+     where c.program_id = p_program_id and c.kind = p_kind and c.digest = p_digest;
+    if not found then
+        perform public.record_scan_miss(p_program_id, p_staff_id);
+        return pg_catalog.jsonb_build_object('success', false, 'error', 'CONTACT_NOT_FOUND');
+    end if;
+    return public.pass_answer(v_pass.external_id, v_pass.points, v_pass.created_at);
+end
+$$;
+
+--
+-- Name: find_member_pass(uuid, text, uuid); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.find_member_pass(p_program_id uuid, p_external_id text, p_staff_id uuid) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+declare
+    v_wait integer;
+    v_pass public.passes_master%rowtype;
+begin
+    if p_program_id is null or p_staff_id is null then
+        return pg_catalog.jsonb_build_object('success', false, 'error', 'MEMBER_NOT_FOUND');
+    end if;
+    v_wait := public.scan_wait(p_program_id, p_staff_id);
+    if v_wait is not null then
+        return public.throttled(v_wait);
+    end if;
+    select * into v_pass from public.passes_master m
+     where m.program_id = p_program_id and m.external_id = p_external_id;
+    if not found then
+        perform public.record_scan_miss(p_program_id, p_staff_id);
+        return pg_catalog.jsonb_build_object('success', false, 'error', 'MEMBER_NOT_FOUND');
+    end if;
+    return public.pass_answer(v_pass.external_id, v_pass.points, v_pass.created_at);
+end
+$$;
+
+--
 -- Name: forget_wallet_device(text, text); Type: FUNCTION; Schema: public; Owner: -
 --
 
@@ -743,6 +807,20 @@ end;
 $$;
 
 --
+-- Name: pass_answer(text, integer, timestamp with time zone); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.pass_answer(p_external_id text, p_points integer, p_created_at timestamp with time zone) RETURNS jsonb
+    LANGUAGE sql IMMUTABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    select pg_catalog.jsonb_build_object(
+        'success', true,
+        'data', pg_catalog.jsonb_build_object(
+            'external_id', p_external_id, 'points', p_points, 'created_at', p_created_at))
+$$;
+
+--
 -- Name: pass_change_to_outbox(); Type: FUNCTION; Schema: public; Owner: -
 --
 
@@ -785,59 +863,22 @@ CREATE FUNCTION public.process_claim_attempt(p_code text, p_program_id uuid, p_s
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 declare
-    -- Misses older than this are forgotten.
-    c_window constant interval := interval '10 minutes';
-    -- Misses a staff member may make in the window before waiting.
-    c_free_misses constant integer := 5;
-    -- Misses of the whole program in the window after which anyone who has missed waits too: many staff
-    -- accounts guessing together get no more than this.
-    c_program_misses constant integer := 50;
     v_claim_id uuid;
     v_batch public.claim_code_batches%rowtype;
     v_welcome jsonb;
     v_claimed_at timestamptz;
     v_voided_at timestamptz;
     v_pass public.passes_master%rowtype;
-    v_misses integer;
-    v_last_miss timestamptz;
-    v_lifts timestamptz;
-    v_program_lifts timestamptz;
-    v_forget_before timestamptz;
+    v_wait integer;
 begin
     if p_code is null or p_program_id is null then
         return pg_catalog.jsonb_build_object('success', false, 'error', 'INVALID_CODE');
     end if;
 
     if p_staff_id is not null then
-        -- One staff member's attempts queue here, so a burst of concurrent guesses is counted one by one.
-        perform pg_catalog.pg_advisory_xact_lock(
-            pg_catalog.hashtextextended('scan_misses:' || p_program_id::text || ':' || p_staff_id::text, 0));
-        select pg_catalog.count(*), pg_catalog.max(m.at)
-          into v_misses, v_last_miss
-          from public.scan_misses m
-         where m.program_id = p_program_id and m.staff_id = p_staff_id
-           and m.at > pg_catalog.clock_timestamp() - c_window;
-        if v_misses >= c_free_misses then
-            -- 4 seconds after the fifth miss, then 8, 16, ... up to the window itself.
-            v_lifts := v_last_miss + least(c_window,
-                interval '4 seconds' * pg_catalog.power(2, v_misses - c_free_misses));
-        end if;
-        if v_misses > 0 then
-            select m.at + c_window
-              into v_program_lifts
-              from public.scan_misses m
-             where m.program_id = p_program_id and m.at > pg_catalog.clock_timestamp() - c_window
-             order by m.at desc
-            offset c_program_misses - 1
-             limit 1;
-            v_lifts := greatest(v_lifts, v_program_lifts);
-        end if;
-        if v_lifts > pg_catalog.clock_timestamp() then
-            return pg_catalog.jsonb_build_object(
-                'success', false,
-                'error', 'THROTTLED',
-                'retry_after_secs',
-                greatest(1, pg_catalog.ceil(extract(epoch from v_lifts - pg_catalog.clock_timestamp())))::integer);
+        v_wait := public.scan_wait(p_program_id, p_staff_id);
+        if v_wait is not null then
+            return public.throttled(v_wait);
         end if;
     end if;
 
@@ -850,12 +891,7 @@ begin
 
     if not found or v_voided_at is not null then
         if p_staff_id is not null then
-            insert into public.scan_misses (program_id, staff_id, at)
-            values (p_program_id, p_staff_id, pg_catalog.clock_timestamp());
-            v_forget_before := pg_catalog.clock_timestamp() - c_window;
-            delete from public.scan_misses m
-             where m.program_id = p_program_id and m.staff_id = p_staff_id
-               and m.at <= v_forget_before;
+            perform public.record_scan_miss(p_program_id, p_staff_id);
         end if;
         if v_voided_at is not null then
             return pg_catalog.jsonb_build_object('success', false, 'error', 'CODE_VOIDED', 'voided_at', v_voided_at);
@@ -1096,6 +1132,8 @@ CREATE TABLE public.programs (
     points_expire_months integer,
     sign_ups_per_address_hour integer DEFAULT 60 NOT NULL,
     sign_ups_per_program_hour integer DEFAULT 2000 NOT NULL,
+    calling_code text DEFAULT '33'::text NOT NULL,
+    CONSTRAINT programs_calling_code_check CHECK ((calling_code ~ '^[1-9][0-9]{0,2}$'::text)),
     CONSTRAINT programs_currency_check CHECK ((currency ~ '^[A-Z]{3}$'::text)),
     CONSTRAINT programs_currency_minor_units_check CHECK (((currency_minor_units >= 0) AND (currency_minor_units <= 3))),
     CONSTRAINT programs_earn_per_minor_check CHECK (((earn_per_minor >= 1) AND (earn_per_minor <= 100000000))),
@@ -1123,6 +1161,25 @@ CREATE FUNCTION public.rate_text(p_program public.programs) RETURNS text
     select p_program.earn_points::text || case when p_program.earn_points = 1 then ' point' else ' points' end
            || ' per ' || public.money_text(p_program.earn_per_minor, p_program.currency_minor_units)
            || ' ' || p_program.currency
+$$;
+
+--
+-- Name: record_scan_miss(uuid, uuid); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.record_scan_miss(p_program_id uuid, p_staff_id uuid) RETURNS void
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+declare
+    v_forget_before timestamptz := pg_catalog.clock_timestamp() - interval '10 minutes';
+begin
+    insert into public.scan_misses (program_id, staff_id, at)
+    values (p_program_id, p_staff_id, pg_catalog.clock_timestamp());
+    delete from public.scan_misses m
+     where m.program_id = p_program_id and m.staff_id = p_staff_id
+       and m.at <= v_forget_before;
+end
 $$;
 
 --
@@ -1247,6 +1304,32 @@ begin
     return pg_catalog.jsonb_build_object('success', true, 'created', v_created);
 end
 $_$;
+
+--
+-- Name: remove_member_contact(uuid, text, text); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.remove_member_contact(p_program_id uuid, p_external_id text, p_kind text) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+declare
+    v_pass_id uuid;
+begin
+    if p_kind is null or p_kind not in ('phone', 'email') then
+        return pg_catalog.jsonb_build_object('success', false, 'error', 'INVALID_CONTACT');
+    end if;
+    select m.id into v_pass_id from public.passes_master m
+     where m.program_id = p_program_id and m.external_id = p_external_id;
+    if not found then
+        return pg_catalog.jsonb_build_object('success', false, 'error', 'MEMBER_NOT_FOUND');
+    end if;
+    delete from public.member_contacts c
+     where c.program_id = p_program_id and c.pass_id = v_pass_id and c.kind = p_kind;
+    return pg_catalog.jsonb_build_object('success', true, 'data',
+        pg_catalog.jsonb_build_object('kind', p_kind));
+end
+$$;
 
 --
 -- Name: retire_promotion(uuid, uuid, bigint); Type: FUNCTION; Schema: public; Owner: -
@@ -1440,6 +1523,56 @@ end
 $$;
 
 --
+-- Name: scan_wait(uuid, uuid); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.scan_wait(p_program_id uuid, p_staff_id uuid) RETURNS integer
+    LANGUAGE plpgsql
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+declare
+    -- Misses older than this are forgotten.
+    c_window constant interval := interval '10 minutes';
+    -- Misses a staff member may make in the window before waiting.
+    c_free_misses constant integer := 5;
+    -- Misses of the whole program in the window after which anyone who has missed waits too: many staff
+    -- accounts guessing together get no more than this.
+    c_program_misses constant integer := 50;
+    v_misses integer;
+    v_last_miss timestamptz;
+    v_lifts timestamptz;
+    v_program_lifts timestamptz;
+begin
+    perform pg_catalog.pg_advisory_xact_lock(
+        pg_catalog.hashtextextended('scan_misses:' || p_program_id::text || ':' || p_staff_id::text, 0));
+    select pg_catalog.count(*), pg_catalog.max(m.at)
+      into v_misses, v_last_miss
+      from public.scan_misses m
+     where m.program_id = p_program_id and m.staff_id = p_staff_id
+       and m.at > pg_catalog.clock_timestamp() - c_window;
+    if v_misses >= c_free_misses then
+        -- 4 seconds after the fifth miss, then 8, 16, ... up to the window itself.
+        v_lifts := v_last_miss + least(c_window,
+            interval '4 seconds' * pg_catalog.power(2, v_misses - c_free_misses));
+    end if;
+    if v_misses > 0 then
+        select m.at + c_window
+          into v_program_lifts
+          from public.scan_misses m
+         where m.program_id = p_program_id and m.at > pg_catalog.clock_timestamp() - c_window
+         order by m.at desc
+        offset c_program_misses - 1
+         limit 1;
+        v_lifts := greatest(v_lifts, v_program_lifts);
+    end if;
+    if v_lifts > pg_catalog.clock_timestamp() then
+        return greatest(1, pg_catalog.ceil(extract(epoch from v_lifts - pg_catalog.clock_timestamp())))::integer;
+    end if;
+    return null;
+end
+$$;
+
+--
 -- Name: set_batch_offer(uuid, uuid, uuid, bigint, date); Type: FUNCTION; Schema: public; Owner: -
 --
 
@@ -1461,6 +1594,40 @@ begin
         return pg_catalog.jsonb_build_object('success', false, 'error', 'BATCH_NOT_FOUND');
     end if;
     return pg_catalog.jsonb_build_object('success', true);
+end
+$$;
+
+--
+-- Name: set_member_contact(uuid, text, text, bytea, text); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.set_member_contact(p_program_id uuid, p_external_id text, p_kind text, p_digest bytea, p_hint text) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+declare
+    v_pass_id uuid;
+begin
+    if p_kind is null or p_kind not in ('phone', 'email')
+       or p_digest is null or pg_catalog.octet_length(p_digest) <> 32
+       or p_hint is null or pg_catalog.char_length(p_hint) not between 1 and 80 then
+        return pg_catalog.jsonb_build_object('success', false, 'error', 'INVALID_CONTACT');
+    end if;
+    select m.id into v_pass_id from public.passes_master m
+     where m.program_id = p_program_id and m.external_id = p_external_id;
+    if not found then
+        return pg_catalog.jsonb_build_object('success', false, 'error', 'MEMBER_NOT_FOUND');
+    end if;
+    begin
+        insert into public.member_contacts (program_id, pass_id, kind, digest, hint)
+        values (p_program_id, v_pass_id, p_kind, p_digest, p_hint)
+        on conflict (program_id, pass_id, kind)
+        do update set digest = excluded.digest, hint = excluded.hint, added_at = pg_catalog.now();
+    exception when unique_violation then
+        return pg_catalog.jsonb_build_object('success', false, 'error', 'CONTACT_TAKEN', 'kind', p_kind);
+    end;
+    return pg_catalog.jsonb_build_object('success', true, 'data',
+        pg_catalog.jsonb_build_object('kind', p_kind, 'hint', p_hint));
 end
 $$;
 
@@ -1633,6 +1800,17 @@ begin
     return exists (select 1 from public.staff s
                     where s.program_id = p_program_id and s.id = p_staff_id and s.role = 'manager');
 end
+$$;
+
+--
+-- Name: throttled(integer); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.throttled(p_wait integer) RETURNS jsonb
+    LANGUAGE sql IMMUTABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    select pg_catalog.jsonb_build_object('success', false, 'error', 'THROTTLED', 'retry_after_secs', p_wait)
 $$;
 
 --
@@ -2003,6 +2181,22 @@ CREATE TABLE public.ledger_details (
 );
 
 --
+-- Name: member_contacts; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.member_contacts (
+    program_id uuid NOT NULL,
+    pass_id uuid NOT NULL,
+    kind text NOT NULL,
+    digest bytea NOT NULL,
+    hint text NOT NULL,
+    added_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT member_contacts_digest_check CHECK ((octet_length(digest) = 32)),
+    CONSTRAINT member_contacts_hint_check CHECK (((char_length(hint) >= 1) AND (char_length(hint) <= 80))),
+    CONSTRAINT member_contacts_kind_check CHECK ((kind = ANY (ARRAY['phone'::text, 'email'::text])))
+);
+
+--
 -- Name: pass_changes; Type: TABLE; Schema: public; Owner: -
 --
 
@@ -2314,6 +2508,20 @@ ALTER TABLE ONLY public.ledger_days_through
 
 ALTER TABLE ONLY public.ledger_details
     ADD CONSTRAINT ledger_details_pkey PRIMARY KEY (program_id, transaction_id);
+
+--
+-- Name: member_contacts member_contacts_one_pass_each; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.member_contacts
+    ADD CONSTRAINT member_contacts_one_pass_each UNIQUE (program_id, kind, digest);
+
+--
+-- Name: member_contacts member_contacts_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.member_contacts
+    ADD CONSTRAINT member_contacts_pkey PRIMARY KEY (program_id, pass_id, kind);
 
 --
 -- Name: pass_changes pass_changes_pkey; Type: CONSTRAINT; Schema: public; Owner: -
@@ -2740,6 +2948,20 @@ ALTER TABLE ONLY public.ledger_details
     ADD CONSTRAINT ledger_details_program_id_transaction_id_fkey FOREIGN KEY (program_id, transaction_id) REFERENCES public.transactions(program_id, id);
 
 --
+-- Name: member_contacts member_contacts_program_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.member_contacts
+    ADD CONSTRAINT member_contacts_program_id_fkey FOREIGN KEY (program_id) REFERENCES public.programs(id);
+
+--
+-- Name: member_contacts member_contacts_program_id_pass_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.member_contacts
+    ADD CONSTRAINT member_contacts_program_id_pass_id_fkey FOREIGN KEY (program_id, pass_id) REFERENCES public.passes_master(program_id, id) ON DELETE CASCADE;
+
+--
 -- Name: pass_changes pass_changes_program_id_pass_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
 --
 
@@ -2926,6 +3148,20 @@ REVOKE ALL ON FUNCTION public.expire_points_step(p_program_id uuid, p_after uuid
 GRANT ALL ON FUNCTION public.expire_points_step(p_program_id uuid, p_after uuid, p_limit integer) TO loyalty_app;
 
 --
+-- Name: FUNCTION find_member_by_contact(p_program_id uuid, p_kind text, p_digest bytea, p_staff_id uuid); Type: ACL; Schema: public; Owner: -
+--
+
+REVOKE ALL ON FUNCTION public.find_member_by_contact(p_program_id uuid, p_kind text, p_digest bytea, p_staff_id uuid) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.find_member_by_contact(p_program_id uuid, p_kind text, p_digest bytea, p_staff_id uuid) TO loyalty_app;
+
+--
+-- Name: FUNCTION find_member_pass(p_program_id uuid, p_external_id text, p_staff_id uuid); Type: ACL; Schema: public; Owner: -
+--
+
+REVOKE ALL ON FUNCTION public.find_member_pass(p_program_id uuid, p_external_id text, p_staff_id uuid) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.find_member_pass(p_program_id uuid, p_external_id text, p_staff_id uuid) TO loyalty_app;
+
+--
 -- Name: FUNCTION forget_wallet_device(p_device_library_id text, p_push_token text); Type: ACL; Schema: public; Owner: -
 --
 
@@ -3051,6 +3287,12 @@ GRANT SELECT ON TABLE public.programs TO loyalty_app;
 REVOKE ALL ON FUNCTION public.rate_text(p_program public.programs) FROM PUBLIC;
 
 --
+-- Name: FUNCTION record_scan_miss(p_program_id uuid, p_staff_id uuid); Type: ACL; Schema: public; Owner: -
+--
+
+REVOKE ALL ON FUNCTION public.record_scan_miss(p_program_id uuid, p_staff_id uuid) FROM PUBLIC;
+
+--
 -- Name: FUNCTION redeem_reward(p_program_id uuid, p_member_external_id text, p_reward_id bigint, p_idempotency_key text, p_staff_id uuid); Type: ACL; Schema: public; Owner: -
 --
 
@@ -3063,6 +3305,13 @@ GRANT ALL ON FUNCTION public.redeem_reward(p_program_id uuid, p_member_external_
 
 REVOKE ALL ON FUNCTION public.register_wallet_device(p_pass_id uuid, p_wallet_token text, p_device_library_id text, p_push_token text) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.register_wallet_device(p_pass_id uuid, p_wallet_token text, p_device_library_id text, p_push_token text) TO loyalty_app;
+
+--
+-- Name: FUNCTION remove_member_contact(p_program_id uuid, p_external_id text, p_kind text); Type: ACL; Schema: public; Owner: -
+--
+
+REVOKE ALL ON FUNCTION public.remove_member_contact(p_program_id uuid, p_external_id text, p_kind text) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.remove_member_contact(p_program_id uuid, p_external_id text, p_kind text) TO loyalty_app;
 
 --
 -- Name: FUNCTION retire_promotion(p_program_id uuid, p_staff_id uuid, p_promotion_id bigint); Type: ACL; Schema: public; Owner: -
@@ -3107,11 +3356,24 @@ REVOKE ALL ON FUNCTION public.save_reward(p_program_id uuid, p_staff_id uuid, p_
 GRANT ALL ON FUNCTION public.save_reward(p_program_id uuid, p_staff_id uuid, p_reward_id bigint, p_name text, p_points_cost bigint, p_stock bigint, p_daily_limit bigint) TO loyalty_app;
 
 --
+-- Name: FUNCTION scan_wait(p_program_id uuid, p_staff_id uuid); Type: ACL; Schema: public; Owner: -
+--
+
+REVOKE ALL ON FUNCTION public.scan_wait(p_program_id uuid, p_staff_id uuid) FROM PUBLIC;
+
+--
 -- Name: FUNCTION set_batch_offer(p_program_id uuid, p_staff_id uuid, p_batch_id uuid, p_welcome_points bigint, p_last_day date); Type: ACL; Schema: public; Owner: -
 --
 
 REVOKE ALL ON FUNCTION public.set_batch_offer(p_program_id uuid, p_staff_id uuid, p_batch_id uuid, p_welcome_points bigint, p_last_day date) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.set_batch_offer(p_program_id uuid, p_staff_id uuid, p_batch_id uuid, p_welcome_points bigint, p_last_day date) TO loyalty_app;
+
+--
+-- Name: FUNCTION set_member_contact(p_program_id uuid, p_external_id text, p_kind text, p_digest bytea, p_hint text); Type: ACL; Schema: public; Owner: -
+--
+
+REVOKE ALL ON FUNCTION public.set_member_contact(p_program_id uuid, p_external_id text, p_kind text, p_digest bytea, p_hint text) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.set_member_contact(p_program_id uuid, p_external_id text, p_kind text, p_digest bytea, p_hint text) TO loyalty_app;
 
 --
 -- Name: FUNCTION set_points_expiry(p_program_id uuid, p_staff_id uuid, p_months bigint); Type: ACL; Schema: public; Owner: -
@@ -3236,6 +3498,12 @@ GRANT SELECT ON TABLE public.ledger_days_through TO loyalty_app;
 --
 
 GRANT SELECT ON TABLE public.ledger_details TO loyalty_app;
+
+--
+-- Name: TABLE member_contacts; Type: ACL; Schema: public; Owner: -
+--
+
+GRANT SELECT ON TABLE public.member_contacts TO loyalty_app;
 
 --
 -- Name: TABLE pass_changes; Type: ACL; Schema: public; Owner: -

@@ -8,8 +8,8 @@ pub mod db;
 /// checked in the same statement), or finds the member a pass belongs to.
 #[cfg(feature = "ssr")]
 pub async fn resolve_scan(
-    pool: &sqlx::PgPool,
     counter: &crate::db::CounterPool,
+    key: &crate::contacts::db::ContactKey,
     session: &crate::session::SessionKey,
     csrf: &str,
     raw: &str,
@@ -26,9 +26,13 @@ pub async fn resolve_scan(
     match parsed {
         ScanCode::Claim(code) => db::claim_postcard(counter, session, csrf, &code).await,
         ScanCode::Member(external_id) => {
-            session.check(counter, csrf).await?;
             let member =
-                crate::members::db::find_member(pool, session.program_id, &external_id).await?;
+                crate::contacts::db::find_pass(counter, session, csrf, &external_id).await?;
+            Ok(ScanOutcome::Member { member })
+        }
+        ScanCode::Contact(raw) => {
+            let member =
+                crate::contacts::db::find_by_contact(counter, session, key, csrf, &raw).await?;
             Ok(ScanOutcome::Member { member })
         }
     }
@@ -37,11 +41,17 @@ pub async fn resolve_scan(
 /// Scans a postcard or a member pass: a postcard becomes a new member, a pass opens its member.
 #[leptos::server(endpoint = "scan")]
 pub async fn scan(csrf: String, code: String) -> Result<ScanOutcome, loyalty_core::LoyaltyError> {
-    use crate::request::{answer, counter_pool, pool, redirect_form_post, session_key};
+    use crate::request::{answer, contact_key, counter_pool, redirect_form_post, session_key};
     answer(
         async {
-            let outcome =
-                resolve_scan(&pool()?, &counter_pool()?, &session_key()?, &csrf, &code).await?;
+            let outcome = resolve_scan(
+                &counter_pool()?,
+                &contact_key()?,
+                &session_key()?,
+                &csrf,
+                &code,
+            )
+            .await?;
             let member = &outcome.member().external_id;
             match &outcome {
                 ScanOutcome::Claimed { .. } => {
@@ -99,14 +109,14 @@ pub fn ScanPage() -> impl leptos::IntoView {
             <h1>"Scan a postcard or pass"</h1>
             <ActionForm action=scan attr:class="scan-form">
                 <crate::auth::CsrfField />
-                <label for="scan-code">"Code"</label>
+                <label for="scan-code">"Code, phone number or email"</label>
                 <div class="scan-row">
                     <input
                         id="scan-code"
                         name="code"
                         type="text"
                         autocomplete="off"
-                        autocapitalize="characters"
+                        autocapitalize="off"
                         spellcheck="false"
                         autofocus
                         required

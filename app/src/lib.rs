@@ -6,6 +6,7 @@ pub mod backups;
 pub mod batches;
 mod camera;
 pub mod claim;
+pub mod contacts;
 #[cfg(feature = "ssr")]
 pub mod db;
 pub mod enrolment;

@@ -200,6 +200,11 @@ pub fn MemberPage() -> impl leptos::IntoView {
                                     {member.origin.describe()}
                                 </p>
                                 <crate::passes::PassLink href=pass_path wallet_pass=wallet_pass_path />
+                                <crate::contacts::ContactDetails
+                                    external_id=member.external_id.clone()
+                                    contacts=detail.contacts
+                                    changed=Callback::new(move |_| settled.update(|n| *n += 1))
+                                />
                                 <div class="result" role="status" aria-live="polite">
                                     {move || match last
                                         .get()

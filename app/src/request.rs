@@ -25,6 +25,11 @@ pub fn counter_pool() -> Result<CounterPool> {
     use_context::<CounterPool>().ok_or(LoyaltyError::Internal)
 }
 
+/// The server's key for contacts' digests, which the server provides to every request.
+pub fn contact_key() -> Result<crate::contacts::db::ContactKey> {
+    use_context::<crate::contacts::db::ContactKey>().ok_or(LoyaltyError::Internal)
+}
+
 fn parts() -> Result<Parts> {
     use_context::<Parts>().ok_or(LoyaltyError::Internal)
 }

@@ -15,10 +15,15 @@ pub enum ScanCode {
     Claim(String),
     /// A member pass: `PUB-`, `MBR-` or (for a claimed postcard's pass) `CLM-` and its id.
     Member(String),
+    /// A member's phone number or email, as typed: the server reads it in the program's country.
+    Contact(String),
 }
 
 /// Reads a scanned or typed code: trims it, accepts any case, refuses garbage and mistyped postcards.
 pub fn parse_scan(raw: &str) -> Result<ScanCode, LoyaltyError> {
+    if crate::contact::looks_like_contact(raw) {
+        return Ok(ScanCode::Contact(raw.trim().to_owned()));
+    }
     let text = raw.trim().to_ascii_uppercase();
     let (prefix, body) = text.split_once('-').ok_or(LoyaltyError::MalformedCode)?;
     if body.len() < 4 || body.len() > 40 || !body.bytes().all(|b| ALPHABET.contains(&b)) {

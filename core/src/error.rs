@@ -66,6 +66,14 @@ pub enum LoyaltyError {
     // Earning and redeeming.
     #[error("No member with this pass in this program.")]
     MemberNotFound,
+    #[error(
+        "Enter a phone number (+33 6 12 34 56 78, or as dialled in the country) or an email address."
+    )]
+    InvalidContact,
+    #[error("This {} is already on another member's pass.", kind.label())]
+    ContactTaken { kind: crate::ContactKind },
+    #[error("No member of this program has this phone number or email.")]
+    ContactNotFound,
     #[error("Not enough points: the balance is {balance} points.")]
     InsufficientFunds { balance: i64 },
     #[error("Enter a whole number of points from 1 to 1,000,000.")]
@@ -270,6 +278,7 @@ impl LoyaltyError {
             | Self::CsrfRejected
             | Self::AccountSwitchedOff => 403,
             Self::MemberNotFound
+            | Self::ContactNotFound
             | Self::StaffNotFound
             | Self::ProgramNotFound
             | Self::TransactionNotFound
@@ -278,6 +287,7 @@ impl LoyaltyError {
             | Self::PromotionNotFound
             | Self::WalletNotSetUp => 404,
             Self::AlreadyClaimed { .. }
+            | Self::ContactTaken { .. }
             | Self::IdempotencyMismatch
             | Self::AlreadyVoided
             | Self::BatchAlreadyVoided { .. } => 409,

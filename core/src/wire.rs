@@ -176,6 +176,16 @@ pub struct MemberDetail {
     /// The next points to expire and the day they do, on the program's clock, where the program's points expire.
     #[serde(default)]
     pub next_expiry: Option<(i64, chrono::NaiveDate)>,
+    /// The hints of the member's phone number and email, where they gave them.
+    #[serde(default)]
+    pub contacts: Vec<ContactHint>,
+}
+
+/// What the program keeps of a member's phone number or email to show: `... 4821`, `a...@example.com`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContactHint {
+    pub kind: crate::ContactKind,
+    pub hint: String,
 }
 
 /// What a staff member may do.

@@ -38,7 +38,7 @@ fn any_text() -> impl Strategy<Value = String> {
 
 fn accepted_text(code: &ScanCode) -> &str {
     match code {
-        ScanCode::Claim(text) | ScanCode::Member(text) => text,
+        ScanCode::Claim(text) | ScanCode::Member(text) | ScanCode::Contact(text) => text,
     }
 }
 
@@ -48,6 +48,11 @@ proptest! {
     #[test]
     fn any_text_is_read_without_panicking_and_accepted_only_in_its_own_normal_form(raw in any_text()) {
         match parse_scan(&raw) {
+            Ok(ScanCode::Contact(text)) => {
+                // Handed on as typed, to be read as a phone number or email in the program's country.
+                prop_assert_eq!(&text, raw.trim());
+                prop_assert!(loyalty_core::contact::looks_like_contact(&text), "{}", text);
+            }
             Ok(code) => {
                 let text = accepted_text(&code);
                 prop_assert_eq!(text, raw.trim().to_ascii_uppercase());
@@ -92,7 +97,7 @@ proptest! {
                 let code = format!("CLM-{body}{}", char::from(*last));
                 match parse_scan(&code) {
                     Ok(ScanCode::Claim(_)) => true,
-                    Ok(ScanCode::Member(_)) => panic!("{code} read as a member pass"),
+                    Ok(ScanCode::Member(_) | ScanCode::Contact(_)) => panic!("{code} read as a member pass"),
                     Err(err) => {
                         assert_eq!(err, LoyaltyError::MistypedCode, "{code}");
                         false

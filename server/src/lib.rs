@@ -1,6 +1,7 @@
 //! The loyalty server: the staff dashboard and its API over the hardened PostgreSQL core.
 
 pub mod backup;
+pub mod contact_key;
 pub mod database;
 pub mod embedded;
 mod layers;
@@ -34,6 +35,8 @@ pub struct AppState {
     pub secure_cookies: bool,
     /// The wallets passes are provisioned in; none by default.
     pub wallet: wallet::WalletConfig,
+    /// The secret of members' contacts' digests.
+    pub contact_key: app::contacts::db::ContactKey,
 }
 
 impl FromRef<AppState> for LeptosOptions {
@@ -76,12 +79,14 @@ pub fn router_reporting(state: AppState, backups: BackupReport) -> Router {
     let cookies = app::request::SecureCookies(state.secure_cookies);
     let https = state.secure_cookies;
     let wallet_buttons = state.wallet.buttons();
+    let contact_key = state.contact_key.clone();
     let context = move || {
         provide_context(pool.clone());
         provide_context(counter.clone());
         provide_context(cookies);
         provide_context(backups.clone());
         provide_context(wallet_buttons);
+        provide_context(contact_key.clone());
     };
     let options = state.leptos_options.clone();
     let server_fns = {

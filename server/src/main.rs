@@ -56,6 +56,11 @@ struct Cli {
         requires = "wallet_webhook_url"
     )]
     wallet_webhook_ca: Option<PathBuf>,
+    /// The file holding the secret that members' phone numbers and emails are kept under (at least 32
+    /// characters). Unset, it is contact.key in --data-dir, made on first start. Keep it apart from the
+    /// database and its backups: the database alone must not be a contact list.
+    #[arg(long, env = "LOYALTY_CONTACT_KEY_FILE")]
+    contact_key_file: Option<PathBuf>,
     #[command(flatten)]
     wallet: server::wallet::settings::WalletArgs,
     /// A folder, best on another disk, for continuous backups of the embedded database: its WAL archived as
@@ -350,6 +355,10 @@ async fn serve(
             leptos_options: leptos_options(site_root, addr),
             secure_cookies: tls.is_some() || cli.secure_cookies,
             wallet,
+            contact_key: match &cli.contact_key_file {
+                Some(file) => server::contact_key::load(file, false)?,
+                None => server::contact_key::load(&cli.data_dir.join("contact.key"), true)?,
+            },
         },
         backups,
     )

@@ -18,3 +18,9 @@ pub use server::{Credentials, ServerProcess, TestServer, free_port};
 pub use till::{REASON, Till, points_request};
 pub use tls::TestTls;
 pub use wallet::{TEST_PASS_TYPE_ID, TestPassIdentity};
+
+/// The contact key of every test server and till: tests can work out the digest a contact is kept under.
+pub fn contact_key() -> app::contacts::db::ContactKey {
+    app::contacts::db::ContactKey::new(b"the tests' contact key, never a real one")
+        .expect("long enough")
+}

@@ -121,7 +121,9 @@ pub async fn member_detail(
     .fetch_optional(db)
     .await
     .map_err(db_error)?;
+    let contacts = crate::contacts::db::hints(db, program_id, external_id).await?;
     Ok(MemberDetail {
+        contacts,
         member,
         ledger: ledger.into_iter().map(LedgerEntry::from).collect(),
         next_expiry: next_expiry.and_then(|(points, day)| points.zip(day)),

@@ -33,6 +33,11 @@ fn every_variant() -> Vec<LoyaltyError> {
         InvalidBatchSize,
         InvalidRequestKey,
         MemberNotFound,
+        InvalidContact,
+        ContactTaken {
+            kind: crate::ContactKind::Phone,
+        },
+        ContactNotFound,
         InsufficientFunds { balance: 7 },
         InvalidAmount,
         InvalidType,
@@ -259,5 +264,12 @@ fn sentences_name_their_numbers() {
         }
         .to_string(),
         "This member has already had Coffee once today."
+    );
+    assert_eq!(
+        LoyaltyError::ContactTaken {
+            kind: crate::ContactKind::Email
+        }
+        .to_string(),
+        "This email is already on another member's pass."
     );
 }

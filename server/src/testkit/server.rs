@@ -83,6 +83,7 @@ impl TestServer {
             leptos_options: crate::leptos_options("target/site", addr),
             secure_cookies: tls.is_some(),
             wallet,
+            contact_key: super::contact_key(),
         })
         .into_make_service_with_connect_info::<std::net::SocketAddr>();
         let (scheme, task) = match tls {

@@ -158,7 +158,47 @@ impl Till {
 
     /// Scans what a scanner read or a clerk typed: a postcard is burned, a member pass is looked up.
     pub async fn scan(&self, code: &str) -> Result<ScanOutcome> {
-        app::claim::resolve_scan(&self.pool, &self.counter, &self.session, &self.csrf, code).await
+        app::claim::resolve_scan(
+            &self.counter,
+            &super::contact_key(),
+            &self.session,
+            &self.csrf,
+            code,
+        )
+        .await
+    }
+
+    /// Gives a member a phone number or an email, as typed at the counter.
+    pub async fn set_contact(
+        &self,
+        external_id: &str,
+        contact: &str,
+    ) -> Result<loyalty_core::wire::ContactHint> {
+        app::contacts::db::set_contact(
+            &self.counter,
+            &self.session,
+            &super::contact_key(),
+            &self.csrf,
+            external_id,
+            contact,
+        )
+        .await
+    }
+
+    /// Takes a member's phone number or email away.
+    pub async fn remove_contact(
+        &self,
+        external_id: &str,
+        kind: loyalty_core::ContactKind,
+    ) -> Result<()> {
+        app::contacts::db::remove_contact(
+            &self.counter,
+            &self.session,
+            &self.csrf,
+            external_id,
+            kind,
+        )
+        .await
     }
 
     /// Scans a postcard that must become a member: the new pass's external id.

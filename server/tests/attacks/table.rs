@@ -38,6 +38,8 @@ pub(crate) enum Theirs {
 pub(crate) struct Targets {
     /// A member pass with points and ledger rows.
     pub(crate) member: String,
+    /// That member's phone number, as a clerk types it.
+    pub(crate) contact: String,
     /// An unclaimed postcard.
     pub(crate) postcard: String,
     /// A postcard already claimed.
@@ -145,6 +147,36 @@ pub(crate) fn cases() -> Vec<Case> {
             access: Staff,
             changes: true,
             fields: |t| vec![("code", t.member.clone())],
+            theirs: Refused("MEMBER_NOT_FOUND"),
+        },
+        // Their member's phone number finds nobody here.
+        Case {
+            endpoint: "scan",
+            get: false,
+            access: Staff,
+            changes: true,
+            fields: |t| vec![("code", t.contact.clone())],
+            theirs: Refused("CONTACT_NOT_FOUND"),
+        },
+        Case {
+            endpoint: "set_contact",
+            get: false,
+            access: Staff,
+            changes: true,
+            fields: |t| {
+                vec![
+                    ("external_id", t.member.clone()),
+                    ("contact", "attacker@example.com".into()),
+                ]
+            },
+            theirs: Refused("MEMBER_NOT_FOUND"),
+        },
+        Case {
+            endpoint: "remove_contact",
+            get: false,
+            access: Staff,
+            changes: true,
+            fields: |t| vec![("external_id", t.member.clone()), ("kind", "phone".into())],
             theirs: Refused("MEMBER_NOT_FOUND"),
         },
         Case {

@@ -208,7 +208,22 @@ async fn targets(
         &format!("{note} promotion"),
     )
     .await;
+    // The member's phone number, kept as the server keeps it: a digest under its key, and a hint.
+    let contact = format!("+33 6 {:08}", opening % 100_000_000);
+    let phone = loyalty_core::Contact::parse(&contact, "33").unwrap();
+    let digest = server::testkit::contact_key().digest(program, &phone);
+    let kept: serde_json::Value =
+        sqlx::query_scalar("select public.set_member_contact($1, $2, 'phone', $3, $4)")
+            .bind(program)
+            .bind(&member)
+            .bind(digest)
+            .bind(phone.hint())
+            .fetch_one(owner)
+            .await
+            .unwrap();
+    assert_eq!(kept["success"], true, "{kept}");
     Targets {
+        contact,
         promotion_id: promotion["promotion_id"].as_i64().unwrap(),
         reward_id: reward["reward_id"].as_i64().unwrap(),
         batch_id: batch["data"]["id"].as_str().unwrap().parse().unwrap(),

@@ -307,7 +307,7 @@ impl App {
                 commands.extend(self.check_health_now());
                 commands
             }
-            Ok(ScanCode::Claim(code) | ScanCode::Member(code)) => {
+            Ok(ScanCode::Claim(code) | ScanCode::Member(code) | ScanCode::Contact(code)) => {
                 self.counter.panel = MemberPanel::LookingUp { code: code.clone() };
                 self.awaiting = Some(Awaiting::Scan);
                 vec![Command::Scan { code }]
@@ -383,6 +383,15 @@ impl App {
         let (external_id, postcard) = match scanned {
             ScanCode::Claim(code) => (code, true),
             ScanCode::Member(code) => (code, false),
+            ScanCode::Contact(_) => {
+                self.tell(
+                    Tone::Warning,
+                    "Offline: members cannot be found by phone or email now. Scan their pass instead.",
+                );
+                self.counter.panel = MemberPanel::Empty;
+                self.counter.prompt = Prompt::Scan;
+                return Vec::new();
+            }
         };
         let mut text = format!(
             "Offline: {external_id} cannot be looked up now. e takes an earn, sent when the server is back."

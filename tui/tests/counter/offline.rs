@@ -203,6 +203,44 @@ fn a_postcard_scanned_offline_is_not_claimed_and_says_when_it_will_be() {
 }
 
 #[test]
+fn a_phone_number_typed_offline_or_met_by_an_outage_finds_nobody_and_opens_no_pass() {
+    let mut app = offline();
+    type_text(&mut app, "06 12 34 48 21");
+    let commands = press(&mut app, KeyCode::Enter);
+    assert!(
+        !commands.iter().any(|c| matches!(c, Command::Scan { .. })),
+        "{commands:?}"
+    );
+    assert_eq!(app.counter.panel, MemberPanel::Empty);
+    assert_eq!(
+        notice(&app),
+        (
+            Tone::Warning,
+            "Offline: members cannot be found by phone or email now. Scan their pass instead."
+        )
+    );
+
+    let mut app = signed_in();
+    type_text(&mut app, "ada@example.com");
+    let commands = press(&mut app, KeyCode::Enter);
+    assert!(
+        commands.contains(&Command::Scan {
+            code: "ada@example.com".to_owned()
+        }),
+        "sent as typed: {commands:?}"
+    );
+    answer(
+        &mut app,
+        ApiEvent::Scanned {
+            code: "ada@example.com".to_owned(),
+            result: Err(unreachable()),
+        },
+    );
+    assert_eq!(app.counter.panel, MemberPanel::Empty);
+    assert_eq!(app.counter.pass(), None, "no pass to queue earns for");
+}
+
+#[test]
 fn a_scan_that_finds_the_server_gone_opens_the_pass_for_queued_earns() {
     let mut app = signed_in();
     type_text(&mut app, MEMBER_ID);

@@ -58,6 +58,7 @@ fn a_late_ledger_of_another_member_is_ignored() {
             result: Ok(MemberDetail {
                 member: member("MBR-OTHER2345", 9),
                 next_expiry: None,
+                contacts: Vec::new(),
                 ledger: vec![],
             }),
         },

@@ -122,6 +122,7 @@ pub fn with_member(points: i64) -> App {
             result: Ok(MemberDetail {
                 member: member(MEMBER_ID, points),
                 next_expiry: None,
+                contacts: Vec::new(),
                 ledger: vec![entry(2, TxType::Earn, points, points)],
             }),
         },

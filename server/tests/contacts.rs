@@ -1,0 +1,350 @@
+//! Members' phone numbers and emails: kept as keyed digests and masked hints, unique in a program, found at the
+//! counter by the same scan as a pass, and throttled with the guesses of codes.
+
+use std::sync::Arc;
+
+use loyalty_core::wire::{ContactHint, ScanOutcome};
+use loyalty_core::{Contact, ContactKind, LoyaltyError};
+use reqwest::StatusCode;
+use server::testkit::{
+    ApiClient, TestDb, TestServer, Till, contact_key, member_of, new_program, refused,
+};
+use tokio::sync::Barrier;
+
+/// The pass a scan of `typed` opens.
+async fn found(till: &Till, typed: &str) -> Result<String, LoyaltyError> {
+    match till.scan(typed).await? {
+        ScanOutcome::Member { member } => Ok(member.external_id),
+        other => panic!("{typed} claimed a postcard: {other:?}"),
+    }
+}
+
+/// Every contact row of the database, as text.
+async fn contacts_as_text(db: &TestDb) -> String {
+    sqlx::query_scalar("select coalesce(string_agg(c::text, ' '), '') from member_contacts c")
+        .fetch_one(&db.owner)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_contact_is_kept_as_a_digest_and_a_hint_and_finds_its_member() {
+    let db = TestDb::new().await;
+    let clerk = Till::clerk(&db).await;
+    let member = db.member(40).await;
+    assert_eq!(
+        clerk.set_contact(&member, "+33 6 12 34 48 21").await,
+        Ok(ContactHint {
+            kind: ContactKind::Phone,
+            hint: "... 4821".into()
+        })
+    );
+    assert_eq!(
+        clerk
+            .set_contact(&member, " Ada.Lovelace@Example.com")
+            .await,
+        Ok(ContactHint {
+            kind: ContactKind::Email,
+            hint: "a...@example.com".into()
+        })
+    );
+
+    // The database holds neither the number nor the address: only the digests under the server's key.
+    let stored = contacts_as_text(&db).await;
+    for secret in ["612344821", "12 34 48 21", "lovelace", "ada."] {
+        assert!(!stored.contains(secret), "{secret} in {stored}");
+    }
+    let digest: Vec<u8> =
+        sqlx::query_scalar("select digest from member_contacts where kind = 'phone'")
+            .fetch_one(&db.owner)
+            .await
+            .unwrap();
+    let phone = Contact::parse("+33612344821", "33").unwrap();
+    assert_eq!(digest, contact_key().digest(db.program_id, &phone));
+
+    // However it is typed.
+    for typed in [
+        "06 12 34 48 21",
+        "0033 6 12 34 48 21",
+        "+33612344821",
+        "06.12.34.48.21",
+        "ADA.LOVELACE@example.COM",
+    ] {
+        assert_eq!(found(&clerk, typed).await, Ok(member.clone()), "{typed}");
+    }
+    let detail = app::members::db::member_detail(&db.app, db.program_id, &member, 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        detail
+            .contacts
+            .iter()
+            .map(|c| c.hint.as_str())
+            .collect::<Vec<_>>(),
+        ["... 4821", "a...@example.com"]
+    );
+
+    // A new number replaces the old one, which no longer finds anybody.
+    clerk.set_contact(&member, "07 00 00 00 01").await.unwrap();
+    assert_eq!(
+        found(&clerk, "06 12 34 48 21").await,
+        Err(LoyaltyError::ContactNotFound)
+    );
+    assert_eq!(found(&clerk, "0700000001").await, Ok(member.clone()));
+    clerk
+        .remove_contact(&member, ContactKind::Email)
+        .await
+        .unwrap();
+    assert_eq!(
+        found(&clerk, "ada.lovelace@example.com").await,
+        Err(LoyaltyError::ContactNotFound)
+    );
+    let kinds: Vec<String> = sqlx::query_scalar("select kind from member_contacts order by kind")
+        .fetch_all(&db.owner)
+        .await
+        .unwrap();
+    assert_eq!(kinds, ["phone"]);
+}
+
+#[tokio::test]
+async fn what_is_not_a_contact_is_refused_in_words() {
+    let db = TestDb::new().await;
+    let clerk = Till::clerk(&db).await;
+    let member = db.member(0).await;
+    for typed in ["12", "06 12 34", "ada@", "@example.com", "not a number"] {
+        assert_eq!(
+            clerk.set_contact(&member, typed).await,
+            Err(LoyaltyError::InvalidContact),
+            "{typed}"
+        );
+    }
+    assert_eq!(
+        clerk.set_contact("MBR-NXSVCHPASS", "06 12 34 48 21").await,
+        Err(LoyaltyError::MemberNotFound)
+    );
+    assert_eq!(
+        found(&clerk, "ada@").await,
+        Err(LoyaltyError::MalformedCode)
+    );
+    assert_eq!(
+        found(&clerk, "ada@@example.com").await,
+        Err(LoyaltyError::InvalidContact)
+    );
+    assert_eq!(contacts_as_text(&db).await, "");
+    // Refused in the database too, whatever a caller sends it.
+    let answer: serde_json::Value = sqlx::query_scalar(
+        "select public.set_member_contact($1, $2, 'phone', '\\x00'::bytea, '... 0000')",
+    )
+    .bind(db.program_id)
+    .bind(&member)
+    .fetch_one(&db.owner)
+    .await
+    .unwrap();
+    assert_eq!(answer["error"], "INVALID_CONTACT", "{answer}");
+    let answer: serde_json::Value = sqlx::query_scalar(
+        "select public.set_member_contact($1, $2, 'fax', pg_catalog.sha256('x'), '... 0000')",
+    )
+    .bind(db.program_id)
+    .bind(&member)
+    .fetch_one(&db.owner)
+    .await
+    .unwrap();
+    assert_eq!(answer["error"], "INVALID_CONTACT", "{answer}");
+}
+
+#[tokio::test]
+async fn of_passes_racing_for_one_number_exactly_one_gets_it() {
+    const PASSES: usize = 12;
+    let db = TestDb::with_pool_size(PASSES as u32 + 4).await;
+    let tills = Till::clerks(&db, PASSES).await;
+    let mut members = Vec::new();
+    for _ in 0..PASSES {
+        members.push(db.member(0).await);
+    }
+    let barrier = Arc::new(Barrier::new(PASSES));
+    let tasks: Vec<_> = tills
+        .into_iter()
+        .zip(members.clone())
+        .map(|(till, member)| {
+            let barrier = barrier.clone();
+            tokio::spawn(async move {
+                barrier.wait().await;
+                (
+                    member.clone(),
+                    till.set_contact(&member, "+44 20 7946 0958").await,
+                )
+            })
+        })
+        .collect();
+    let mut winners = Vec::new();
+    for task in tasks {
+        match task.await.unwrap() {
+            (member, Ok(_)) => winners.push(member),
+            (_, Err(LoyaltyError::ContactTaken { kind })) => assert_eq!(kind, ContactKind::Phone),
+            (_, other) => panic!("unexpected answer {other:?}"),
+        }
+    }
+    assert_eq!(winners.len(), 1, "{winners:?}");
+    let clerk = Till::clerk(&db).await;
+    assert_eq!(found(&clerk, "+442079460958").await, Ok(winners[0].clone()));
+    // The winner giving the same number again is no conflict.
+    assert!(
+        clerk
+            .set_contact(&winners[0], "+44 20 7946 0958")
+            .await
+            .is_ok()
+    );
+    let err = clerk
+        .set_contact(
+            &members.iter().find(|m| **m != winners[0]).unwrap().clone(),
+            "+442079460958",
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "This phone number is already on another member's pass."
+    );
+}
+
+#[tokio::test]
+async fn one_number_in_two_programs_is_two_unrelated_members() {
+    let db = TestDb::new().await;
+    let other = new_program(&db.owner, "Another Café").await;
+    let ours = db.member(5).await;
+    let theirs = member_of(&db.owner, other, 7).await;
+    let clerk = Till::clerk(&db).await;
+    let their_clerk = Till::clerk_of(&db, other).await;
+    their_clerk
+        .set_contact(&theirs, "ada@example.com")
+        .await
+        .unwrap();
+    // Not ours to find, nor to set on their pass.
+    assert_eq!(
+        found(&clerk, "ada@example.com").await,
+        Err(LoyaltyError::ContactNotFound)
+    );
+    assert_eq!(
+        clerk.set_contact(&theirs, "bob@example.com").await,
+        Err(LoyaltyError::MemberNotFound)
+    );
+    // Ours may have the same address, under an unrelated digest.
+    clerk.set_contact(&ours, "ada@example.com").await.unwrap();
+    assert_eq!(found(&clerk, "ada@example.com").await, Ok(ours));
+    assert_eq!(found(&their_clerk, "ada@example.com").await, Ok(theirs));
+    let digests: i64 = sqlx::query_scalar("select count(distinct digest) from member_contacts")
+        .fetch_one(&db.owner)
+        .await
+        .unwrap();
+    assert_eq!(digests, 2);
+}
+
+#[tokio::test]
+async fn look_ups_that_miss_count_with_the_guesses_of_codes() {
+    let db = TestDb::new().await;
+    let clerk = Till::clerk(&db).await;
+    let member = db.member(0).await;
+    clerk.set_contact(&member, "06 11 11 11 11").await.unwrap();
+    for n in 0..3 {
+        assert_eq!(
+            found(&clerk, &format!("06 22 22 22 2{n}")).await,
+            Err(LoyaltyError::ContactNotFound)
+        );
+    }
+    // Passes that do not exist are misses too.
+    for pass in ["MBR-NXSVCHPASS", "PUB-NXSVCHPASS"] {
+        assert_eq!(found(&clerk, pass).await, Err(LoyaltyError::MemberNotFound));
+    }
+    // Five misses: even a real contact or pass waits now, and a waiting look-up is not counted.
+    for typed in ["06 11 11 11 11", member.as_str()] {
+        let err = found(&clerk, typed).await.unwrap_err();
+        assert!(matches!(err, LoyaltyError::Throttled { .. }), "{err:?}");
+    }
+    let misses: i64 = sqlx::query_scalar("select count(*) from scan_misses")
+        .fetch_one(&db.owner)
+        .await
+        .unwrap();
+    assert_eq!(misses, 5);
+    // Another clerk is not slowed by them, and finding someone is never a miss.
+    let other = Till::clerk(&db).await;
+    for _ in 0..8 {
+        assert_eq!(found(&other, "06 11 11 11 11").await, Ok(member.clone()));
+    }
+}
+
+#[tokio::test]
+async fn over_http_contacts_are_set_found_and_refused_with_their_statuses() {
+    let server = TestServer::start().await;
+    let member = server.db.member(12).await;
+    let clerk = ApiClient::sign_in(&server, &server.clerk).await;
+    let response = clerk
+        .change(
+            "set_contact",
+            &[("external_id", &member), ("contact", "06 12 34 48 21")],
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let hint: ContactHint = response.json().await.unwrap();
+    assert_eq!(hint.hint, "... 4821");
+
+    let response = clerk.change("scan", &[("code", "+33 6 12 34 48 21")]).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    match response.json::<ScanOutcome>().await.unwrap() {
+        ScanOutcome::Member { member: found } => assert_eq!(found.external_id, member),
+        other => panic!("{other:?}"),
+    }
+
+    let other = server.db.member(0).await;
+    let (status, err) = refused(
+        clerk
+            .change(
+                "set_contact",
+                &[("external_id", &other), ("contact", "0612344821")],
+            )
+            .await,
+    )
+    .await;
+    assert_eq!(
+        (status, err),
+        (
+            StatusCode::CONFLICT,
+            LoyaltyError::ContactTaken {
+                kind: ContactKind::Phone
+            }
+        )
+    );
+    let (status, err) = refused(clerk.change("scan", &[("code", "06 99 99 99 99")]).await).await;
+    assert_eq!(
+        (status, err),
+        (StatusCode::NOT_FOUND, LoyaltyError::ContactNotFound)
+    );
+    let (status, err) = refused(
+        clerk
+            .change(
+                "set_contact",
+                &[("external_id", &other), ("contact", "x@y")],
+            )
+            .await,
+    )
+    .await;
+    assert_eq!(
+        (status, err),
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            LoyaltyError::InvalidContact
+        )
+    );
+
+    let response = clerk
+        .change(
+            "remove_contact",
+            &[("external_id", &member), ("kind", "phone")],
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let (status, err) = refused(clerk.change("scan", &[("code", "06 12 34 48 21")]).await).await;
+    assert_eq!(
+        (status, err),
+        (StatusCode::NOT_FOUND, LoyaltyError::ContactNotFound)
+    );
+}
