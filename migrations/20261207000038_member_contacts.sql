@@ -182,13 +182,16 @@ end
 $$;
 
 -- Gives a pass a phone number or an email, replacing the one of that kind it had. Another pass of the program
--- with the same contact refuses it (CONTACT_TAKEN), whichever of two concurrent calls comes second.
+-- with the same contact refuses it (CONTACT_TAKEN), whichever of two concurrent calls comes second. Given by a
+-- staff member, that refusal tells that the number belongs to a member: it counts as a miss, and waits like a
+-- look-up, so trying numbers on a pass is no way round the throttle of look-ups.
 create function public.set_member_contact(
     p_program_id uuid,
     p_external_id text,
     p_kind text,
     p_digest bytea,
-    p_hint text
+    p_hint text,
+    p_staff_id uuid default null
 )
 returns jsonb
 language plpgsql
@@ -197,11 +200,18 @@ set search_path = pg_catalog, pg_temp
 as $$
 declare
     v_pass_id uuid;
+    v_wait integer;
 begin
     if p_kind is null or p_kind not in ('phone', 'email')
        or p_digest is null or pg_catalog.octet_length(p_digest) <> 32
        or p_hint is null or pg_catalog.char_length(p_hint) not between 1 and 80 then
         return pg_catalog.jsonb_build_object('success', false, 'error', 'INVALID_CONTACT');
+    end if;
+    if p_staff_id is not null then
+        v_wait := public.scan_wait(p_program_id, p_staff_id);
+        if v_wait is not null then
+            return public.throttled(v_wait);
+        end if;
     end if;
     select m.id into v_pass_id from public.passes_master m
      where m.program_id = p_program_id and m.external_id = p_external_id;
@@ -214,6 +224,9 @@ begin
         on conflict (program_id, pass_id, kind)
         do update set digest = excluded.digest, hint = excluded.hint, added_at = pg_catalog.now();
     exception when unique_violation then
+        if p_staff_id is not null then
+            perform public.record_scan_miss(p_program_id, p_staff_id);
+        end if;
         return pg_catalog.jsonb_build_object('success', false, 'error', 'CONTACT_TAKEN', 'kind', p_kind);
     end;
     return pg_catalog.jsonb_build_object('success', true, 'data',
@@ -345,7 +358,7 @@ revoke all on function public.scan_wait(uuid, uuid) from public;
 revoke all on function public.record_scan_miss(uuid, uuid) from public;
 revoke all on function public.find_member_pass(uuid, text, uuid) from public;
 revoke all on function public.find_member_by_contact(uuid, text, bytea, uuid) from public;
-revoke all on function public.set_member_contact(uuid, text, text, bytea, text) from public;
+revoke all on function public.set_member_contact(uuid, text, text, bytea, text, uuid) from public;
 revoke all on function public.remove_member_contact(uuid, text, text) from public;
 
 do $$
@@ -353,7 +366,7 @@ begin
     if exists (select 1 from pg_catalog.pg_roles where rolname = 'loyalty_app') then
         grant execute on function public.find_member_pass(uuid, text, uuid),
                                   public.find_member_by_contact(uuid, text, bytea, uuid),
-                                  public.set_member_contact(uuid, text, text, bytea, text),
+                                  public.set_member_contact(uuid, text, text, bytea, text, uuid),
                                   public.remove_member_contact(uuid, text, text)
             to loyalty_app;
         grant select on table public.member_contacts to loyalty_app;

@@ -1598,20 +1598,27 @@ end
 $$;
 
 --
--- Name: set_member_contact(uuid, text, text, bytea, text); Type: FUNCTION; Schema: public; Owner: -
+-- Name: set_member_contact(uuid, text, text, bytea, text, uuid); Type: FUNCTION; Schema: public; Owner: -
 --
 
-CREATE FUNCTION public.set_member_contact(p_program_id uuid, p_external_id text, p_kind text, p_digest bytea, p_hint text) RETURNS jsonb
+CREATE FUNCTION public.set_member_contact(p_program_id uuid, p_external_id text, p_kind text, p_digest bytea, p_hint text, p_staff_id uuid DEFAULT NULL::uuid) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
 declare
     v_pass_id uuid;
+    v_wait integer;
 begin
     if p_kind is null or p_kind not in ('phone', 'email')
        or p_digest is null or pg_catalog.octet_length(p_digest) <> 32
        or p_hint is null or pg_catalog.char_length(p_hint) not between 1 and 80 then
         return pg_catalog.jsonb_build_object('success', false, 'error', 'INVALID_CONTACT');
+    end if;
+    if p_staff_id is not null then
+        v_wait := public.scan_wait(p_program_id, p_staff_id);
+        if v_wait is not null then
+            return public.throttled(v_wait);
+        end if;
     end if;
     select m.id into v_pass_id from public.passes_master m
      where m.program_id = p_program_id and m.external_id = p_external_id;
@@ -1624,6 +1631,9 @@ begin
         on conflict (program_id, pass_id, kind)
         do update set digest = excluded.digest, hint = excluded.hint, added_at = pg_catalog.now();
     exception when unique_violation then
+        if p_staff_id is not null then
+            perform public.record_scan_miss(p_program_id, p_staff_id);
+        end if;
         return pg_catalog.jsonb_build_object('success', false, 'error', 'CONTACT_TAKEN', 'kind', p_kind);
     end;
     return pg_catalog.jsonb_build_object('success', true, 'data',
@@ -3369,11 +3379,11 @@ REVOKE ALL ON FUNCTION public.set_batch_offer(p_program_id uuid, p_staff_id uuid
 GRANT ALL ON FUNCTION public.set_batch_offer(p_program_id uuid, p_staff_id uuid, p_batch_id uuid, p_welcome_points bigint, p_last_day date) TO loyalty_app;
 
 --
--- Name: FUNCTION set_member_contact(p_program_id uuid, p_external_id text, p_kind text, p_digest bytea, p_hint text); Type: ACL; Schema: public; Owner: -
+-- Name: FUNCTION set_member_contact(p_program_id uuid, p_external_id text, p_kind text, p_digest bytea, p_hint text, p_staff_id uuid); Type: ACL; Schema: public; Owner: -
 --
 
-REVOKE ALL ON FUNCTION public.set_member_contact(p_program_id uuid, p_external_id text, p_kind text, p_digest bytea, p_hint text) FROM PUBLIC;
-GRANT ALL ON FUNCTION public.set_member_contact(p_program_id uuid, p_external_id text, p_kind text, p_digest bytea, p_hint text) TO loyalty_app;
+REVOKE ALL ON FUNCTION public.set_member_contact(p_program_id uuid, p_external_id text, p_kind text, p_digest bytea, p_hint text, p_staff_id uuid) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.set_member_contact(p_program_id uuid, p_external_id text, p_kind text, p_digest bytea, p_hint text, p_staff_id uuid) TO loyalty_app;
 
 --
 -- Name: FUNCTION set_points_expiry(p_program_id uuid, p_staff_id uuid, p_months bigint); Type: ACL; Schema: public; Owner: -

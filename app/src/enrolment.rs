@@ -38,6 +38,48 @@ pub mod db {
         pass_token: String,
     }
 
+    /// Signs a member up through the program's public page, with the phone number or email they give. A
+    /// contact another pass already has is left off the new pass, and the answer is the same as with any other:
+    /// the page must not tell a stranger whose number belongs to a member. (That number already finds the
+    /// older pass at the counter.)
+    pub async fn sign_up(
+        pool: &sqlx::PgPool,
+        key: &crate::contacts::db::ContactKey,
+        slug: &str,
+        client: &str,
+        contact: Option<&str>,
+    ) -> Result<Joined> {
+        use crate::contacts::db::{given, keep_contact};
+        let Some(raw) = given(contact) else {
+            return enrol_publicly(pool, slug, client).await;
+        };
+        let (program_id, calling_code): (uuid::Uuid, String) =
+            sqlx::query_as("select id, calling_code from public.programs where public_slug = $1")
+                .bind(slug)
+                .fetch_optional(pool)
+                .await
+                .map_err(db_error)?
+                .ok_or(LoyaltyError::ProgramNotFound)?;
+        let contact = loyalty_core::Contact::parse(raw, &calling_code)?;
+        let mut tx = pool.begin().await.map_err(db_error)?;
+        let joined = enrol_publicly(&mut *tx, slug, client).await?;
+        match keep_contact(
+            &mut *tx,
+            key,
+            program_id,
+            &joined.external_id,
+            &contact,
+            None,
+        )
+        .await
+        {
+            Ok(_) | Err(LoyaltyError::ContactTaken { .. }) => {}
+            Err(err) => return Err(err),
+        }
+        tx.commit().await.map_err(db_error)?;
+        Ok(joined)
+    }
+
     /// Signs a member up through the program's public page, within the program's limits: by default 60 an hour
     /// per client address and 2,000 an hour over all addresses.
     pub async fn enrol_publicly(
@@ -73,14 +115,24 @@ pub async fn sign_up_program(slug: String) -> Result<String, LoyaltyError> {
     answer(async { db::program_for_slug(&pool()?, slug.trim()).await }.await)
 }
 
-/// Creates a member pass through a program's public sign-up page; a plain form post is sent on to the pass.
+/// Creates a member pass through a program's public sign-up page, with the phone number or email the customer
+/// gives, if any; a plain form post is sent on to the pass.
 #[server(endpoint = "join")]
-pub async fn join(slug: String) -> Result<Joined, LoyaltyError> {
-    use crate::request::{answer, client_address, pool, redirect_form_post, same_origin};
+pub async fn join(slug: String, contact: Option<String>) -> Result<Joined, LoyaltyError> {
+    use crate::request::{
+        answer, client_address, contact_key, pool, redirect_form_post, same_origin,
+    };
     answer(
         async {
             same_origin()?;
-            let joined = db::enrol_publicly(&pool()?, slug.trim(), &client_address()).await?;
+            let joined = db::sign_up(
+                &pool()?,
+                &contact_key()?,
+                slug.trim(),
+                &client_address(),
+                contact.as_deref(),
+            )
+            .await?;
             redirect_form_post(&joined.pass_url);
             Ok(joined)
         }
@@ -119,6 +171,17 @@ pub fn JoinPage() -> impl IntoView {
                                     </p>
                                     <ActionForm action=join>
                                         <input type="hidden" name="slug" value=slug() />
+                                        <label for="join-contact">
+                                            "Phone number or email (optional): the counter can find your pass with it if you lose it"
+                                        </label>
+                                        <input
+                                            id="join-contact"
+                                            name="contact"
+                                            type="text"
+                                            inputmode="email"
+                                            autocomplete="email"
+                                            maxlength="254"
+                                        />
                                         <button type="submit" disabled=move || join.pending().get()>
                                             "Get my pass"
                                         </button>

@@ -65,17 +65,19 @@ pub async fn load_member_page(external_id: String) -> Result<MemberPageData, Loy
     })
 }
 
-/// Enrols a customer who has no postcard: a new MBR- pass.
+/// Enrols a customer who has no postcard: a new MBR- pass, with the phone number or email they give, if any.
 #[leptos::server(endpoint = "enrol")]
-pub async fn enrol(csrf: String) -> Result<Member, LoyaltyError> {
-    use crate::request::{answer, pool, redirect_form_post, staff_for_change};
+pub async fn enrol(csrf: String, contact: Option<String>) -> Result<Member, LoyaltyError> {
+    use crate::request::{answer, contact_key, pool, redirect_form_post, staff_for_change};
     answer(
         async {
             let staff = staff_for_change(&csrf)?;
-            let member = db::enrol_member(
+            let member = db::enrol_at_counter(
                 &pool()?,
+                &contact_key()?,
                 staff.program_id,
-                loyalty_core::wire::PassOrigin::Counter,
+                staff.id,
+                contact.as_deref(),
             )
             .await?;
             redirect_form_post(&format!("/member/{}?enrolled=1", member.external_id));
@@ -346,9 +348,18 @@ pub fn EnrolPage() -> impl leptos::IntoView {
     view! {
         <section class="enrol">
             <h1>"Enrol a new member"</h1>
-            <p>"For a customer without a postcard: creates a new member pass (MBR-) with no points."</p>
+            <p>"For a customer without a postcard: creates a new member pass (MBR-)."</p>
             <ActionForm action=enrol>
                 <crate::auth::CsrfField />
+                <label for="enrol-contact">"Phone number or email (optional)"</label>
+                <input
+                    id="enrol-contact"
+                    name="contact"
+                    type="text"
+                    inputmode="email"
+                    autocomplete="off"
+                    maxlength="254"
+                />
                 <button type="submit" disabled=move || enrol.pending().get()>
                     "Create member pass"
                 </button>

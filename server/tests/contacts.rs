@@ -348,3 +348,155 @@ async fn over_http_contacts_are_set_found_and_refused_with_their_statuses() {
         (StatusCode::NOT_FOUND, LoyaltyError::ContactNotFound)
     );
 }
+
+/// The passes of the test program, and the hints of their contacts.
+async fn passes_and_hints(db: &TestDb) -> (i64, Vec<String>) {
+    let passes = sqlx::query_scalar("select count(*) from passes_master where program_id = $1")
+        .bind(db.program_id)
+        .fetch_one(&db.owner)
+        .await
+        .unwrap();
+    let hints = sqlx::query_scalar("select hint from member_contacts order by hint")
+        .fetch_all(&db.owner)
+        .await
+        .unwrap();
+    (passes, hints)
+}
+
+#[tokio::test]
+async fn a_member_enrolled_at_the_counter_gets_their_contact_with_the_pass_or_neither() {
+    let server = TestServer::start().await;
+    let clerk = ApiClient::sign_in(&server, &server.clerk).await;
+    let response = clerk
+        .change("enrol", &[("contact", "ada@example.com")])
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let member: loyalty_core::wire::Member = response.json().await.unwrap();
+    let till = Till::clerk(&server.db).await;
+    assert_eq!(
+        found(&till, "ada@example.com").await,
+        Ok(member.external_id)
+    );
+    // No contact, or an empty field: a pass alone.
+    for fields in [vec![], vec![("contact", " ")]] {
+        assert_eq!(
+            clerk.change("enrol", &fields).await.status(),
+            StatusCode::OK
+        );
+    }
+    let before = passes_and_hints(&server.db).await;
+    assert_eq!(before.1, ["a...@example.com"]);
+    // A contact that is taken, or no contact at all, makes no pass.
+    let (status, err) = refused(
+        clerk
+            .change("enrol", &[("contact", "ADA@example.com")])
+            .await,
+    )
+    .await;
+    assert_eq!(
+        (status, err),
+        (
+            StatusCode::CONFLICT,
+            LoyaltyError::ContactTaken {
+                kind: ContactKind::Email
+            }
+        )
+    );
+    let (status, err) = refused(clerk.change("enrol", &[("contact", "06 12")]).await).await;
+    assert_eq!(
+        (status, err),
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            LoyaltyError::InvalidContact
+        )
+    );
+    assert_eq!(passes_and_hints(&server.db).await, before);
+}
+
+#[tokio::test]
+async fn a_public_sign_up_keeps_a_contact_but_never_tells_whose_it_is() {
+    let server = TestServer::start().await;
+    sqlx::query("update programs set public_slug = 'test-cafe' where id = $1")
+        .bind(server.db.program_id)
+        .execute(&server.db.owner)
+        .await
+        .unwrap();
+    let join = |contact: &'static str| {
+        let url = format!("{}/api/join", server.url);
+        async move {
+            reqwest::Client::new()
+                .post(url)
+                .form(&[("slug", "test-cafe"), ("contact", contact)])
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let response = join("+33 6 55 44 33 22").await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let first: app::enrolment::Joined = response.json().await.unwrap();
+    let till = Till::clerk(&server.db).await;
+    assert_eq!(
+        found(&till, "06 55 44 33 22").await,
+        Ok(first.external_id.clone())
+    );
+
+    // The same number again: a pass all the same, answered alike, and the number still finds the first one.
+    let response = join("0655443322").await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let second: app::enrolment::Joined = response.json().await.unwrap();
+    assert_ne!(second.external_id, first.external_id);
+    assert_eq!(found(&till, "06 55 44 33 22").await, Ok(first.external_id));
+    assert_eq!(
+        passes_and_hints(&server.db).await.1,
+        ["... 3322"],
+        "the second pass has no contact"
+    );
+    // What is not a contact is said so, and makes no pass.
+    let passes = passes_and_hints(&server.db).await.0;
+    let (status, err) = refused(join("not a phone").await).await;
+    assert_eq!(
+        (status, err),
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            LoyaltyError::InvalidContact
+        )
+    );
+    assert_eq!(passes_and_hints(&server.db).await.0, passes);
+}
+
+#[tokio::test]
+async fn trying_numbers_on_a_pass_is_throttled_like_looking_them_up() {
+    let db = TestDb::new().await;
+    let owner_clerk = Till::clerk(&db).await;
+    let mut members = Vec::new();
+    for n in 0..6 {
+        let member = db.member(0).await;
+        owner_clerk
+            .set_contact(&member, &format!("06 33 33 33 3{n}"))
+            .await
+            .unwrap();
+        members.push(member);
+    }
+    let prober = Till::clerk(&db).await;
+    let dummy = db.member(0).await;
+    // A number nobody has simply goes on the pass; each number a member has is a miss.
+    prober.set_contact(&dummy, "06 44 44 44 44").await.unwrap();
+    for n in 0..5 {
+        assert_eq!(
+            prober
+                .set_contact(&dummy, &format!("06 33 33 33 3{n}"))
+                .await,
+            Err(LoyaltyError::ContactTaken {
+                kind: ContactKind::Phone
+            })
+        );
+    }
+    let err = prober
+        .set_contact(&dummy, "06 33 33 33 35")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, LoyaltyError::Throttled { .. }), "{err:?}");
+    let err = found(&prober, "06 33 33 33 35").await.unwrap_err();
+    assert!(matches!(err, LoyaltyError::Throttled { .. }), "{err:?}");
+}

@@ -154,7 +154,7 @@ pub async fn set_contact(
     let mut conn = db.get().await?;
     let row = session
         .query(
-            crate::in_session!("public.set_member_contact($1, $6, $7, $8, $9)"),
+            crate::in_session!("public.set_member_contact($1, $6, $7, $8, $9, s.staff_id)"),
             csrf,
         )
         .bind(external_id)
@@ -169,6 +169,40 @@ pub async fn set_contact(
         kind: contact.kind,
         hint,
     })
+}
+
+/// Gives a member a contact within a transaction of the caller's: at enrolment, where the pass and its contact
+/// are made together. `staff_id` is whoever gives it at the counter; none for a public sign-up.
+pub async fn keep_contact(
+    db: impl PgExecutor<'_>,
+    key: &ContactKey,
+    program_id: Uuid,
+    external_id: &str,
+    contact: &Contact,
+    staff_id: Option<Uuid>,
+) -> Result<ContactHint> {
+    let hint = contact.hint();
+    let answer: sqlx::types::Json<RpcAnswer> =
+        sqlx::query_scalar("select public.set_member_contact($1, $2, $3, $4, $5, $6)")
+            .bind(program_id)
+            .bind(external_id)
+            .bind(contact.kind.as_sql())
+            .bind(key.digest(program_id, contact))
+            .bind(&hint)
+            .bind(staff_id)
+            .fetch_one(db)
+            .await
+            .map_err(db_error)?;
+    answer.0.into_result()?;
+    Ok(ContactHint {
+        kind: contact.kind,
+        hint,
+    })
+}
+
+/// What a form's optional contact field holds: nothing when left empty.
+pub fn given(contact: Option<&str>) -> Option<&str> {
+    contact.map(str::trim).filter(|c| !c.is_empty())
 }
 
 /// Takes a member's contact of one kind away, as the staff member of a session.

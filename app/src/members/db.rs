@@ -130,6 +130,37 @@ pub async fn member_detail(
     })
 }
 
+/// Enrols a member at the counter, with the phone number or email they give, if any: the pass and its contact
+/// are made together or not at all (a number already on another pass refuses both).
+pub async fn enrol_at_counter(
+    pool: &PgPool,
+    key: &crate::contacts::db::ContactKey,
+    program_id: Uuid,
+    staff_id: Uuid,
+    contact: Option<&str>,
+) -> Result<Member> {
+    use crate::contacts::db::{given, keep_contact, read_contact};
+    let contact = match given(contact) {
+        Some(raw) => Some(read_contact(pool, program_id, raw).await?),
+        None => None,
+    };
+    let mut tx = pool.begin().await.map_err(db_error)?;
+    let member = enrol_member(&mut *tx, program_id, PassOrigin::Counter).await?;
+    if let Some(contact) = &contact {
+        keep_contact(
+            &mut *tx,
+            key,
+            program_id,
+            &member.external_id,
+            contact,
+            Some(staff_id),
+        )
+        .await?;
+    }
+    tx.commit().await.map_err(db_error)?;
+    Ok(member)
+}
+
 /// Enrols a member without a postcard: `MBR-` at the counter, `PUB-` through public sign-up.
 pub async fn enrol_member(
     db: impl PgExecutor<'_>,
