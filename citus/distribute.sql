@@ -38,6 +38,7 @@ select create_reference_table('public.programs');
 -- The server's wallet channels: its settings, no program's data, read by the trigger that queues a pass's
 -- deliveries on whichever node the pass is.
 select create_reference_table('public.wallet_channels');
+select create_reference_table('public.contact_key_check');
 
 -- Everything else by program, co-located: all of a program's rows share a node.
 select create_distributed_table('public.passes_master', 'program_id');

@@ -24,6 +24,14 @@ create table public.member_contacts (
     foreign key (program_id, pass_id) references public.passes_master (program_id, id) on delete cascade
 );
 
+-- Which key the contacts are kept under: a digest of a fixed text under it, which tells nothing of any contact.
+-- A server given another key refuses to start, rather than finding nobody and keeping digests nobody finds.
+create table public.contact_key_check (
+    only_row boolean primary key default true constraint contact_key_check_one_row check (only_row),
+    digest bytea not null constraint contact_key_check_digest_check check (octet_length(digest) = 32),
+    set_at timestamptz not null default now()
+);
+
 -- The wait a staff member's next look-up owes for their misses, in whole seconds, or null: none. Takes the
 -- staff member's lock first, so a burst of concurrent guesses is counted one by one. This and the next run with
 -- the rights of the hardened function that calls them; nobody else may call them.
@@ -370,6 +378,7 @@ begin
                                   public.remove_member_contact(uuid, text, text)
             to loyalty_app;
         grant select on table public.member_contacts to loyalty_app;
+        grant select, insert on table public.contact_key_check to loyalty_app;
     end if;
 end
 $$;

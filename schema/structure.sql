@@ -2150,6 +2150,18 @@ CREATE TABLE public.claim_codes (
 );
 
 --
+-- Name: contact_key_check; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.contact_key_check (
+    only_row boolean DEFAULT true NOT NULL,
+    digest bytea NOT NULL,
+    set_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT contact_key_check_digest_check CHECK ((octet_length(digest) = 32)),
+    CONSTRAINT contact_key_check_one_row CHECK (only_row)
+);
+
+--
 -- Name: ledger_days; Type: TABLE; Schema: public; Owner: -
 --
 
@@ -2497,6 +2509,13 @@ ALTER TABLE ONLY public.claim_codes
 
 ALTER TABLE ONLY public.claim_codes
     ADD CONSTRAINT claim_codes_program_id_pass_id_key UNIQUE (program_id, pass_id);
+
+--
+-- Name: contact_key_check contact_key_check_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.contact_key_check
+    ADD CONSTRAINT contact_key_check_pkey PRIMARY KEY (only_row);
 
 --
 -- Name: ledger_days ledger_days_pkey; Type: CONSTRAINT; Schema: public; Owner: -
@@ -3490,6 +3509,12 @@ GRANT SELECT ON TABLE public.claim_code_batches TO loyalty_app;
 --
 
 GRANT SELECT ON TABLE public.claim_codes TO loyalty_app;
+
+--
+-- Name: TABLE contact_key_check; Type: ACL; Schema: public; Owner: -
+--
+
+GRANT SELECT,INSERT ON TABLE public.contact_key_check TO loyalty_app;
 
 --
 -- Name: TABLE ledger_days; Type: ACL; Schema: public; Owner: -

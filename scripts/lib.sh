@@ -120,6 +120,7 @@ start_tls_e2e_server() {
         -days 2 -extfile "$dir/server.ext" -out "$dir/cert.pem" 2>>"$dir/openssl.log"
     port=$(free_port $((${BASE_URL##*:} + 1)))
     DATABASE_URL=$DATABASE_URL ./target/debug/server --addr "127.0.0.1:$port" \
+        --contact-key-file "$DATA_BASE/e2e/data/contact.key" \
         --tls-cert "$dir/cert.pem" --tls-key "$dir/key.pem" >target/e2e/tls-server.log 2>&1 &
     TLS_SERVER_PID=$!
     TLS_BASE_URL="https://127.0.0.1:$port"

@@ -71,6 +71,13 @@ pub fn ContactDetails(
             changed.run(());
         }
     });
+    // Shown on the closed section too, so the clerk sees at a glance what the member gave.
+    let summary = if contacts.is_empty() {
+        "Phone and email".to_owned()
+    } else {
+        let hints: Vec<&str> = contacts.iter().map(|c| c.hint.as_str()).collect();
+        format!("Phone and email: {}", hints.join(" · "))
+    };
     let listed = if contacts.is_empty() {
         view! { <p class="empty">"No phone number or email yet."</p> }.into_any()
     } else {
@@ -107,7 +114,7 @@ pub fn ContactDetails(
     };
     view! {
         <details class="contact-details">
-            <summary>"Phone and email"</summary>
+            <summary>{summary}</summary>
             <p class="help">
                 "Lets the counter find this member without their pass. Only the last digits of a phone and the first letter of an email are kept to show."
             </p>

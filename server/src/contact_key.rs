@@ -20,6 +20,31 @@ pub fn load(path: &Path, create: bool) -> anyhow::Result<ContactKey> {
         .map_err(|problem| anyhow::anyhow!("{}: {problem}", path.display()))
 }
 
+/// The key a server of `db` uses: `file`, or contact.key in `data_dir` (made on first start); refused unless it
+/// is the key the database's contacts are kept under.
+pub async fn for_database(
+    db: &sqlx::PgPool,
+    file: Option<&Path>,
+    data_dir: &Path,
+) -> anyhow::Result<ContactKey> {
+    let (path, key) = match file {
+        Some(file) => (file.to_owned(), load(file, false)?),
+        None => {
+            let path = data_dir.join("contact.key");
+            let key = load(&path, true)?;
+            (path, key)
+        }
+    };
+    if !key.is_the_databases(db).await? {
+        anyhow::bail!(
+            "{} is not the contact key this database's phone numbers and emails are kept under: start every \
+             server of a database with the same key file (--contact-key-file), restored from its own backup if lost",
+            path.display()
+        );
+    }
+    Ok(key)
+}
+
 fn make(path: &Path) -> anyhow::Result<()> {
     if let Some(folder) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(folder)?;
@@ -29,20 +54,22 @@ fn make(path: &Path) -> anyhow::Result<()> {
     for _ in 0..2 {
         secret.push_str(&uuid::Uuid::new_v4().simple().to_string());
     }
-    // create_new: two servers starting at once cannot each write a key of their own over the other's.
-    let mut file = match std::fs::OpenOptions::new()
+    // Written whole under a name of its own, then linked in place: a server starting at the same moment reads
+    // either no key or the whole one, and a key already there is never overwritten.
+    let draft = path.with_extension(format!("draft-{}", uuid::Uuid::new_v4().simple()));
+    let mut file = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(0o600)
-        .open(path)
-    {
-        Ok(file) => file,
-        Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => return Ok(()),
-        Err(err) => return Err(err.into()),
-    };
+        .open(&draft)?;
     file.write_all(secret.as_bytes())?;
     file.sync_all()?;
-    Ok(())
+    let linked = std::fs::hard_link(&draft, path);
+    std::fs::remove_file(&draft)?;
+    match linked {
+        Err(err) if err.kind() != std::io::ErrorKind::AlreadyExists => Err(err.into()),
+        _ => Ok(()),
+    }
 }
 
 #[cfg(test)]

@@ -349,16 +349,19 @@ async fn serve(
             println!("  sign in as {} with {email} / {password}", role.as_sql());
         }
     }
+    let contact_key = server::contact_key::for_database(
+        &db.pool,
+        cli.contact_key_file.as_deref(),
+        &cli.data_dir,
+    )
+    .await?;
     let app = router_reporting(
         AppState {
             pool: db.pool.clone(),
             leptos_options: leptos_options(site_root, addr),
             secure_cookies: tls.is_some() || cli.secure_cookies,
             wallet,
-            contact_key: match &cli.contact_key_file {
-                Some(file) => server::contact_key::load(file, false)?,
-                None => server::contact_key::load(&cli.data_dir.join("contact.key"), true)?,
-            },
+            contact_key,
         },
         backups,
     )

@@ -19,8 +19,11 @@ pub use till::{REASON, Till, points_request};
 pub use tls::TestTls;
 pub use wallet::{TEST_PASS_TYPE_ID, TestPassIdentity};
 
-/// The contact key of every test server and till: tests can work out the digest a contact is kept under.
+/// The secret of [`contact_key`].
+pub const TEST_CONTACT_KEY: &str = "the tests' contact key, never a real one";
+
+/// The contact key of every test server, server process and till: tests can work out the digest a contact is
+/// kept under.
 pub fn contact_key() -> app::contacts::db::ContactKey {
-    app::contacts::db::ContactKey::new(b"the tests' contact key, never a real one")
-        .expect("long enough")
+    app::contacts::db::ContactKey::new(TEST_CONTACT_KEY.as_bytes()).expect("long enough")
 }

@@ -500,3 +500,41 @@ async fn trying_numbers_on_a_pass_is_throttled_like_looking_them_up() {
     let err = found(&prober, "06 33 33 33 35").await.unwrap_err();
     assert!(matches!(err, LoyaltyError::Throttled { .. }), "{err:?}");
 }
+
+#[tokio::test]
+async fn a_server_given_another_contact_key_than_its_databases_refuses_to_start() {
+    let db = TestDb::new().await;
+    let bin = env!("CARGO_BIN_EXE_server");
+    // The first server of the database gives it its key (the tests' one); started again, it starts.
+    let mut first = server::testkit::ServerProcess::start(bin, &db.owner_url(), &[]).await;
+    first.kill();
+    first.restart().await;
+    first.kill();
+
+    let other = std::env::temp_dir().join(format!("loyalty-other-{}.key", uuid::Uuid::new_v4()));
+    std::fs::write(&other, "another key, every bit as long as the first").unwrap();
+    let addr = format!("127.0.0.1:{}", server::testkit::free_port());
+    let url = db.owner_url();
+    let run = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(bin)
+            .env("DATABASE_URL", url)
+            .env("LOYALTY_ADDR", addr)
+            .env("LOYALTY_CONTACT_KEY_FILE", &other)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .map(|output| (output, other))
+    });
+    // Bounded, so a server that starts after all fails the test rather than hanging it.
+    let (output, other) = tokio::time::timeout(std::time::Duration::from_secs(120), run)
+        .await
+        .expect("the server exits")
+        .unwrap()
+        .unwrap();
+    std::fs::remove_file(other).unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("is not the contact key this database's phone numbers and emails are kept under"),
+        "{stderr}"
+    );
+}

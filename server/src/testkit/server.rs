@@ -127,6 +127,7 @@ pub struct ServerProcess {
     /// `http://127.0.0.1:<port>`, or `https://` for [`TestServer::start_tls`]
     pub url: String,
     pub log: std::path::PathBuf,
+    key_file: std::path::PathBuf,
     child: Option<std::process::Child>,
 }
 
@@ -139,6 +140,16 @@ impl ServerProcess {
             ("LOYALTY_ADDR".to_owned(), addr.to_string()),
         ];
         all.extend(env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
+        // The tests' contact key, in a file of this process's own, unless the test names one.
+        let key_file = std::env::temp_dir()
+            .join(format!("loyalty-contact-{}.key", Uuid::new_v4().simple()));
+        if !env.iter().any(|(k, _)| *k == "LOYALTY_CONTACT_KEY_FILE") {
+            std::fs::write(&key_file, super::TEST_CONTACT_KEY).expect("writing the contact key");
+            all.push((
+                "LOYALTY_CONTACT_KEY_FILE".to_owned(),
+                key_file.display().to_string(),
+            ));
+        }
         let scheme = if env.iter().any(|(k, _)| *k == "LOYALTY_TLS_CERT") {
             "https"
         } else {
@@ -151,6 +162,7 @@ impl ServerProcess {
             url: format!("{scheme}://{addr}"),
             log: std::env::temp_dir()
                 .join(format!("loyalty-server-{}.log", Uuid::new_v4().simple())),
+            key_file,
             child: None,
         };
         server.restart().await;
@@ -216,6 +228,7 @@ impl Drop for ServerProcess {
     fn drop(&mut self) {
         self.kill();
         let _ = std::fs::remove_file(&self.log);
+        let _ = std::fs::remove_file(&self.key_file);
     }
 }
 
