@@ -144,6 +144,15 @@ step "a sale in cents asks to confirm" "Record a sale of 12.50 for $member?" "s"
 step "the cents are rounded down" "12 points earned for $member (12.50 EUR -> 12 points" Enter
 step "the second sale is on the balance" "Balance  87 points"
 step "points typed by hand are a manager's" "Points typed by hand are a manager's adjustment" "e" "5" Enter Enter
+# A phone number and an email of this run's own, kept for the member and then finding them.
+digits=$(printf '%08d' $(( (RANDOM * 32768 + RANDOM) % 100000000 )))
+phone="06 ${digits:0:2} ${digits:2:2} ${digits:4:2} ${digits:6:2}"
+email="tmux-$$-$digits@example.com"
+step "a adds a phone number for the member" "Phone ... ${digits:4:4} kept for $member" "a" "$phone" Enter
+step "the phone number typed in the scan line finds the member" "Member $member: 87 points." \
+    Escape "+336$digits" Enter
+step "a adds an email too" "Email t...@example.com kept for $member" "a" "$email" Enter
+step "f finds the member by their email" "Member $member: 87 points." Escape "f" "${email^^}" Enter
 claimed_day=$(sql <<<"select to_char(c.claimed_at at time zone p.time_zone, 'FMDD Mon YYYY')
                         from claim_codes c join programs p on p.id = c.program_id where c.code = :'code'" 2>&1)
 step "scanning the postcard again says when it was claimed" \
@@ -207,6 +216,23 @@ if [ "$keys" = 3 ]; then
     ok "each change has its own idempotency key"
 else
     not_ok "each change has its own idempotency key" "distinct keys: $keys"
+fi
+
+contacts=$(sql <<<"select string_agg(c.kind || ' ' || c.hint, ', ' order by c.kind)
+                     from member_contacts c join passes_master p on p.program_id = c.program_id and p.id = c.pass_id
+                    where p.external_id = :'member'" 2>&1)
+if [ "$contacts" = "email t...@example.com, phone ... ${digits:4:4}" ]; then
+    ok "the member's phone number and email are kept as hints"
+else
+    not_ok "the member's phone number and email are kept as hints" "found: $contacts"
+fi
+kept=$(sql <<<"select c::text from member_contacts c
+                 join passes_master p on p.program_id = c.program_id and p.id = c.pass_id
+                where p.external_id = :'member'" 2>&1)
+if ! grep -qF -e "$digits" -e "tmux-$$" <<<"$kept"; then
+    ok "the database holds neither the number nor the address"
+else
+    not_ok "the database holds neither the number nor the address" "$kept"
 fi
 
 # Over HTTPS: the same clerk at a till whose server has a certificate from the store's own CA.

@@ -349,12 +349,9 @@ async fn serve(
             println!("  sign in as {} with {email} / {password}", role.as_sql());
         }
     }
-    let contact_key = server::contact_key::for_database(
-        &db.pool,
-        cli.contact_key_file.as_deref(),
-        &cli.data_dir,
-    )
-    .await?;
+    let contact_key =
+        server::contact_key::for_database(&db.pool, cli.contact_key_file.as_deref(), &cli.data_dir)
+            .await?;
     let app = router_reporting(
         AppState {
             pool: db.pool.clone(),

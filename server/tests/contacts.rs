@@ -534,7 +534,9 @@ async fn a_server_given_another_contact_key_than_its_databases_refuses_to_start(
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(!output.status.success(), "{stderr}");
     assert!(
-        stderr.contains("is not the contact key this database's phone numbers and emails are kept under"),
+        stderr.contains(
+            "is not the contact key this database's phone numbers and emails are kept under"
+        ),
         "{stderr}"
     );
 }

@@ -46,6 +46,11 @@ pub enum Command {
         attempt: Attempt,
     },
     Enrol,
+    /// Gives the member a phone number or email.
+    SetContact {
+        external_id: String,
+        contact: String,
+    },
     CheckHealth,
     /// Appends to the journal and waits until it is on disk; the answer is [`Event::Recorded`].
     Record(Record),
@@ -66,6 +71,7 @@ pub enum Awaiting {
     /// The earn or redeem that [`Counter::points`] holds as out.
     Points,
     Enrol,
+    Contact,
 }
 
 /// What is known of the server. Its health check runs on the clock, beside whatever the clerk asked for:
@@ -210,6 +216,7 @@ impl App {
             },
             Awaiting::Points => self.counter.points.as_ref()?.waiting(),
             Awaiting::Enrol => Some("Enrolling a new member…".to_owned()),
+            Awaiting::Contact => Some("Keeping the phone number or email…".to_owned()),
         }
     }
 
@@ -286,6 +293,10 @@ impl App {
                 result,
             } => self.on_points_answer(request, attempt, result),
             ApiEvent::Enrolled(result) => self.on_enrolled(result),
+            ApiEvent::ContactSet {
+                external_id,
+                result,
+            } => self.on_contact_set(&external_id, result),
             ApiEvent::Replayed { earn, result } => self.on_replayed(earn, result),
         }
     }

@@ -163,6 +163,24 @@ impl Client {
         self.post("/api/enrol", &[("csrf", &csrf)]).await
     }
 
+    /// Gives a member a phone number or email; the answer is the hint the program keeps of it.
+    pub async fn set_contact(
+        &self,
+        external_id: &str,
+        contact: &str,
+    ) -> Result<loyalty_core::wire::ContactHint, LoyaltyError> {
+        let csrf = self.csrf();
+        self.post(
+            "/api/set_contact",
+            &[
+                ("csrf", csrf.as_str()),
+                ("external_id", external_id),
+                ("contact", contact),
+            ],
+        )
+        .await
+    }
+
     /// The program's rewards on offer, cheapest first.
     pub async fn rewards(&self) -> Result<Vec<Reward>, LoyaltyError> {
         self.post("/api/rewards", &[]).await

@@ -52,6 +52,10 @@ pub enum ApiEvent {
         result: Result<PointsReceipt, LoyaltyError>,
     },
     Enrolled(Result<Member, LoyaltyError>),
+    ContactSet {
+        external_id: String,
+        result: Result<loyalty_core::wire::ContactHint, LoyaltyError>,
+    },
     Rewards(Result<Vec<Reward>, LoyaltyError>),
     Health(bool),
     /// The answer to a queued earn sent again.
@@ -70,6 +74,7 @@ impl ApiEvent {
             Self::MemberLoaded { result, .. } => result.is_ok(),
             Self::Points { result, .. } => result.is_ok(),
             Self::Enrolled(result) => result.is_ok(),
+            Self::ContactSet { result, .. } => result.is_ok(),
             Self::Rewards(result) => result.is_ok(),
             Self::Health(up) => *up,
             Self::Replayed { result, .. } => result.is_ok(),

@@ -113,6 +113,16 @@ pub async fn execute(client: &Client, command: Command) -> Option<ApiEvent> {
             }
         }
         Command::Enrol => ApiEvent::Enrolled(client.enrol().await),
+        Command::SetContact {
+            external_id,
+            contact,
+        } => {
+            let result = client.set_contact(&external_id, &contact).await;
+            ApiEvent::ContactSet {
+                external_id,
+                result,
+            }
+        }
         Command::LoadRewards => ApiEvent::Rewards(client.rewards().await),
         Command::CheckHealth => ApiEvent::Health(client.healthy().await),
         Command::Replay(earn) => {

@@ -52,11 +52,13 @@ impl ContactKey {
             <Hmac<Sha256> as KeyInit>::new_from_slice(&self.0).expect("HMAC takes any key length");
         mac.update(b"the loyalty program's contact key");
         let ours = mac.finalize().into_bytes().to_vec();
-        sqlx::query("insert into public.contact_key_check (digest) values ($1) on conflict do nothing")
-            .bind(&ours)
-            .execute(db)
-            .await
-            .map_err(db_error)?;
+        sqlx::query(
+            "insert into public.contact_key_check (digest) values ($1) on conflict do nothing",
+        )
+        .bind(&ours)
+        .execute(db)
+        .await
+        .map_err(db_error)?;
         let theirs: Vec<u8> = sqlx::query_scalar("select digest from public.contact_key_check")
             .fetch_one(db)
             .await

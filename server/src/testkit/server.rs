@@ -141,8 +141,8 @@ impl ServerProcess {
         ];
         all.extend(env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
         // The tests' contact key, in a file of this process's own, unless the test names one.
-        let key_file = std::env::temp_dir()
-            .join(format!("loyalty-contact-{}.key", Uuid::new_v4().simple()));
+        let key_file =
+            std::env::temp_dir().join(format!("loyalty-contact-{}.key", Uuid::new_v4().simple()));
         if !env.iter().any(|(k, _)| *k == "LOYALTY_CONTACT_KEY_FILE") {
             std::fs::write(&key_file, super::TEST_CONTACT_KEY).expect("writing the contact key");
             all.push((

@@ -14,6 +14,8 @@ const MAX_POINTS: i64 = 1_000_000;
 const MAX_POINTS_LINE: usize = 508;
 /// The longest sale amount the line takes: ten digits, a separator and three decimals.
 const MAX_SALE_CHARS: usize = 14;
+/// The longest phone number or email the contact prompt takes.
+const MAX_CONTACT_CHARS: usize = 254;
 
 fn is_amount_char(c: char) -> bool {
     c.is_ascii_digit() || c == '.' || c == ','
@@ -43,6 +45,10 @@ pub enum Prompt {
     /// The amount is typed; Enter sends it.
     ConfirmPoints(PointsRequest),
     ConfirmEnrol,
+    /// A phone number or email for the member on screen, so the counter can find them without their pass.
+    Contact,
+    /// A phone number or email to find a member by: the scan line's letter keys would take an email's letters.
+    Find,
 }
 
 /// The member's recent transactions as far as they are known.
@@ -140,6 +146,8 @@ impl App {
                 self.on_confirm_key(key, |app| app.send_points(request))
             }
             Prompt::ConfirmEnrol => self.on_confirm_key(key, Self::send_enrol),
+            Prompt::Contact => self.on_contact_key(key),
+            Prompt::Find => self.on_find_key(key),
         }
     }
 
@@ -157,6 +165,14 @@ impl App {
                 'e' => self.ask_amount(TxType::Earn),
                 'r' => self.ask_amount(TxType::Redeem),
                 's' => self.ask_sale(),
+                'a' => self.ask_contact(),
+                'f' if self.offline() => {
+                    self.refuse_offline("finding a member by phone number or email")
+                }
+                'f' => {
+                    self.counter.prompt = Prompt::Find;
+                    Vec::new()
+                }
                 '1'..='9' => self.pick_reward(c as usize - '0' as usize),
                 'n' if self.offline() => self.refuse_offline("enrolling a member"),
                 'n' => {
@@ -258,6 +274,95 @@ impl App {
                 }
             }
             _ => {}
+        }
+        Vec::new()
+    }
+
+    fn ask_contact(&mut self) -> Vec<Command> {
+        if self.counter.pass().is_none() {
+            self.tell(
+                Tone::Info,
+                "Scan a pass first: a adds a phone number or email for its member.",
+            );
+        } else if self.offline() {
+            return self.refuse_offline("giving a phone number or email");
+        } else {
+            self.counter.prompt = Prompt::Contact;
+        }
+        Vec::new()
+    }
+
+    /// A line of free text, a phone number or email: what Enter sends, once typed.
+    fn on_text_key(&mut self, key: KeyEvent) -> Option<String> {
+        let input = &mut self.counter.input;
+        match key.code {
+            KeyCode::Char(c) if input.chars().count() < MAX_CONTACT_CHARS => input.push(c),
+            KeyCode::Backspace => {
+                input.pop();
+            }
+            KeyCode::Esc => self.cancel_prompt(),
+            KeyCode::Enter => {
+                let typed = std::mem::take(&mut self.counter.input);
+                self.counter.prompt = Prompt::Scan;
+                if typed.trim().is_empty() {
+                    self.tell(Tone::Info, "Cancelled: nothing was sent.");
+                    return None;
+                }
+                return Some(typed.trim().to_owned());
+            }
+            _ => {}
+        }
+        None
+    }
+
+    fn on_contact_key(&mut self, key: KeyEvent) -> Vec<Command> {
+        let Some(contact) = self.on_text_key(key) else {
+            return Vec::new();
+        };
+        let Some(external_id) = self.counter.pass().map(str::to_owned) else {
+            return Vec::new();
+        };
+        self.awaiting = Some(Awaiting::Contact);
+        vec![Command::SetContact {
+            external_id,
+            contact,
+        }]
+    }
+
+    fn on_find_key(&mut self, key: KeyEvent) -> Vec<Command> {
+        let Some(typed) = self.on_text_key(key) else {
+            return Vec::new();
+        };
+        self.counter.panel = MemberPanel::LookingUp {
+            code: typed.clone(),
+        };
+        self.awaiting = Some(Awaiting::Scan);
+        vec![Command::Scan { code: typed }]
+    }
+
+    pub(super) fn on_contact_set(
+        &mut self,
+        external_id: &str,
+        result: Result<loyalty_core::wire::ContactHint, LoyaltyError>,
+    ) -> Vec<Command> {
+        if self.awaiting == Some(Awaiting::Contact) {
+            self.awaiting = None;
+        }
+        match result {
+            Ok(hint) => {
+                let kind = match hint.kind {
+                    loyalty_core::ContactKind::Phone => "Phone",
+                    loyalty_core::ContactKind::Email => "Email",
+                };
+                self.tell(
+                    Tone::Success,
+                    format!(
+                        "{kind} {} kept for {external_id}: type it in the scan line to find them.",
+                        hint.hint
+                    ),
+                );
+            }
+            Err(e) => self.fail(e),
         }
         Vec::new()
     }

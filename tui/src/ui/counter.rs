@@ -83,6 +83,16 @@ fn draw_input(frame: &mut Frame, area: Rect, app: &App) -> Option<Position> {
             "Enrol a new member (MBR-)?".to_owned(),
             "Enter yes · Esc no ",
         ),
+        Prompt::Find => (
+            " Find a member ".to_owned(),
+            "Phone or email: ".to_owned(),
+            "the one they gave · Enter find · Esc cancel ",
+        ),
+        Prompt::Contact => (
+            format!(" Phone or email for {member_id} "),
+            "Phone or email: ".to_owned(),
+            "06 12 34 56 78 or name@example.com · Enter keep · Esc cancel ",
+        ),
     };
     let block = Block::bordered()
         .title(Line::styled(title, theme::TITLE))
@@ -92,7 +102,7 @@ fn draw_input(frame: &mut Frame, area: Rect, app: &App) -> Option<Position> {
     frame.render_widget(block, area);
     let typing = matches!(
         app.counter.prompt,
-        Prompt::Scan | Prompt::Amount(_) | Prompt::Sale
+        Prompt::Scan | Prompt::Amount(_) | Prompt::Sale | Prompt::Contact | Prompt::Find
     );
     let line = Line::from(vec![
         Span::styled(prefix.as_str(), theme::LABEL),

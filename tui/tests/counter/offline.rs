@@ -221,6 +221,7 @@ fn a_phone_number_typed_offline_or_met_by_an_outage_finds_nobody_and_opens_no_pa
     );
 
     let mut app = signed_in();
+    type_text(&mut app, "f");
     type_text(&mut app, "ada@example.com");
     let commands = press(&mut app, KeyCode::Enter);
     assert!(
