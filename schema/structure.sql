@@ -541,6 +541,10 @@ begin
         perform public.record_scan_miss(p_program_id, p_staff_id);
         return pg_catalog.jsonb_build_object('success', false, 'error', 'MEMBER_NOT_FOUND');
     end if;
+    if v_pass.replaced_at is not null then
+        return pg_catalog.jsonb_build_object('success', false, 'error', 'PASS_REPLACED',
+                                             'replaced_at', v_pass.replaced_at);
+    end if;
     return public.pass_answer(v_pass.external_id, v_pass.points, v_pass.created_at);
 end
 $$;
@@ -960,6 +964,7 @@ declare
     v_new_balance integer;
     v_refusal text;
     v_late_sale_days integer;
+    v_replaced_at timestamptz;
     v_tx public.transactions%rowtype;
 begin
     -- Types are exact: 'redeem' or 'FOO' must never be reported as a success.
@@ -982,8 +987,8 @@ begin
     end if;
 
     -- Every change to one balance, and every retry of one request for it, queues behind this lock.
-    select m.id, m.points
-      into v_member_id, v_balance
+    select m.id, m.points, m.replaced_at
+      into v_member_id, v_balance, v_replaced_at
       from public.passes_master m
      where m.program_id = p_program_id and m.external_id = p_member_external_id
        for update;
@@ -992,9 +997,15 @@ begin
         return jsonb_build_object('success', false, 'error', 'MEMBER_NOT_FOUND');
     end if;
 
+    -- A replaced pass takes nothing more: its balance went to the new pass. Refused like a short balance, so
+    -- a retry of a request that went through before the replacement still gets the first call's answer.
+    if v_replaced_at is not null then
+        v_refusal := 'PASS_REPLACED';
+    end if;
+
     -- Too old is a refusal like a short balance: a retry of a request that went through in time still gets
     -- the first call's answer below.
-    if p_sold_at is not null then
+    if v_refusal is null and p_sold_at is not null then
         select p.late_sale_days into v_late_sale_days from public.programs p where p.id = p_program_id;
         if p_sold_at < now() - make_interval(days => v_late_sale_days) then
             v_refusal := 'SALE_TOO_OLD';
@@ -1049,7 +1060,7 @@ begin
             end if;
         end if;
         return jsonb_build_object('success', false, 'error', v_refusal, 'balance', v_balance,
-                                  'limit_days', v_late_sale_days);
+                                  'limit_days', v_late_sale_days, 'replaced_at', v_replaced_at);
     end if;
 
     return jsonb_build_object(
@@ -1328,6 +1339,73 @@ begin
      where c.program_id = p_program_id and c.pass_id = v_pass_id and c.kind = p_kind;
     return pg_catalog.jsonb_build_object('success', true, 'data',
         pg_catalog.jsonb_build_object('kind', p_kind));
+end
+$$;
+
+--
+-- Name: replace_member_pass(uuid, text, uuid); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.replace_member_pass(p_program_id uuid, p_external_id text, p_staff_id uuid) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+declare
+    v_old public.passes_master%rowtype;
+    v_new public.passes_master%rowtype;
+    v_tx bigint;
+begin
+    if p_program_id is null or p_external_id is null or p_staff_id is null then
+        return pg_catalog.jsonb_build_object('success', false, 'error', 'MEMBER_NOT_FOUND');
+    end if;
+    -- Every change to the old balance, and every other replacement of it, queues behind this lock.
+    select * into v_old from public.passes_master m
+     where m.program_id = p_program_id and m.external_id = p_external_id
+       for update;
+    if not found then
+        return pg_catalog.jsonb_build_object('success', false, 'error', 'MEMBER_NOT_FOUND');
+    end if;
+    if v_old.replaced_at is not null then
+        return pg_catalog.jsonb_build_object('success', false, 'error', 'PASS_REPLACED',
+                                             'replaced_at', v_old.replaced_at);
+    end if;
+
+    insert into public.passes_master (program_id, external_id)
+    values (p_program_id, 'MBR-' || public.random_token(10))
+    returning * into v_new;
+
+    if v_old.points > 0 then
+        update public.passes_master set points = 0, updated_at = pg_catalog.now()
+         where program_id = p_program_id and id = v_old.id;
+        insert into public.transactions (program_id, member_id, points, type, description, staff_id, balance_after)
+        values (p_program_id, v_old.id, v_old.points, 'REDEEM', 'Moved to the new pass ' || v_new.external_id,
+                p_staff_id, 0)
+        returning id into v_tx;
+        insert into public.ledger_details (program_id, transaction_id, member_id, moved)
+        values (p_program_id, v_tx, v_old.id, true);
+
+        update public.passes_master set points = v_old.points, updated_at = pg_catalog.now()
+         where program_id = p_program_id and id = v_new.id
+        returning * into v_new;
+        insert into public.transactions (program_id, member_id, points, type, description, staff_id, balance_after)
+        values (p_program_id, v_new.id, v_old.points, 'EARN', 'Moved from the lost pass ' || v_old.external_id,
+                p_staff_id, v_old.points)
+        returning id into v_tx;
+        insert into public.ledger_details (program_id, transaction_id, member_id, moved)
+        values (p_program_id, v_tx, v_new.id, true);
+    end if;
+
+    update public.member_contacts set pass_id = v_new.id
+     where program_id = p_program_id and pass_id = v_old.id;
+    update public.passes_master set replaced_at = pg_catalog.now(), replaced_by = v_new.id
+     where program_id = p_program_id and id = v_old.id;
+
+    return pg_catalog.jsonb_build_object(
+        'success', true,
+        'data', pg_catalog.jsonb_build_object(
+            'external_id', v_new.external_id,
+            'points', v_new.points,
+            'created_at', v_new.created_at));
 end
 $$;
 
@@ -2043,6 +2121,8 @@ CREATE TABLE public.passes_master (
     pass_token text DEFAULT (replace((gen_random_uuid())::text, '-'::text, ''::text) || replace((gen_random_uuid())::text, '-'::text, ''::text)) NOT NULL,
     pass_version bigint DEFAULT 1 NOT NULL,
     wallet_token text DEFAULT (replace((gen_random_uuid())::text, '-'::text, ''::text) || replace((gen_random_uuid())::text, '-'::text, ''::text)) NOT NULL,
+    replaced_at timestamp with time zone,
+    replaced_by uuid,
     CONSTRAINT passes_master_external_id_check CHECK ((external_id ~ '^(PUB|CLM|MBR)-[23456789A-HJKMNP-Z]{4,40}$'::text)),
     CONSTRAINT passes_master_pass_token_check CHECK ((pass_token ~ '^[0-9a-f]{64}$'::text)),
     CONSTRAINT passes_master_pass_version_check CHECK ((pass_version >= 1)),
@@ -2199,6 +2279,7 @@ CREATE TABLE public.ledger_details (
     currency text,
     promotion_id bigint,
     adjustment boolean DEFAULT false NOT NULL,
+    moved boolean DEFAULT false NOT NULL,
     CONSTRAINT ledger_details_sale_amount_minor_check CHECK (((sale_amount_minor >= 1) AND (sale_amount_minor <= '1000000000000'::bigint)))
 );
 
@@ -3341,6 +3422,13 @@ GRANT ALL ON FUNCTION public.register_wallet_device(p_pass_id uuid, p_wallet_tok
 
 REVOKE ALL ON FUNCTION public.remove_member_contact(p_program_id uuid, p_external_id text, p_kind text) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.remove_member_contact(p_program_id uuid, p_external_id text, p_kind text) TO loyalty_app;
+
+--
+-- Name: FUNCTION replace_member_pass(p_program_id uuid, p_external_id text, p_staff_id uuid); Type: ACL; Schema: public; Owner: -
+--
+
+REVOKE ALL ON FUNCTION public.replace_member_pass(p_program_id uuid, p_external_id text, p_staff_id uuid) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.replace_member_pass(p_program_id uuid, p_external_id text, p_staff_id uuid) TO loyalty_app;
 
 --
 -- Name: FUNCTION retire_promotion(p_program_id uuid, p_staff_id uuid, p_promotion_id bigint); Type: ACL; Schema: public; Owner: -

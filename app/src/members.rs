@@ -87,6 +87,65 @@ pub async fn enrol(csrf: String, contact: Option<String>) -> Result<Member, Loya
     )
 }
 
+/// Replaces a member's lost pass with a new one (MBR-): the balance, phone number and email move to it, and the
+/// old pass stops working.
+#[leptos::server(endpoint = "replace_pass")]
+pub async fn replace_pass(csrf: String, external_id: String) -> Result<Member, LoyaltyError> {
+    use crate::request::{answer, counter_pool, redirect_form_post, session_key};
+    answer(
+        async {
+            let old = external_id.trim().to_ascii_uppercase();
+            let member = db::replace_pass(&counter_pool()?, &session_key()?, &csrf, &old).await?;
+            redirect_form_post(&format!("/member/{}?replaces={old}", member.external_id));
+            Ok(member)
+        }
+        .await,
+    )
+}
+
+/// The member page's section for a lost pass: a new pass takes its balance, phone number and email.
+#[leptos::component]
+fn ReplacePass(external_id: String) -> impl leptos::IntoView {
+    use leptos::prelude::*;
+    use leptos_router::hooks::use_navigate;
+
+    let replace = ServerAction::<ReplacePass>::new();
+    let navigate = use_navigate();
+    let old = external_id.clone();
+    Effect::new(move |_| {
+        if let Some(Ok(member)) = replace.value().get() {
+            navigate(
+                &format!("/member/{}?replaces={old}", member.external_id),
+                Default::default(),
+            );
+        }
+    });
+    view! {
+        <details class="replace-pass">
+            <summary>"Replace a lost pass"</summary>
+            <p class="help">
+                "Gives the member a new pass (MBR-) with the whole balance, phone number and email. This pass stops working at once: check who you are talking to first."
+            </p>
+            <ActionForm action=replace>
+                <crate::auth::CsrfField />
+                <input type="hidden" name="external_id" value=external_id />
+                <button type="submit" disabled=move || replace.pending().get()>
+                    "Issue a new pass"
+                </button>
+            </ActionForm>
+            <div class="result" role="status" aria-live="polite">
+                {move || {
+                    replace
+                        .value()
+                        .get()
+                        .and_then(Result::err)
+                        .map(|error| view! { <crate::notice::ErrorNotice error /> })
+                }}
+            </div>
+        </details>
+    }
+}
+
 /// A member's page: balance, how the pass came to be, the point of sale and the ledger.
 #[leptos::component]
 pub fn MemberPage() -> impl leptos::IntoView {
@@ -154,7 +213,11 @@ pub fn MemberPage() -> impl leptos::IntoView {
                             } = data;
                             let member = detail.member.clone();
                             let banner = query.with_untracked(|q| {
-                                if q.get("claimed").is_some() {
+                                if let Some(old) = q.get("replaces") {
+                                    Some(format!(
+                                        "New pass: it replaces {old}, whose balance it took"
+                                    ))
+                                } else if q.get("claimed").is_some() {
                                     Some("New member created from a postcard".to_owned())
                                 } else if q.get("enrolled").is_some() {
                                     Some("New member enrolled".to_owned())
@@ -197,11 +260,34 @@ pub fn MemberPage() -> impl leptos::IntoView {
                                             </p>
                                         }
                                     })}
+                                {detail
+                                    .replaced
+                                    .clone()
+                                    .map(|(on, by)| {
+                                        let href = format!("/member/{by}");
+                                        let data = by.clone();
+                                        view! {
+                                            <p class="replaced" data-replaced=data>
+                                                {format!(
+                                                    "This pass was replaced on {}: it no longer works. The member's pass is now ",
+                                                    loyalty_core::error::day(&on),
+                                                )} <a href=href>{by}</a> "."
+                                            </p>
+                                        }
+                                    })}
                                 <p class="origin">
                                     "Joined " {loyalty_core::error::day(&member.created_at)} ": "
                                     {member.origin.describe()}
                                 </p>
                                 <crate::passes::PassLink href=pass_path wallet_pass=wallet_pass_path />
+                                {detail
+                                    .replaced
+                                    .is_none()
+                                    .then(|| {
+                                        view! {
+                                            <ReplacePass external_id=member.external_id.clone() />
+                                        }
+                                    })}
                                 <crate::contacts::ContactDetails
                                     external_id=member.external_id.clone()
                                     contacts=detail.contacts

@@ -115,21 +115,22 @@ pub mod db {
     pub async fn months(db: &PgPool, program_id: Uuid) -> Result<Vec<MonthPoints>> {
         let rows: Vec<(String, i64, i64, i64, i64)> = sqlx::query_as(
             "select to_char(public.program_time(t.program_id, t.created_at), 'YYYY-MM') as month,
-                    coalesce(sum(case when a.adjustment then null
+                    coalesce(sum(case when a.transaction_id is not null then null
                                       when t.type = 'EARN' and t.voids_id is null then t.points
                                       when t.type = 'REDEEM' and t.voids_id is not null then -t.points end), 0)::bigint,
-                    coalesce(sum(case when a.adjustment then null
+                    coalesce(sum(case when a.transaction_id is not null then null
                                       when t.type = 'REDEEM' and t.voids_id is null then t.points
                                       when t.type = 'EARN' and t.voids_id is not null then -t.points end), 0)::bigint,
                     coalesce(sum(t.points) filter (where t.type = 'EXPIRE'), 0)::bigint,
-                    coalesce(sum(case when a.adjustment is null then null
+                    coalesce(sum(case when a.adjustment is not true then null
                                       when t.type = 'EARN' then t.points
                                       when t.type = 'REDEEM' then -t.points end), 0)::bigint
                from public.transactions t
                -- A join rather than a correlated subquery, which Citus cannot run beside the program's clock.
+               -- Adjustments count apart; balances moved from a lost pass to its new one count nowhere.
                left join public.ledger_details a
                       on a.program_id = t.program_id and a.transaction_id = coalesce(t.voids_id, t.id)
-                     and a.adjustment
+                     and (a.adjustment or a.moved)
               where t.program_id = $1
               group by 1
               order by 1 desc",

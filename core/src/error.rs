@@ -74,6 +74,8 @@ pub enum LoyaltyError {
     ContactTaken { kind: crate::ContactKind },
     #[error("No member of this program has this phone number or email.")]
     ContactNotFound,
+    #[error("This pass was replaced on {} and no longer works.", day(replaced_at))]
+    PassReplaced { replaced_at: DateTime<FixedOffset> },
     #[error("Not enough points: the balance is {balance} points.")]
     InsufficientFunds { balance: i64 },
     #[error("Enter a whole number of points from 1 to 1,000,000.")]
@@ -291,7 +293,10 @@ impl LoyaltyError {
             | Self::IdempotencyMismatch
             | Self::AlreadyVoided
             | Self::BatchAlreadyVoided { .. } => 409,
-            Self::CodeVoided { .. } | Self::CodeExpired { .. } | Self::RewardRetired => 410,
+            Self::CodeVoided { .. }
+            | Self::CodeExpired { .. }
+            | Self::RewardRetired
+            | Self::PassReplaced { .. } => 410,
             Self::OutOfStock { .. } | Self::RewardLimitReached { .. } => 409,
             Self::Throttled { .. } => 429,
             Self::Unavailable => 503,
@@ -317,7 +322,8 @@ impl LoyaltyError {
         match self {
             Self::AlreadyClaimed { claimed_at: at }
             | Self::CodeVoided { voided_at: at }
-            | Self::BatchAlreadyVoided { voided_at: at } => Some(*at),
+            | Self::BatchAlreadyVoided { voided_at: at }
+            | Self::PassReplaced { replaced_at: at } => Some(*at),
             _ => None,
         }
     }
@@ -328,7 +334,8 @@ impl LoyaltyError {
         match self {
             Self::AlreadyClaimed { claimed_at: at }
             | Self::CodeVoided { voided_at: at }
-            | Self::BatchAlreadyVoided { voided_at: at } => Some(at),
+            | Self::BatchAlreadyVoided { voided_at: at }
+            | Self::PassReplaced { replaced_at: at } => Some(at),
             _ => None,
         }
     }

@@ -179,6 +179,9 @@ pub struct MemberDetail {
     /// The hints of the member's phone number and email, where they gave them.
     #[serde(default)]
     pub contacts: Vec<ContactHint>,
+    /// When the pass was replaced by a new one, and that pass's id: it no longer works.
+    #[serde(default)]
+    pub replaced: Option<(DateTime<Utc>, String)>,
 }
 
 /// What the program keeps of a member's phone number or email to show: `... 4821`, `a...@example.com`.

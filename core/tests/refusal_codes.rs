@@ -54,6 +54,8 @@ fn refusal_fields() -> serde_json::Map<String, serde_json::Value> {
         "currency": "EUR",
         "amount": "0.50 EUR",
         "rate": "1 point per 1.00 EUR",
+        "kind": "phone",
+        "replaced_at": "2026-12-07T09:00:00+00:00",
     })
     .as_object()
     .cloned()

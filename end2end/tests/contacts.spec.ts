@@ -83,3 +83,50 @@ test("a customer enrolled with an email is found by it, and the email cannot go 
   await expect(page).toHaveURL(new RegExp(`/member/${member}$`));
   await client.end();
 });
+
+test("a customer who lost their pass is found by phone and given a new one; the old pass says it was replaced", async ({
+  page,
+}) => {
+  const client = await db();
+  const lost = await newMember(client, 33);
+  const phone = newPhone();
+  await signIn(page, CLERK);
+  await page.goto(`/member/${lost}`);
+  await hydrated(page);
+  await page.getByText("Phone and email").click();
+  await page.getByLabel("Phone number or email").fill(phone.typed);
+  await page.getByRole("button", { name: "Save" }).click();
+  await expect(page.locator('li[data-contact="phone"] .hint')).toHaveText(`... ${phone.digits.slice(4)}`);
+
+  // At the counter, without the pass: found by the number, then a new pass.
+  await page.goto("/");
+  await hydrated(page);
+  await page.getByLabel("Code").fill(phone.typed);
+  await page.getByLabel("Code").press("Enter");
+  await expect(page).toHaveURL(new RegExp(`/member/${lost}$`));
+  await hydrated(page);
+  await page.getByText("Replace a lost pass").click();
+  await page.getByRole("button", { name: "Issue a new pass" }).click();
+  await expect(page).toHaveURL(new RegExp(`/member/MBR-[A-Z0-9]+\\?replaces=${lost}$`));
+  const fresh = page.url().match(/\/member\/(MBR-[A-Z0-9]+)/)![1];
+  await expect(page.getByRole("status")).toContainText(`New pass: it replaces ${lost}`);
+  await expect(page.locator(".balance-value")).toHaveText("33");
+  await expect(page.getByText(`Phone and email: ... ${phone.digits.slice(4)}`)).toBeVisible();
+
+  // The old pass, scanned, says so; its page names the new one.
+  await page.goto("/");
+  await hydrated(page);
+  await page.getByLabel("Code").fill(lost);
+  await page.getByLabel("Code").press("Enter");
+  await expect(page.getByRole("status")).toContainText("This pass was replaced on");
+  await page.goto(`/member/${lost}`);
+  await expect(page.locator(".replaced")).toContainText(`The member's pass is now ${fresh}.`);
+  await expect(page.locator(".balance-value")).toHaveText("0");
+  const { rows } = await client.query(
+    `select t.type, t.points from transactions t join passes_master m on m.program_id = t.program_id and m.id = t.member_id
+      where m.external_id = $1 order by t.id`,
+    [fresh],
+  );
+  expect(rows).toEqual([{ type: "EARN", points: 33 }]);
+  await client.end();
+});

@@ -119,7 +119,13 @@ pub async fn find_pass(
         .fetch_optional(conn.conn())
         .await;
     let answer: sqlx::types::Json<RpcAnswer> = session.answer(conn, row).await?;
-    found(answer.0)
+    match found(answer.0) {
+        Err(err) if err.moment().is_some() => {
+            let mut conn = db.get().await?;
+            Err(crate::db::read_on_program_clock(conn.conn(), session.program_id, err).await)
+        }
+        result => result,
+    }
 }
 
 /// A member found by a phone number or email, by the staff member of a session: none found counts as a miss.

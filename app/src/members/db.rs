@@ -122,7 +122,9 @@ pub async fn member_detail(
     .await
     .map_err(db_error)?;
     let contacts = crate::contacts::db::hints(db, program_id, external_id).await?;
+    let replaced = replacement(db, program_id, external_id).await?;
     Ok(MemberDetail {
+        replaced,
         contacts,
         member,
         ledger: ledger.into_iter().map(LedgerEntry::from).collect(),
@@ -180,4 +182,51 @@ pub async fn enrol_member(
             .await
             .map_err(db_error)?;
     Ok(answer.0.into_result()?.data::<PassRow>()?.into())
+}
+
+/// Replaces a lost pass with a new one, as the staff member of a session: the balance, the phone number and the
+/// email move to the new pass, and the old one stops working. Answers the new pass.
+pub async fn replace_pass(
+    db: &crate::db::CounterPool,
+    session: &crate::session::SessionKey,
+    csrf: &str,
+    external_id: &str,
+) -> Result<Member> {
+    let mut conn = db.get().await?;
+    let row = session
+        .query(
+            crate::in_session!("public.replace_member_pass($1, $6, s.staff_id)"),
+            csrf,
+        )
+        .bind(external_id)
+        .fetch_optional(conn.conn())
+        .await;
+    let answer: sqlx::types::Json<RpcAnswer> = session.answer(conn, row).await?;
+    match answer.0.into_result() {
+        Ok(answer) => Ok(answer.data::<PassRow>()?.into()),
+        Err(err) if err.moment().is_some() => {
+            let mut conn = db.get().await?;
+            Err(crate::db::read_on_program_clock(conn.conn(), session.program_id, err).await)
+        }
+        Err(err) => Err(err),
+    }
+}
+
+/// When the pass was replaced, and by which, if it was.
+pub async fn replacement(
+    db: impl PgExecutor<'_>,
+    program_id: Uuid,
+    external_id: &str,
+) -> Result<Option<(DateTime<Utc>, String)>> {
+    sqlx::query_as(
+        "select m.replaced_at, n.external_id
+           from public.passes_master m
+           join public.passes_master n on n.program_id = m.program_id and n.id = m.replaced_by
+          where m.program_id = $1 and m.external_id = $2",
+    )
+    .bind(program_id)
+    .bind(external_id)
+    .fetch_optional(db)
+    .await
+    .map_err(db_error)
 }

@@ -16,7 +16,7 @@ pub async fn pass_by_token(db: &PgPool, token: &str, limit: i64) -> Result<PassV
         "select m.program_id, m.id, m.external_id, m.points, p.name
            from public.passes_master m
            join public.programs p on p.id = m.program_id
-          where m.pass_token = $1
+          where m.pass_token = $1 and m.replaced_at is null
           limit 2",
     )
     .bind(token)

@@ -38,6 +38,7 @@ fn every_variant() -> Vec<LoyaltyError> {
             kind: crate::ContactKind::Phone,
         },
         ContactNotFound,
+        PassReplaced { replaced_at: at },
         InsufficientFunds { balance: 7 },
         InvalidAmount,
         InvalidType,
@@ -271,5 +272,13 @@ fn sentences_name_their_numbers() {
         }
         .to_string(),
         "This email is already on another member's pass."
+    );
+    let at = Utc
+        .with_ymd_and_hms(2026, 12, 7, 9, 0, 0)
+        .unwrap()
+        .fixed_offset();
+    assert_eq!(
+        LoyaltyError::PassReplaced { replaced_at: at }.to_string(),
+        "This pass was replaced on 7 Dec 2026 and no longer works."
     );
 }

@@ -185,6 +185,11 @@ impl Till {
         .await
     }
 
+    /// Replaces a lost pass with a new one; the new pass.
+    pub async fn replace_pass(&self, external_id: &str) -> Result<loyalty_core::wire::Member> {
+        app::members::db::replace_pass(&self.counter, &self.session, &self.csrf, external_id).await
+    }
+
     /// Takes a member's phone number or email away.
     pub async fn remove_contact(
         &self,

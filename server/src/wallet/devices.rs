@@ -80,12 +80,13 @@ pub async fn set_channels(db: impl PgExecutor<'_>, channels: &[Channel]) -> Resu
 
 /// A pass by its pass page's token.
 pub async fn pass_by_page_token(db: impl PgExecutor<'_>, token: &str) -> Result<WalletPass> {
-    let mut found: Vec<WalletPass> =
-        sqlx::query_as(wallet_pass!("where m.pass_token = $1 limit 2"))
-            .bind(token)
-            .fetch_all(db)
-            .await
-            .map_err(db_error)?;
+    let mut found: Vec<WalletPass> = sqlx::query_as(wallet_pass!(
+        "where m.pass_token = $1 and m.replaced_at is null limit 2"
+    ))
+    .bind(token)
+    .fetch_all(db)
+    .await
+    .map_err(db_error)?;
     // As the pass page: a token found in two programs opens neither.
     match found.len() {
         1 => Ok(found.remove(0)),

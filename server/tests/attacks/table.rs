@@ -172,6 +172,14 @@ pub(crate) fn cases() -> Vec<Case> {
             theirs: Refused("MEMBER_NOT_FOUND"),
         },
         Case {
+            endpoint: "replace_pass",
+            get: false,
+            access: Staff,
+            changes: true,
+            fields: |t| vec![("external_id", t.member.clone())],
+            theirs: Refused("MEMBER_NOT_FOUND"),
+        },
+        Case {
             endpoint: "remove_contact",
             get: false,
             access: Staff,
