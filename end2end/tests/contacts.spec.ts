@@ -109,7 +109,7 @@ test("a customer who lost their pass is found by phone and given a new one; the 
   await page.getByRole("button", { name: "Issue a new pass" }).click();
   await expect(page).toHaveURL(new RegExp(`/member/MBR-[A-Z0-9]+\\?replaces=${lost}$`));
   const fresh = page.url().match(/\/member\/(MBR-[A-Z0-9]+)/)![1];
-  await expect(page.getByRole("status")).toContainText(`New pass: it replaces ${lost}`);
+  await expect(page.locator(".member > .result")).toContainText(`New pass: it replaces ${lost}`);
   await expect(page.locator(".balance-value")).toHaveText("33");
   await expect(page.getByText(`Phone and email: ... ${phone.digits.slice(4)}`)).toBeVisible();
 
