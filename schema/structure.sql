@@ -415,6 +415,33 @@ end
 $$;
 
 --
+-- Name: erase_member_contacts(uuid, text, uuid); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.erase_member_contacts(p_program_id uuid, p_external_id text, p_staff_id uuid) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+declare
+    v_pass_id uuid;
+    v_erased integer;
+begin
+    if not public.staff_is_manager(p_program_id, p_staff_id) then
+        return pg_catalog.jsonb_build_object('success', false, 'error', 'MANAGERS_ONLY');
+    end if;
+    select m.id into v_pass_id from public.passes_master m
+     where m.program_id = p_program_id and m.external_id = p_external_id;
+    if not found then
+        return pg_catalog.jsonb_build_object('success', false, 'error', 'MEMBER_NOT_FOUND');
+    end if;
+    delete from public.member_contacts c where c.program_id = p_program_id and c.pass_id = v_pass_id;
+    get diagnostics v_erased = row_count;
+    return pg_catalog.jsonb_build_object('success', true, 'data',
+        pg_catalog.jsonb_build_object('erased', v_erased));
+end
+$$;
+
+--
 -- Name: expire_member_points(uuid, uuid); Type: FUNCTION; Schema: public; Owner: -
 --
 
@@ -3243,6 +3270,13 @@ GRANT ALL ON FUNCTION public.earn_from_sale(p_program_id uuid, p_member_external
 
 REVOKE ALL ON FUNCTION public.enrol_publicly(p_slug text, p_client text) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.enrol_publicly(p_slug text, p_client text) TO loyalty_app;
+
+--
+-- Name: FUNCTION erase_member_contacts(p_program_id uuid, p_external_id text, p_staff_id uuid); Type: ACL; Schema: public; Owner: -
+--
+
+REVOKE ALL ON FUNCTION public.erase_member_contacts(p_program_id uuid, p_external_id text, p_staff_id uuid) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.erase_member_contacts(p_program_id uuid, p_external_id text, p_staff_id uuid) TO loyalty_app;
 
 --
 -- Name: FUNCTION expire_member_points(p_program_id uuid, p_member_id uuid); Type: ACL; Schema: public; Owner: -

@@ -21,6 +21,7 @@ pub mod program;
 #[cfg(feature = "ssr")]
 pub mod request;
 pub mod rewards;
+pub mod rights;
 pub mod rules;
 #[cfg(feature = "ssr")]
 pub mod security;

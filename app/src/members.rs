@@ -353,6 +353,17 @@ pub fn MemberPage() -> impl leptos::IntoView {
                                             />
                                         }
                                     })}
+                                {manager
+                                    .then(|| {
+                                        view! {
+                                            <crate::rights::MemberRights
+                                                external_id=member.external_id.clone()
+                                                changed=Callback::new(move |_| {
+                                                    settled.update(|n| *n += 1)
+                                                })
+                                            />
+                                        }
+                                    })}
                                 <Ledger entries=detail.ledger />
                             }
                                 .into_any()

@@ -96,6 +96,7 @@ pub fn router_reporting(state: AppState, backups: BackupReport) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/api/history.csv", get(app::history::csv_download))
+        .route(app::rights::EXPORT_PATH, get(app::rights::export_download))
         .route(app::batches::CSV_PATH, get(app::batches::csv_download))
         .route(
             app::numbers::NUMBERS_CSV_PATH,

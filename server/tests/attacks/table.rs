@@ -172,6 +172,22 @@ pub(crate) fn cases() -> Vec<Case> {
             theirs: Refused("MEMBER_NOT_FOUND"),
         },
         Case {
+            endpoint: "member_export.json",
+            get: true,
+            access: Manager,
+            changes: false,
+            fields: |t| vec![("member", t.member.clone())],
+            theirs: Refused("MEMBER_NOT_FOUND"),
+        },
+        Case {
+            endpoint: "erase_contacts",
+            get: false,
+            access: Manager,
+            changes: true,
+            fields: |t| vec![("external_id", t.member.clone())],
+            theirs: Refused("MEMBER_NOT_FOUND"),
+        },
+        Case {
             endpoint: "replace_pass",
             get: false,
             access: Staff,
