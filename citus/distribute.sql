@@ -60,6 +60,7 @@ select create_distributed_table('public.wallet_deliveries', 'program_id', coloca
 select create_distributed_table('public.wallet_devices', 'program_id', colocate_with := 'public.passes_master');
 select create_distributed_table('public.wallet_registrations', 'program_id', colocate_with := 'public.passes_master');
 select create_distributed_table('public.member_contacts', 'program_id', colocate_with := 'public.passes_master');
+select create_distributed_table('public.reversals', 'program_id', colocate_with := 'public.passes_master');
 
 do $$
 declare

@@ -1171,6 +1171,7 @@ CREATE TABLE public.programs (
     sign_ups_per_address_hour integer DEFAULT 60 NOT NULL,
     sign_ups_per_program_hour integer DEFAULT 2000 NOT NULL,
     calling_code text DEFAULT '33'::text NOT NULL,
+    return_minutes integer DEFAULT 30 NOT NULL,
     CONSTRAINT programs_calling_code_check CHECK ((calling_code ~ '^[1-9][0-9]{0,2}$'::text)),
     CONSTRAINT programs_currency_check CHECK ((currency ~ '^[A-Z]{3}$'::text)),
     CONSTRAINT programs_currency_minor_units_check CHECK (((currency_minor_units >= 0) AND (currency_minor_units <= 3))),
@@ -1180,6 +1181,7 @@ CREATE TABLE public.programs (
     CONSTRAINT programs_name_check CHECK (((length(name) >= 1) AND (length(name) <= 200))),
     CONSTRAINT programs_points_expire_months_check CHECK (((points_expire_months >= 1) AND (points_expire_months <= 120))),
     CONSTRAINT programs_public_slug_check CHECK (((public_slug ~ '^[a-z0-9]+(-[a-z0-9]+)*$'::text) AND (length(public_slug) <= 60))),
+    CONSTRAINT programs_return_minutes_check CHECK (((return_minutes >= 1) AND (return_minutes <= 10080))),
     CONSTRAINT programs_sale_points_cap_check CHECK (((sale_points_cap >= 1) AND (sale_points_cap <= 1000000))),
     CONSTRAINT programs_sign_ups_per_address_hour_check CHECK (((sign_ups_per_address_hour >= 1) AND (sign_ups_per_address_hour <= 10000))),
     CONSTRAINT programs_sign_ups_per_program_hour_check CHECK (((sign_ups_per_program_hour >= 1) AND (sign_ups_per_program_hour <= 1000000))),
@@ -1475,6 +1477,182 @@ begin
         return pg_catalog.jsonb_build_object('success', false, 'error', 'REWARD_NOT_FOUND');
     end if;
     return pg_catalog.jsonb_build_object('success', true, 'reward_id', p_reward_id);
+end
+$$;
+
+--
+-- Name: reversals; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.reversals (
+    program_id uuid NOT NULL,
+    id bigint NOT NULL,
+    original_id bigint NOT NULL,
+    member_id uuid NOT NULL,
+    requested integer NOT NULL,
+    transaction_id bigint,
+    shortfall integer DEFAULT 0 NOT NULL,
+    staff_id uuid,
+    idempotency_key text,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT reversals_idempotency_key_check CHECK (((length(idempotency_key) >= 1) AND (length(idempotency_key) <= 200))),
+    CONSTRAINT reversals_requested_check CHECK ((requested > 0)),
+    CONSTRAINT reversals_shortfall_check CHECK ((shortfall >= 0))
+);
+
+--
+-- Name: reversal_answer(public.reversals, bigint, boolean); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.reversal_answer(p_reversal public.reversals, p_remaining bigint, p_replayed boolean) RETURNS jsonb
+    LANGUAGE sql STABLE
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+    select pg_catalog.jsonb_build_object(
+        'success', true,
+        'data', pg_catalog.jsonb_build_object(
+            'original_id', p_reversal.original_id,
+            'transaction_id', p_reversal.transaction_id,
+            'requested', p_reversal.requested,
+            'points', coalesce(t.points, 0),
+            'shortfall', p_reversal.shortfall,
+            'new_balance', (select m.points from public.passes_master m
+                             where m.program_id = p_reversal.program_id and m.id = p_reversal.member_id),
+            'remaining', p_remaining,
+            'replayed', p_replayed))
+      from (select 1) one
+      left join public.transactions t
+             on t.program_id = p_reversal.program_id and t.id = p_reversal.transaction_id
+$$;
+
+--
+-- Name: reverse_transaction(uuid, bigint, bigint, uuid, text); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.reverse_transaction(p_program_id uuid, p_transaction_id bigint, p_points bigint, p_staff_id uuid, p_idempotency_key text DEFAULT NULL::text) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $$
+declare
+    v_original public.transactions%rowtype;
+    v_pass public.passes_master%rowtype;
+    v_first public.reversals%rowtype;
+    v_tx public.transactions%rowtype;
+    v_minutes integer;
+    v_remaining bigint;
+    v_taken integer;
+    v_shortfall integer;
+    v_type text;
+begin
+    if p_points is null or p_points <= 0 or p_points > 1000000 then
+        return pg_catalog.jsonb_build_object('success', false, 'error', 'INVALID_AMOUNT');
+    end if;
+    if p_idempotency_key is not null and pg_catalog.length(p_idempotency_key) not between 1 and 200 then
+        return pg_catalog.jsonb_build_object('success', false, 'error', 'INVALID_IDEMPOTENCY_KEY');
+    end if;
+    if p_program_id is null or p_staff_id is null or p_transaction_id is null then
+        return pg_catalog.jsonb_build_object('success', false, 'error', 'TRANSACTION_NOT_FOUND');
+    end if;
+    select * into v_original from public.transactions t
+     where t.program_id = p_program_id and t.id = p_transaction_id;
+    if not found then
+        return pg_catalog.jsonb_build_object('success', false, 'error', 'TRANSACTION_NOT_FOUND');
+    end if;
+
+    -- Every change to the balance, and every reversal of its rows, queues behind this lock.
+    select * into v_pass from public.passes_master m
+     where m.program_id = p_program_id and m.id = v_original.member_id
+       for update;
+
+    select coalesce(pg_catalog.sum(r.requested), 0) into v_remaining from public.reversals r
+     where r.program_id = p_program_id and r.original_id = p_transaction_id;
+    v_remaining := v_original.points - v_remaining;
+
+    -- A retry of a reversal that went through gets its answer again.
+    if p_idempotency_key is not null then
+        select * into v_first from public.reversals r
+         where r.program_id = p_program_id and r.idempotency_key = p_idempotency_key;
+        if found then
+            if v_first.original_id <> p_transaction_id or v_first.requested <> p_points then
+                return pg_catalog.jsonb_build_object('success', false, 'error', 'IDEMPOTENCY_MISMATCH');
+            end if;
+            return public.reversal_answer(v_first, v_remaining, true);
+        end if;
+    end if;
+
+    -- Only a sale's or a reward's row, or an earn or redeem made by hand, and not one already undone: a void,
+    -- an expiry, a move between passes and a reversal are not reversed.
+    if v_original.type not in ('EARN', 'REDEEM') or v_original.voids_id is not null
+       or exists (select 1 from public.ledger_details d
+                   where d.program_id = p_program_id and d.transaction_id = p_transaction_id
+                     and (d.moved or d.adjustment))
+       or exists (select 1 from public.reversals r
+                   where r.program_id = p_program_id and r.transaction_id = p_transaction_id) then
+        return pg_catalog.jsonb_build_object('success', false, 'error', 'CANNOT_REVERSE');
+    end if;
+    if exists (select 1 from public.transactions v
+                where v.program_id = p_program_id and v.voids_id = p_transaction_id) then
+        return pg_catalog.jsonb_build_object('success', false, 'error', 'ALREADY_VOIDED');
+    end if;
+    if v_pass.replaced_at is not null then
+        return pg_catalog.jsonb_build_object('success', false, 'error', 'PASS_REPLACED',
+                                             'replaced_at', v_pass.replaced_at);
+    end if;
+    if not public.staff_is_manager(p_program_id, p_staff_id) then
+        select p.return_minutes into v_minutes from public.programs p where p.id = p_program_id;
+        if v_original.staff_id is distinct from p_staff_id
+           or v_original.created_at < pg_catalog.now() - pg_catalog.make_interval(mins => v_minutes) then
+            return pg_catalog.jsonb_build_object('success', false, 'error', 'REVERSAL_NOT_ALLOWED',
+                                                 'minutes', v_minutes);
+        end if;
+    end if;
+    if p_points > v_remaining then
+        return pg_catalog.jsonb_build_object('success', false, 'error', 'REVERSAL_TOO_LARGE',
+                                             'remaining', v_remaining);
+    end if;
+
+    if v_original.type = 'EARN' then
+        -- The points left on the balance go back; what was spent already is the shortfall.
+        v_taken := least(p_points, v_pass.points);
+        v_shortfall := p_points - v_taken;
+        v_type := 'REDEEM';
+    else
+        if v_pass.points::bigint + p_points > 2147483647 then
+            return pg_catalog.jsonb_build_object('success', false, 'error', 'BALANCE_LIMIT',
+                                                 'balance', v_pass.points);
+        end if;
+        v_taken := p_points;
+        v_shortfall := 0;
+        v_type := 'EARN';
+    end if;
+
+    -- One block: a clash of keys undoes the balance change with the rest.
+    begin
+        if v_taken > 0 then
+            update public.passes_master
+               set points = points + case when v_type = 'EARN' then v_taken else -v_taken end,
+                   updated_at = pg_catalog.now()
+             where program_id = p_program_id and id = v_pass.id
+            returning * into v_pass;
+            insert into public.transactions
+                (program_id, member_id, points, type, description, staff_id, balance_after)
+            values (p_program_id, v_pass.id, v_taken, v_type,
+                    'Return of #' || v_original.id
+                    || case when v_shortfall > 0 then ' (' || v_shortfall || ' points already spent)' else '' end,
+                    p_staff_id, v_pass.points)
+            returning * into v_tx;
+        end if;
+        insert into public.reversals
+            (program_id, original_id, member_id, requested, transaction_id, shortfall, staff_id, idempotency_key)
+        values
+            (p_program_id, p_transaction_id, v_pass.id, p_points, v_tx.id, v_shortfall, p_staff_id,
+             p_idempotency_key)
+        returning * into v_first;
+    exception when unique_violation then
+        -- The same key, used at the same moment for a row of another member.
+        return pg_catalog.jsonb_build_object('success', false, 'error', 'IDEMPOTENCY_MISMATCH');
+    end;
+    return public.reversal_answer(v_first, v_remaining - p_points, false);
 end
 $$;
 
@@ -2391,6 +2569,19 @@ ALTER TABLE public.public_enrolment_attempts ALTER COLUMN id ADD GENERATED ALWAY
 );
 
 --
+-- Name: reversals_id_seq; Type: SEQUENCE; Schema: public; Owner: -
+--
+
+ALTER TABLE public.reversals ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME public.reversals_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
+--
 -- Name: rewards; Type: TABLE; Schema: public; Owner: -
 --
 
@@ -2724,6 +2915,20 @@ ALTER TABLE ONLY public.public_enrolment_attempts
     ADD CONSTRAINT public_enrolment_attempts_pkey PRIMARY KEY (program_id, id);
 
 --
+-- Name: reversals reversals_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.reversals
+    ADD CONSTRAINT reversals_pkey PRIMARY KEY (program_id, id);
+
+--
+-- Name: reversals reversals_program_id_idempotency_key_key; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.reversals
+    ADD CONSTRAINT reversals_program_id_idempotency_key_key UNIQUE (program_id, idempotency_key);
+
+--
 -- Name: rewards rewards_pkey; Type: CONSTRAINT; Schema: public; Owner: -
 --
 
@@ -2870,6 +3075,18 @@ CREATE INDEX public_enrolment_attempts_client_idx ON public.public_enrolment_att
 CREATE INDEX public_enrolment_attempts_program_at_idx ON public.public_enrolment_attempts USING btree (program_id, at);
 
 --
+-- Name: reversals_original_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX reversals_original_idx ON public.reversals USING btree (program_id, original_id);
+
+--
+-- Name: reversals_transaction_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX reversals_transaction_idx ON public.reversals USING btree (program_id, transaction_id) WHERE (transaction_id IS NOT NULL);
+
+--
 -- Name: scan_misses_program_idx; Type: INDEX; Schema: public; Owner: -
 --
 
@@ -2994,6 +3211,12 @@ CREATE TRIGGER pass_change_to_outbox_on_insert AFTER INSERT ON public.passes_mas
 --
 
 CREATE TRIGGER pass_version_on_balance BEFORE UPDATE OF points ON public.passes_master FOR EACH ROW WHEN ((old.points IS DISTINCT FROM new.points)) EXECUTE FUNCTION public.pass_version_on_balance();
+
+--
+-- Name: reversals reversals_append_only; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER reversals_append_only BEFORE DELETE OR UPDATE OR TRUNCATE ON public.reversals FOR EACH STATEMENT EXECUTE FUNCTION public.transactions_append_only();
 
 --
 -- Name: transactions transactions_append_only; Type: TRIGGER; Schema: public; Owner: -
@@ -3125,6 +3348,41 @@ ALTER TABLE ONLY public.promotions
 
 ALTER TABLE ONLY public.public_enrolment_attempts
     ADD CONSTRAINT public_enrolment_attempts_program_id_fkey FOREIGN KEY (program_id) REFERENCES public.programs(id);
+
+--
+-- Name: reversals reversals_program_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.reversals
+    ADD CONSTRAINT reversals_program_id_fkey FOREIGN KEY (program_id) REFERENCES public.programs(id);
+
+--
+-- Name: reversals reversals_program_id_member_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.reversals
+    ADD CONSTRAINT reversals_program_id_member_id_fkey FOREIGN KEY (program_id, member_id) REFERENCES public.passes_master(program_id, id);
+
+--
+-- Name: reversals reversals_program_id_original_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.reversals
+    ADD CONSTRAINT reversals_program_id_original_id_fkey FOREIGN KEY (program_id, original_id) REFERENCES public.transactions(program_id, id);
+
+--
+-- Name: reversals reversals_program_id_staff_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.reversals
+    ADD CONSTRAINT reversals_program_id_staff_id_fkey FOREIGN KEY (program_id, staff_id) REFERENCES public.staff(program_id, id);
+
+--
+-- Name: reversals reversals_program_id_transaction_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.reversals
+    ADD CONSTRAINT reversals_program_id_transaction_id_fkey FOREIGN KEY (program_id, transaction_id) REFERENCES public.transactions(program_id, id);
 
 --
 -- Name: rewards rewards_program_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
@@ -3477,6 +3735,19 @@ GRANT ALL ON FUNCTION public.retire_promotion(p_program_id uuid, p_staff_id uuid
 
 REVOKE ALL ON FUNCTION public.retire_reward(p_program_id uuid, p_staff_id uuid, p_reward_id bigint) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.retire_reward(p_program_id uuid, p_staff_id uuid, p_reward_id bigint) TO loyalty_app;
+
+--
+-- Name: TABLE reversals; Type: ACL; Schema: public; Owner: -
+--
+
+GRANT SELECT ON TABLE public.reversals TO loyalty_app;
+
+--
+-- Name: FUNCTION reverse_transaction(p_program_id uuid, p_transaction_id bigint, p_points bigint, p_staff_id uuid, p_idempotency_key text); Type: ACL; Schema: public; Owner: -
+--
+
+REVOKE ALL ON FUNCTION public.reverse_transaction(p_program_id uuid, p_transaction_id bigint, p_points bigint, p_staff_id uuid, p_idempotency_key text) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.reverse_transaction(p_program_id uuid, p_transaction_id bigint, p_points bigint, p_staff_id uuid, p_idempotency_key text) TO loyalty_app;
 
 --
 -- Name: FUNCTION roll_up_ledger_days(p_program_id uuid); Type: ACL; Schema: public; Owner: -

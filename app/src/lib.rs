@@ -20,6 +20,7 @@ pub mod points;
 pub mod program;
 #[cfg(feature = "ssr")]
 pub mod request;
+pub mod returns;
 pub mod rewards;
 pub mod rights;
 pub mod rules;

@@ -342,6 +342,10 @@ pub fn MemberPage() -> impl leptos::IntoView {
                                     balance=member.points
                                     redeem=redeem_reward
                                 />
+                                <crate::returns::ReturnForm
+                                    form_key=form_key.clone()
+                                    changed=Callback::new(move |_| settled.update(|n| *n += 1))
+                                />
                                 {manager
                                     .then(|| {
                                         view! {

@@ -111,16 +111,19 @@ pub mod db {
         })
     }
 
-    /// The ledger month by month on the program's clock, newest first. A void counts against the type it undoes.
+    /// The ledger month by month on the program's clock, newest first. A void or a return counts against the type
+    /// it undoes.
     pub async fn months(db: &PgPool, program_id: Uuid) -> Result<Vec<MonthPoints>> {
         let rows: Vec<(String, i64, i64, i64, i64)> = sqlx::query_as(
             "select to_char(public.program_time(t.program_id, t.created_at), 'YYYY-MM') as month,
                     coalesce(sum(case when a.transaction_id is not null then null
-                                      when t.type = 'EARN' and t.voids_id is null then t.points
-                                      when t.type = 'REDEEM' and t.voids_id is not null then -t.points end), 0)::bigint,
+                                      when r.id is not null or t.voids_id is not null then
+                                          case when t.type = 'REDEEM' then -t.points end
+                                      when t.type = 'EARN' then t.points end), 0)::bigint,
                     coalesce(sum(case when a.transaction_id is not null then null
-                                      when t.type = 'REDEEM' and t.voids_id is null then t.points
-                                      when t.type = 'EARN' and t.voids_id is not null then -t.points end), 0)::bigint,
+                                      when r.id is not null or t.voids_id is not null then
+                                          case when t.type = 'EARN' then -t.points end
+                                      when t.type = 'REDEEM' then t.points end), 0)::bigint,
                     coalesce(sum(t.points) filter (where t.type = 'EXPIRE'), 0)::bigint,
                     coalesce(sum(case when a.adjustment is not true then null
                                       when t.type = 'EARN' then t.points
@@ -131,6 +134,8 @@ pub mod db {
                left join public.ledger_details a
                       on a.program_id = t.program_id and a.transaction_id = coalesce(t.voids_id, t.id)
                      and (a.adjustment or a.moved)
+               -- A return counts against the type it undoes, as a void does.
+               left join public.reversals r on r.program_id = t.program_id and r.transaction_id = t.id
               where t.program_id = $1
               group by 1
               order by 1 desc",

@@ -74,6 +74,16 @@ pub enum LoyaltyError {
     ContactTaken { kind: crate::ContactKind },
     #[error("No member of this program has this phone number or email.")]
     ContactNotFound,
+    #[error(
+        "Only a sale, a reward or points given or taken at the counter can be returned: not a void, an expiry, a move to a new pass, a manager's adjustment or a return itself."
+    )]
+    CannotReverse,
+    #[error(
+        "You can return your own entries within {minutes} minutes: ask a manager to return this one."
+    )]
+    ReversalNotAllowed { minutes: i64 },
+    #[error("Only {remaining} points of this entry are left to return.")]
+    ReversalTooLarge { remaining: i64 },
     #[error("This pass was replaced on {} and no longer works.", day(replaced_at))]
     PassReplaced { replaced_at: DateTime<FixedOffset> },
     #[error("Not enough points: the balance is {balance} points.")]
@@ -276,6 +286,7 @@ impl LoyaltyError {
         match self {
             Self::NotSignedIn | Self::BadCredentials | Self::WalletUnauthorized => 401,
             Self::ManagersOnly
+            | Self::ReversalNotAllowed { .. }
             | Self::AdjustmentForManagers
             | Self::CsrfRejected
             | Self::AccountSwitchedOff => 403,
@@ -290,6 +301,7 @@ impl LoyaltyError {
             | Self::WalletNotSetUp => 404,
             Self::AlreadyClaimed { .. }
             | Self::ContactTaken { .. }
+            | Self::ReversalTooLarge { .. }
             | Self::IdempotencyMismatch
             | Self::AlreadyVoided
             | Self::BatchAlreadyVoided { .. } => 409,

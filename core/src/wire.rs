@@ -276,3 +276,23 @@ pub struct HistorySummary {
     pub totals: HistoryTotals,
     pub daily: Vec<DailyPoints>,
 }
+
+/// A return at the counter: points of an earn taken back (a purchase brought back), or of a redeem given back
+/// (a reward not handed over).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reversal {
+    /// The ledger row returned.
+    pub original_id: i64,
+    /// The ledger row that returned the points; none when an earn's points were all spent already.
+    pub transaction_id: Option<i64>,
+    /// The points asked to be returned.
+    pub requested: i64,
+    /// The points that moved: fewer than asked where an earn's points were spent already.
+    pub points: i64,
+    /// The points of an earn already spent, which the balance could not give back.
+    pub shortfall: i64,
+    pub new_balance: i64,
+    /// What is left of the original row to return.
+    pub remaining: i64,
+    pub replayed: bool,
+}

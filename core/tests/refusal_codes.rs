@@ -55,6 +55,8 @@ fn refusal_fields() -> serde_json::Map<String, serde_json::Value> {
         "amount": "0.50 EUR",
         "rate": "1 point per 1.00 EUR",
         "kind": "phone",
+        "minutes": 30,
+        "remaining": 3,
         "replaced_at": "2026-12-07T09:00:00+00:00",
     })
     .as_object()

@@ -185,6 +185,24 @@ impl Till {
         .await
     }
 
+    /// Returns `points` of ledger row `transaction_id`, under `idempotency_key` if given.
+    pub async fn reverse(
+        &self,
+        transaction_id: i64,
+        points: i64,
+        idempotency_key: Option<&str>,
+    ) -> Result<loyalty_core::wire::Reversal> {
+        app::returns::db::reverse(
+            &self.counter,
+            &self.session,
+            &self.csrf,
+            transaction_id,
+            points,
+            idempotency_key,
+        )
+        .await
+    }
+
     /// Replaces a lost pass with a new one; the new pass.
     pub async fn replace_pass(&self, external_id: &str) -> Result<loyalty_core::wire::Member> {
         app::members::db::replace_pass(&self.counter, &self.session, &self.csrf, external_id).await

@@ -188,6 +188,23 @@ pub(crate) fn cases() -> Vec<Case> {
             theirs: Refused("MEMBER_NOT_FOUND"),
         },
         Case {
+            endpoint: "reverse",
+            get: false,
+            access: Staff,
+            changes: true,
+            fields: |t| {
+                vec![
+                    ("transaction_id", t.transaction_id.to_string()),
+                    ("points", "1".into()),
+                    (
+                        "idempotency_key",
+                        format!("attack-return-{}", Uuid::new_v4()),
+                    ),
+                ]
+            },
+            theirs: Refused("TRANSACTION_NOT_FOUND"),
+        },
+        Case {
             endpoint: "replace_pass",
             get: false,
             access: Staff,

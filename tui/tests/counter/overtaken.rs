@@ -59,6 +59,7 @@ fn a_late_ledger_of_another_member_is_ignored() {
                 member: member("MBR-OTHER2345", 9),
                 next_expiry: None,
                 contacts: Vec::new(),
+                replaced: None,
                 ledger: vec![],
             }),
         },

@@ -104,6 +104,7 @@ fn scanning_shows_what_was_typed_and_then_the_member_panel() {
                 member: member(MEMBER_ID, 150),
                 next_expiry: None,
                 contacts: Vec::new(),
+                replaced: None,
                 ledger: vec![
                     entry(3, TxType::Redeem, 20, 150),
                     entry(2, TxType::Earn, 70, 170),
@@ -154,6 +155,7 @@ fn a_claimed_postcard_and_an_empty_ledger() {
                 member: member(&code, 0),
                 next_expiry: None,
                 contacts: Vec::new(),
+                replaced: None,
                 ledger: vec![],
             }),
         },

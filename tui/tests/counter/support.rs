@@ -123,6 +123,7 @@ pub fn with_member(points: i64) -> App {
                 member: member(MEMBER_ID, points),
                 next_expiry: None,
                 contacts: Vec::new(),
+                replaced: None,
                 ledger: vec![entry(2, TxType::Earn, points, points)],
             }),
         },
