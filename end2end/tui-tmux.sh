@@ -153,6 +153,11 @@ step "the phone number typed in the scan line finds the member" "Member $member:
     Escape "+336$digits" Enter
 step "a adds an email too" "Email t...@example.com kept for $member" "a" "$email" Enter
 step "f finds the member by their email" "Member $member: 87 points." Escape "f" "${email^^}" Enter
+# A purchase brought back: part of the newest sale returned, and no more than is left of it.
+step "u returns part of the newest sale" "the balance is now 82." "u" "5" Enter
+step "the return is on the balance" "Balance  82 points"
+step "a return over what is left of the sale is refused" "Only 7 points of this entry are left to return." \
+    "u" "8" Enter
 claimed_day=$(sql <<<"select to_char(c.claimed_at at time zone p.time_zone, 'FMDD Mon YYYY')
                         from claim_codes c join programs p on p.id = c.program_id where c.code = :'code'" 2>&1)
 step "scanning the postcard again says when it was claimed" \
@@ -187,19 +192,30 @@ else
 fi
 
 balance=$(sql <<<"select points from passes_master where external_id = :'member'" 2>&1)
-if [ "$balance" = 87 ]; then
-    ok "the pass holds 87 points"
+if [ "$balance" = 82 ]; then
+    ok "the pass holds 82 points"
 else
-    not_ok "the pass holds 87 points" "found: $balance"
+    not_ok "the pass holds 82 points" "found: $balance"
 fi
 
 ledger=$(sql <<<"select string_agg(t.type || ' ' || t.points || ' -> ' || t.balance_after, ', ' order by t.id)
                    from transactions t join passes_master p on p.program_id = t.program_id and p.id = t.member_id
                   where p.external_id = :'member'" 2>&1)
-if [ "$ledger" = "EARN 120 -> 120, REDEEM 45 -> 75, EARN 12 -> 87" ]; then
-    ok "the ledger holds the two sales and the reward, once each"
+if [ "$ledger" = "EARN 120 -> 120, REDEEM 45 -> 75, EARN 12 -> 87, REDEEM 5 -> 82" ]; then
+    ok "the ledger holds the two sales, the reward and the return, once each"
 else
-    not_ok "the ledger holds the two sales and the reward, once each" "found: $ledger"
+    not_ok "the ledger holds the two sales, the reward and the return, once each" "found: $ledger"
+fi
+
+returned=$(sql <<<"select string_agg(o.type || ' ' || o.points || ' returned ' || r.requested, ', ')
+                     from reversals r
+                     join transactions o on o.program_id = r.program_id and o.id = r.original_id
+                     join passes_master p on p.program_id = r.program_id and p.id = r.member_id
+                    where p.external_id = :'member'" 2>&1)
+if [ "$returned" = "EARN 12 returned 5" ]; then
+    ok "the return is linked to the sale it returned"
+else
+    not_ok "the return is linked to the sale it returned" "found: $returned"
 fi
 
 stock=$(sql -v tea="$tea" <<<"select stock from rewards where name = :'tea'" 2>&1)

@@ -74,17 +74,7 @@ pub async fn reverse(
 
 /// What a return did, as the clerk reads it.
 pub fn describe(r: &Reversal) -> String {
-    let mut text = format!(
-        "Returned {} of {} points of #{}: the balance is now {}.",
-        r.points, r.requested, r.original_id, r.new_balance
-    );
-    if r.shortfall > 0 {
-        text.push_str(&format!(
-            " {} points were already spent and could not be taken back.",
-            r.shortfall
-        ));
-    }
-    text
+    r.describe()
 }
 
 /// The member page's returns form: the ledger row's number (#) and the points to return.

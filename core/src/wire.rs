@@ -296,3 +296,20 @@ pub struct Reversal {
     pub remaining: i64,
     pub replayed: bool,
 }
+
+impl Reversal {
+    /// What the return did, as the clerk reads it.
+    pub fn describe(&self) -> String {
+        let mut text = format!(
+            "Returned {} of {} points of #{}: the balance is now {}.",
+            self.points, self.requested, self.original_id, self.new_balance
+        );
+        if self.shortfall > 0 {
+            text.push_str(&format!(
+                " {} points were already spent and could not be taken back.",
+                self.shortfall
+            ));
+        }
+        text
+    }
+}

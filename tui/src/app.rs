@@ -46,6 +46,12 @@ pub enum Command {
         attempt: Attempt,
     },
     Enrol,
+    /// Returns points of a ledger row.
+    Reverse {
+        transaction_id: i64,
+        points: i64,
+        idempotency_key: String,
+    },
     /// Gives the member a phone number or email.
     SetContact {
         external_id: String,
@@ -72,6 +78,7 @@ pub enum Awaiting {
     Points,
     Enrol,
     Contact,
+    Return,
 }
 
 /// What is known of the server. Its health check runs on the clock, beside whatever the clerk asked for:
@@ -217,6 +224,7 @@ impl App {
             Awaiting::Points => self.counter.points.as_ref()?.waiting(),
             Awaiting::Enrol => Some("Enrolling a new member…".to_owned()),
             Awaiting::Contact => Some("Keeping the phone number or email…".to_owned()),
+            Awaiting::Return => Some("Returning the points…".to_owned()),
         }
     }
 
@@ -293,6 +301,7 @@ impl App {
                 result,
             } => self.on_points_answer(request, attempt, result),
             ApiEvent::Enrolled(result) => self.on_enrolled(result),
+            ApiEvent::Reversed(result) => self.on_reversed(result),
             ApiEvent::ContactSet {
                 external_id,
                 result,

@@ -163,6 +163,27 @@ impl Client {
         self.post("/api/enrol", &[("csrf", &csrf)]).await
     }
 
+    /// Returns `points` of ledger row `transaction_id`; sent again with the same key, it applies once.
+    pub async fn reverse(
+        &self,
+        transaction_id: i64,
+        points: i64,
+        idempotency_key: &str,
+    ) -> Result<loyalty_core::wire::Reversal, LoyaltyError> {
+        let csrf = self.csrf();
+        let (row, points) = (transaction_id.to_string(), points.to_string());
+        self.post(
+            "/api/reverse",
+            &[
+                ("csrf", csrf.as_str()),
+                ("transaction_id", row.as_str()),
+                ("points", points.as_str()),
+                ("idempotency_key", idempotency_key),
+            ],
+        )
+        .await
+    }
+
     /// Gives a member a phone number or email; the answer is the hint the program keeps of it.
     pub async fn set_contact(
         &self,

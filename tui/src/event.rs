@@ -52,6 +52,7 @@ pub enum ApiEvent {
         result: Result<PointsReceipt, LoyaltyError>,
     },
     Enrolled(Result<Member, LoyaltyError>),
+    Reversed(Result<loyalty_core::wire::Reversal, LoyaltyError>),
     ContactSet {
         external_id: String,
         result: Result<loyalty_core::wire::ContactHint, LoyaltyError>,
@@ -75,6 +76,7 @@ impl ApiEvent {
             Self::Points { result, .. } => result.is_ok(),
             Self::Enrolled(result) => result.is_ok(),
             Self::ContactSet { result, .. } => result.is_ok(),
+            Self::Reversed(result) => result.is_ok(),
             Self::Rewards(result) => result.is_ok(),
             Self::Health(up) => *up,
             Self::Replayed { result, .. } => result.is_ok(),

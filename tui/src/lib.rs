@@ -113,6 +113,15 @@ pub async fn execute(client: &Client, command: Command) -> Option<ApiEvent> {
             }
         }
         Command::Enrol => ApiEvent::Enrolled(client.enrol().await),
+        Command::Reverse {
+            transaction_id,
+            points,
+            idempotency_key,
+        } => ApiEvent::Reversed(
+            client
+                .reverse(transaction_id, points, &idempotency_key)
+                .await,
+        ),
         Command::SetContact {
             external_id,
             contact,

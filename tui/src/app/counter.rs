@@ -49,6 +49,11 @@ pub enum Prompt {
     Contact,
     /// A phone number or email to find a member by: the scan line's letter keys would take an email's letters.
     Find,
+    /// Points to return of a ledger row: of `newest` (the newest sale or reward on screen) when only points are
+    /// typed, or of the row typed before them ("34 5").
+    Return {
+        newest: Option<i64>,
+    },
 }
 
 /// The member's recent transactions as far as they are known.
@@ -148,6 +153,7 @@ impl App {
             Prompt::ConfirmEnrol => self.on_confirm_key(key, Self::send_enrol),
             Prompt::Contact => self.on_contact_key(key),
             Prompt::Find => self.on_find_key(key),
+            Prompt::Return { newest } => self.on_return_key(key, newest),
         }
     }
 
@@ -166,6 +172,7 @@ impl App {
                 'r' => self.ask_amount(TxType::Redeem),
                 's' => self.ask_sale(),
                 'a' => self.ask_contact(),
+                'u' => self.ask_return(),
                 'f' if self.offline() => {
                     self.refuse_offline("finding a member by phone number or email")
                 }
@@ -327,6 +334,96 @@ impl App {
             external_id,
             contact,
         }]
+    }
+
+    fn ask_return(&mut self) -> Vec<Command> {
+        let MemberPanel::Shown { ledger, .. } = &self.counter.panel else {
+            if self.offline() {
+                return self.refuse_offline("a return");
+            }
+            self.tell(
+                Tone::Info,
+                "Scan a pass first: u returns points of its sales and rewards.",
+            );
+            return Vec::new();
+        };
+        if self.offline() {
+            return self.refuse_offline("a return");
+        }
+        // The newest row a return can take: an earn or a redeem, not a void, a move or a return itself.
+        let newest = match ledger {
+            Ledger::Loaded(entries) => entries
+                .iter()
+                .find(|e| {
+                    e.tx_type != TxType::Expire
+                        && e.voids.is_none()
+                        && e.voided_by.is_none()
+                        && !e.description.as_deref().is_some_and(|d| {
+                            d.starts_with("Return of #") || d.starts_with("Moved ")
+                        })
+                })
+                .map(|e| e.id),
+            Ledger::Loading | Ledger::Failed(_) => None,
+        };
+        self.counter.prompt = Prompt::Return { newest };
+        Vec::new()
+    }
+
+    fn on_return_key(&mut self, key: KeyEvent, newest: Option<i64>) -> Vec<Command> {
+        let Some(typed) = self.on_text_key(key) else {
+            return Vec::new();
+        };
+        let numbers: Vec<Option<i64>> = typed
+            .trim_start_matches('#')
+            .split_whitespace()
+            .map(|n| n.trim_start_matches('#').parse().ok())
+            .collect();
+        let (row, points) = match numbers[..] {
+            [Some(points)] => (newest, points),
+            [Some(row), Some(points)] => (Some(row), points),
+            _ => {
+                self.tell(
+                    Tone::Error,
+                    "Type the points to return, or the row's # and the points: 34 5.",
+                );
+                return Vec::new();
+            }
+        };
+        let Some(transaction_id) = row else {
+            self.tell(
+                Tone::Error,
+                "No sale or reward on screen to return: type its # and the points.",
+            );
+            return Vec::new();
+        };
+        self.awaiting = Some(Awaiting::Return);
+        vec![Command::Reverse {
+            transaction_id,
+            points,
+            idempotency_key: uuid::Uuid::new_v4().to_string(),
+        }]
+    }
+
+    pub(super) fn on_reversed(
+        &mut self,
+        result: Result<loyalty_core::wire::Reversal, LoyaltyError>,
+    ) -> Vec<Command> {
+        if self.awaiting == Some(Awaiting::Return) {
+            self.awaiting = None;
+        }
+        match result {
+            Ok(done) => {
+                self.tell(Tone::Success, done.describe());
+                match self.counter.pass().map(str::to_owned) {
+                    Some(external_id) => vec![Command::LoadMember { external_id }],
+                    None => Vec::new(),
+                }
+            }
+            Err(e) => {
+                self.fail(e);
+                Vec::new()
+            }
+        }
     }
 
     fn on_find_key(&mut self, key: KeyEvent) -> Vec<Command> {

@@ -83,6 +83,14 @@ fn draw_input(frame: &mut Frame, area: Rect, app: &App) -> Option<Position> {
             "Enrol a new member (MBR-)?".to_owned(),
             "Enter yes · Esc no ",
         ),
+        Prompt::Return { newest } => (
+            format!(" Return for {member_id} "),
+            match newest {
+                Some(row) => format!("Points to return of #{row} (or # and points): "),
+                None => "Row # and points to return: ".to_owned(),
+            },
+            "5 · 34 5 · Enter return · Esc cancel ",
+        ),
         Prompt::Find => (
             " Find a member ".to_owned(),
             "Phone or email: ".to_owned(),
@@ -102,7 +110,12 @@ fn draw_input(frame: &mut Frame, area: Rect, app: &App) -> Option<Position> {
     frame.render_widget(block, area);
     let typing = matches!(
         app.counter.prompt,
-        Prompt::Scan | Prompt::Amount(_) | Prompt::Sale | Prompt::Contact | Prompt::Find
+        Prompt::Scan
+            | Prompt::Amount(_)
+            | Prompt::Sale
+            | Prompt::Contact
+            | Prompt::Find
+            | Prompt::Return { .. }
     );
     let line = Line::from(vec![
         Span::styled(prefix.as_str(), theme::LABEL),

@@ -7,13 +7,17 @@ use ratatui::widgets::{Block, Clear, Paragraph};
 
 use crate::theme;
 
-const KEYS: [(&str, &str); 17] = [
+const KEYS: [(&str, &str); 18] = [
     ("Enter", "look up the code on the scan line"),
     ("s", "record a sale: its points by the program's rules"),
     ("1 to 9", "redeem that reward for the member on screen"),
     ("e", "managers: add points by hand, then a reason"),
     ("r", "managers: take points by hand, then a reason"),
     ("n", "enrol a new member (MBR-)"),
+    (
+        "u",
+        "return points of the newest sale or reward (or # and points)",
+    ),
     ("f", "find a member by their phone number or email"),
     ("a", "add a phone number or email for the member"),
     ("t / F5", "send an unanswered request again"),
