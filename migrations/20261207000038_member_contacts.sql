@@ -25,7 +25,8 @@ create table public.member_contacts (
 );
 
 -- Which key the contacts are kept under: a digest of a fixed text under it, which tells nothing of any contact.
--- A server given another key refuses to start, rather than finding nobody and keeping digests nobody finds.
+-- While contacts are kept, a server given another key refuses to start, rather than finding nobody and keeping
+-- digests nobody finds; with none kept, the new key becomes the database's (a restore onto a new disk, say).
 create table public.contact_key_check (
     only_row boolean primary key default true constraint contact_key_check_one_row check (only_row),
     digest bytea not null constraint contact_key_check_digest_check check (octet_length(digest) = 32),
@@ -378,7 +379,7 @@ begin
                                   public.remove_member_contact(uuid, text, text)
             to loyalty_app;
         grant select on table public.member_contacts to loyalty_app;
-        grant select, insert on table public.contact_key_check to loyalty_app;
+        grant select, insert, update on table public.contact_key_check to loyalty_app;
     end if;
 end
 $$;

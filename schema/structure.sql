@@ -3907,7 +3907,7 @@ GRANT SELECT ON TABLE public.claim_codes TO loyalty_app;
 -- Name: TABLE contact_key_check; Type: ACL; Schema: public; Owner: -
 --
 
-GRANT SELECT,INSERT ON TABLE public.contact_key_check TO loyalty_app;
+GRANT SELECT,INSERT,UPDATE ON TABLE public.contact_key_check TO loyalty_app;
 
 --
 -- Name: TABLE ledger_days; Type: ACL; Schema: public; Owner: -

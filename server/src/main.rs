@@ -331,6 +331,10 @@ async fn serve(
     wallet: server::wallet::WalletConfig,
 ) -> anyhow::Result<()> {
     let (addr, site_root) = (cli.addr, cli.site_root.as_str());
+    // Before listening: a server with the wrong key never answers anyone.
+    let contact_key =
+        server::contact_key::for_database(&db.pool, cli.contact_key_file.as_deref(), &cli.data_dir)
+            .await?;
     if let Some(demo) = &db.demo {
         println!("Seeded the demo program {:?}.", server::seed::DEMO_PROGRAM);
         println!("  members:    {}", demo.members.join(", "));
@@ -349,9 +353,6 @@ async fn serve(
             println!("  sign in as {} with {email} / {password}", role.as_sql());
         }
     }
-    let contact_key =
-        server::contact_key::for_database(&db.pool, cli.contact_key_file.as_deref(), &cli.data_dir)
-            .await?;
     let app = router_reporting(
         AppState {
             pool: db.pool.clone(),

@@ -501,42 +501,70 @@ async fn trying_numbers_on_a_pass_is_throttled_like_looking_them_up() {
     assert!(matches!(err, LoyaltyError::Throttled { .. }), "{err:?}");
 }
 
-#[tokio::test]
-async fn a_server_given_another_contact_key_than_its_databases_refuses_to_start() {
-    let db = TestDb::new().await;
-    let bin = env!("CARGO_BIN_EXE_server");
-    // The first server of the database gives it its key (the tests' one); started again, it starts.
-    let mut first = server::testkit::ServerProcess::start(bin, &db.owner_url(), &[]).await;
-    first.kill();
-    first.restart().await;
-    first.kill();
-
-    let other = std::env::temp_dir().join(format!("loyalty-other-{}.key", uuid::Uuid::new_v4()));
-    std::fs::write(&other, "another key, every bit as long as the first").unwrap();
+/// Runs the server binary on `url` with `key` in a key file until it listens (then stops it), or until it
+/// exits: whether it started, and what it wrote.
+async fn start_with_key(url: &str, key: &str) -> (bool, String) {
+    let key_file = std::env::temp_dir().join(format!("loyalty-key-{}.key", uuid::Uuid::new_v4()));
+    std::fs::write(&key_file, key).unwrap();
     let addr = format!("127.0.0.1:{}", server::testkit::free_port());
-    let url = db.owner_url();
-    let run = tokio::task::spawn_blocking(move || {
-        std::process::Command::new(bin)
-            .env("DATABASE_URL", url)
-            .env("LOYALTY_ADDR", addr)
-            .env("LOYALTY_CONTACT_KEY_FILE", &other)
-            .stdin(std::process::Stdio::null())
-            .output()
-            .map(|output| (output, other))
-    });
-    // Bounded, so a server that starts after all fails the test rather than hanging it.
-    let (output, other) = tokio::time::timeout(std::time::Duration::from_secs(120), run)
-        .await
-        .expect("the server exits")
-        .unwrap()
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_server"))
+        .env("DATABASE_URL", url)
+        .env("LOYALTY_ADDR", &addr)
+        .env("LOYALTY_CONTACT_KEY_FILE", &key_file)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
         .unwrap();
-    std::fs::remove_file(other).unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(!output.status.success(), "{stderr}");
+    // Bounded: a minute for the server to listen or exit.
+    let mut started = false;
+    for _ in 0..600 {
+        if tokio::net::TcpStream::connect(&addr).await.is_ok() {
+            started = true;
+            break;
+        }
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let _ = child.start_kill();
+    let output = child.wait_with_output().await.unwrap();
+    std::fs::remove_file(key_file).unwrap();
+    (
+        started,
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn a_server_given_another_contact_key_than_its_contacts_refuses_to_start() {
+    let db = TestDb::new().await;
+    let url = db.owner_url();
+    let first = "the first key of this database, long enough";
+    let second = "a second key of this database, just as long";
+    // The first key a database meets is its key; while no contact is kept, another one takes its place.
+    assert!(start_with_key(&url, first).await.0);
+    assert!(start_with_key(&url, second).await.0);
+    // With a contact kept under the second key, the first one is refused, and the second still starts.
+    let member = db.member(0).await;
+    let kept: serde_json::Value = sqlx::query_scalar(
+        "select public.set_member_contact($1, $2, 'phone', pg_catalog.sha256('x'), '... 0000')",
+    )
+    .bind(db.program_id)
+    .bind(&member)
+    .fetch_one(&db.owner)
+    .await
+    .unwrap();
+    assert_eq!(kept["success"], true);
+    let (started, stderr) = start_with_key(&url, first).await;
+    assert!(!started, "{stderr}");
     assert!(
         stderr.contains(
             "is not the contact key this database's phone numbers and emails are kept under"
         ),
         "{stderr}"
     );
+    assert!(start_with_key(&url, second).await.0);
 }

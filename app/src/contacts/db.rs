@@ -45,8 +45,9 @@ impl ContactKey {
 }
 
 impl ContactKey {
-    /// Whether this is the key the database's contacts are kept under; the first key a database meets becomes
-    /// its key. Compared by a digest of a fixed text, which tells nothing of any contact.
+    /// Whether this is the key the database's contacts are kept under. The first key a database meets becomes
+    /// its key, and so does another while no contact is kept (nothing is lost by it). Compared by a digest of a
+    /// fixed text, which tells nothing of any contact.
     pub async fn is_the_databases(&self, db: &sqlx::PgPool) -> Result<bool> {
         let mut mac =
             <Hmac<Sha256> as KeyInit>::new_from_slice(&self.0).expect("HMAC takes any key length");
@@ -54,6 +55,14 @@ impl ContactKey {
         let ours = mac.finalize().into_bytes().to_vec();
         sqlx::query(
             "insert into public.contact_key_check (digest) values ($1) on conflict do nothing",
+        )
+        .bind(&ours)
+        .execute(db)
+        .await
+        .map_err(db_error)?;
+        sqlx::query(
+            "update public.contact_key_check set digest = $1, set_at = now()
+              where digest <> $1 and not exists (select 1 from public.member_contacts)",
         )
         .bind(&ours)
         .execute(db)
