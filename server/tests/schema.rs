@@ -20,6 +20,10 @@ const NOT_KEYED_BY_PROGRAM: &[(&str, &str)] = &[
         "the server's wallet settings (which services get deliveries), no tenant data: a reference table",
     ),
     (
+        "contact_key_check",
+        "one row for the whole database: which key its contacts are kept under; a reference table",
+    ),
+    (
         "_sqlx_migrations",
         "the migration tool's own bookkeeping, on the coordinator",
     ),
