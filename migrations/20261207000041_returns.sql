@@ -41,28 +41,33 @@ create trigger reversals_append_only
     before update or delete or truncate on public.reversals
     for each statement execute function public.transactions_append_only();
 
--- What a reversal answers, first time or replayed.
+-- What a reversal answers, first time or replayed. PL/pgSQL, whose queries Citus plans with their values.
 create function public.reversal_answer(p_reversal public.reversals, p_remaining bigint, p_replayed boolean)
 returns jsonb
-language sql
+language plpgsql
 stable
 set search_path = pg_catalog, pg_temp
 as $$
-    select pg_catalog.jsonb_build_object(
+declare
+    v_points integer;
+    v_balance integer;
+begin
+    select t.points into v_points from public.transactions t
+     where t.program_id = p_reversal.program_id and t.id = p_reversal.transaction_id;
+    select m.points into v_balance from public.passes_master m
+     where m.program_id = p_reversal.program_id and m.id = p_reversal.member_id;
+    return pg_catalog.jsonb_build_object(
         'success', true,
         'data', pg_catalog.jsonb_build_object(
             'original_id', p_reversal.original_id,
             'transaction_id', p_reversal.transaction_id,
             'requested', p_reversal.requested,
-            'points', coalesce(t.points, 0),
+            'points', coalesce(v_points, 0),
             'shortfall', p_reversal.shortfall,
-            'new_balance', (select m.points from public.passes_master m
-                             where m.program_id = p_reversal.program_id and m.id = p_reversal.member_id),
+            'new_balance', v_balance,
             'remaining', p_remaining,
-            'replayed', p_replayed))
-      from (select 1) one
-      left join public.transactions t
-             on t.program_id = p_reversal.program_id and t.id = p_reversal.transaction_id
+            'replayed', p_replayed));
+end
 $$;
 
 -- Reverses p_points of ledger row p_transaction_id as staff member p_staff_id.

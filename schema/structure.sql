@@ -1505,24 +1505,29 @@ CREATE TABLE public.reversals (
 --
 
 CREATE FUNCTION public.reversal_answer(p_reversal public.reversals, p_remaining bigint, p_replayed boolean) RETURNS jsonb
-    LANGUAGE sql STABLE
+    LANGUAGE plpgsql STABLE
     SET search_path TO 'pg_catalog', 'pg_temp'
     AS $$
-    select pg_catalog.jsonb_build_object(
+declare
+    v_points integer;
+    v_balance integer;
+begin
+    select t.points into v_points from public.transactions t
+     where t.program_id = p_reversal.program_id and t.id = p_reversal.transaction_id;
+    select m.points into v_balance from public.passes_master m
+     where m.program_id = p_reversal.program_id and m.id = p_reversal.member_id;
+    return pg_catalog.jsonb_build_object(
         'success', true,
         'data', pg_catalog.jsonb_build_object(
             'original_id', p_reversal.original_id,
             'transaction_id', p_reversal.transaction_id,
             'requested', p_reversal.requested,
-            'points', coalesce(t.points, 0),
+            'points', coalesce(v_points, 0),
             'shortfall', p_reversal.shortfall,
-            'new_balance', (select m.points from public.passes_master m
-                             where m.program_id = p_reversal.program_id and m.id = p_reversal.member_id),
+            'new_balance', v_balance,
             'remaining', p_remaining,
-            'replayed', p_replayed))
-      from (select 1) one
-      left join public.transactions t
-             on t.program_id = p_reversal.program_id and t.id = p_reversal.transaction_id
+            'replayed', p_replayed));
+end
 $$;
 
 --
@@ -1891,6 +1896,7 @@ CREATE FUNCTION public.set_member_contact(p_program_id uuid, p_external_id text,
 declare
     v_pass_id uuid;
     v_wait integer;
+    v_now timestamptz := pg_catalog.now();
 begin
     if p_kind is null or p_kind not in ('phone', 'email')
        or p_digest is null or pg_catalog.octet_length(p_digest) <> 32
@@ -1912,7 +1918,8 @@ begin
         insert into public.member_contacts (program_id, pass_id, kind, digest, hint)
         values (p_program_id, v_pass_id, p_kind, p_digest, p_hint)
         on conflict (program_id, pass_id, kind)
-        do update set digest = excluded.digest, hint = excluded.hint, added_at = pg_catalog.now();
+        -- The time from a variable: Citus takes no function in an upsert's change of a distributed table.
+        do update set digest = excluded.digest, hint = excluded.hint, added_at = v_now;
     exception when unique_violation then
         if p_staff_id is not null then
             perform public.record_scan_miss(p_program_id, p_staff_id);
