@@ -57,7 +57,7 @@ async fn every_table_is_distributed_by_program_and_every_function_is_on_every_no
     .unwrap();
     for (table, method, colocated) in &tables {
         match table.as_str() {
-            "programs" | "wallet_channels" => {
+            "programs" | "wallet_channels" | "contact_key_check" => {
                 assert_eq!(method, "n", "{table} is a reference table")
             }
             "sign_in_failures" | "_sqlx_migrations" => assert_eq!(method, "local", "{table}"),
