@@ -1886,6 +1886,31 @@ end
 $$;
 
 --
+-- Name: set_counter_settings(uuid, uuid, text, integer); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.set_counter_settings(p_program_id uuid, p_staff_id uuid, p_calling_code text, p_return_minutes integer) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO 'pg_catalog', 'pg_temp'
+    AS $_$
+begin
+    if not public.staff_is_manager(p_program_id, p_staff_id) then
+        return pg_catalog.jsonb_build_object('success', false, 'error', 'MANAGERS_ONLY');
+    end if;
+    if p_calling_code is null or p_calling_code !~ '^[1-9][0-9]{0,2}$' then
+        return pg_catalog.jsonb_build_object('success', false, 'error', 'INVALID_CALLING_CODE');
+    end if;
+    if p_return_minutes is null or p_return_minutes not between 1 and 10080 then
+        return pg_catalog.jsonb_build_object('success', false, 'error', 'INVALID_RETURN_MINUTES');
+    end if;
+    update public.programs
+       set calling_code = p_calling_code, return_minutes = p_return_minutes
+     where id = p_program_id;
+    return pg_catalog.jsonb_build_object('success', true);
+end
+$_$;
+
+--
 -- Name: set_member_contact(uuid, text, text, bytea, text, uuid); Type: FUNCTION; Schema: public; Owner: -
 --
 
@@ -3796,6 +3821,13 @@ REVOKE ALL ON FUNCTION public.scan_wait(p_program_id uuid, p_staff_id uuid) FROM
 
 REVOKE ALL ON FUNCTION public.set_batch_offer(p_program_id uuid, p_staff_id uuid, p_batch_id uuid, p_welcome_points bigint, p_last_day date) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.set_batch_offer(p_program_id uuid, p_staff_id uuid, p_batch_id uuid, p_welcome_points bigint, p_last_day date) TO loyalty_app;
+
+--
+-- Name: FUNCTION set_counter_settings(p_program_id uuid, p_staff_id uuid, p_calling_code text, p_return_minutes integer); Type: ACL; Schema: public; Owner: -
+--
+
+REVOKE ALL ON FUNCTION public.set_counter_settings(p_program_id uuid, p_staff_id uuid, p_calling_code text, p_return_minutes integer) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.set_counter_settings(p_program_id uuid, p_staff_id uuid, p_calling_code text, p_return_minutes integer) TO loyalty_app;
 
 --
 -- Name: FUNCTION set_member_contact(p_program_id uuid, p_external_id text, p_kind text, p_digest bytea, p_hint text, p_staff_id uuid); Type: ACL; Schema: public; Owner: -

@@ -28,6 +28,10 @@ pub struct ProgramRules {
     pub earn_per_amount: String,
     /// Points expire this many months after they were earned; `None`: they never do.
     pub points_expire_months: Option<i64>,
+    /// The country calling code a phone number typed without one is read in: "33".
+    pub calling_code: String,
+    /// How long a clerk may return their own entries, in minutes.
+    pub return_minutes: i64,
 }
 
 /// A promotion: a multiplier of a sale's points at the times it runs, on the program's clock.
@@ -111,6 +115,30 @@ pub async fn set_points_expiry(
             db::set_points_expiry(&pool()?, &staff, months).await?;
             redirect_form_post(PROGRAM_PATH);
             Ok(months)
+        }
+        .await,
+    )
+}
+
+/// How the counter reads phone numbers typed without a country code, and how long a clerk may return their own
+/// entries.
+#[server(endpoint = "set_counter_settings")]
+pub async fn set_counter_settings(
+    csrf: String,
+    calling_code: String,
+    return_minutes: String,
+) -> Result<(), LoyaltyError> {
+    use crate::request::{answer, manager, pool, redirect_form_post, staff_for_change};
+    answer(
+        async {
+            let staff = manager(staff_for_change(&csrf)?)?;
+            let minutes = return_minutes
+                .trim()
+                .parse::<i32>()
+                .map_err(|_| LoyaltyError::InvalidReturnMinutes)?;
+            db::set_counter_settings(&pool()?, &staff, calling_code.trim(), minutes).await?;
+            redirect_form_post(PROGRAM_PATH);
+            Ok(())
         }
         .await,
     )
@@ -218,8 +246,15 @@ pub fn ProgramPage() -> impl IntoView {
     let set_expiry = ServerAction::<SetPointsExpiry>::new();
     let run = ServerAction::<RunExpiry>::new();
     let retire = ServerAction::<RetirePromotion>::new();
+    let set_counter = ServerAction::<SetCounterSettings>::new();
     let rules = Resource::new(
-        move || (set_rules.version().get(), set_expiry.version().get()),
+        move || {
+            (
+                set_rules.version().get(),
+                set_expiry.version().get(),
+                set_counter.version().get(),
+            )
+        },
         |_| load_program_rules(),
     );
     let promotions = Resource::new(
@@ -249,12 +284,17 @@ pub fn ProgramPage() -> impl IntoView {
             .value()
             .get()
             .map(|r| r.map(|points| format!("The expiry run is done: {points} points expired.")));
+        let counter = set_counter
+            .value()
+            .get()
+            .map(|r| r.map(|()| "The counter's settings are saved.".to_owned()));
         rules
             .or(saved)
             .or(retired)
             .map(|r| r.map(str::to_owned))
             .or(expiry)
             .or(ran)
+            .or(counter)
     };
     view! {
         <section class="program">
@@ -281,7 +321,8 @@ pub fn ProgramPage() -> impl IntoView {
                         Ok(rules) => {
                             view! {
                                 <RulesForm rules=rules.clone() set_rules />
-                                <ExpiryForm rules set_expiry run />
+                                <ExpiryForm rules=rules.clone() set_expiry run />
+                                <CounterForm rules set_counter />
                             }
                                 .into_any()
                         }
@@ -407,6 +448,39 @@ fn ExpiryForm(
             <button type="submit" class="secondary">
                 "Run the expiry now"
             </button>
+        </ActionForm>
+    }
+}
+
+#[component]
+fn CounterForm(
+    rules: ProgramRules,
+    set_counter: ServerAction<SetCounterSettings>,
+) -> impl IntoView {
+    view! {
+        <h2>"At the counter"</h2>
+        <ActionForm action=set_counter attr:class="card counter-form">
+            <crate::auth::CsrfField />
+            <label for="calling-code">"Country calling code of phone numbers typed without one (33: France)"</label>
+            <input
+                id="calling-code"
+                name="calling_code"
+                inputmode="numeric"
+                pattern="[1-9][0-9]{0,2}"
+                required
+                value=rules.calling_code
+            />
+            <label for="return-minutes">"Minutes a clerk may return their own entries (managers: always)"</label>
+            <input
+                id="return-minutes"
+                name="return_minutes"
+                type="number"
+                min="1"
+                max="10080"
+                required
+                value=rules.return_minutes.to_string()
+            />
+            <button type="submit">"Save the counter's settings"</button>
         </ActionForm>
     }
 }

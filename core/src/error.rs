@@ -140,6 +140,12 @@ pub enum LoyaltyError {
     PromotionNotFound,
     #[error("Points expire after 1 to 120 months, or never (empty).")]
     InvalidExpiry,
+    #[error(
+        "Give the country calling code as 1 to 3 digits, like 33 for France or 1 for the United States."
+    )]
+    InvalidCallingCode,
+    #[error("A clerk's time to return their own entries is 1 to 10,080 minutes (a week).")]
+    InvalidReturnMinutes,
 
     // The rewards catalog.
     #[error("No such reward in this program's catalog.")]

@@ -568,3 +568,43 @@ async fn a_server_given_another_contact_key_than_its_contacts_refuses_to_start()
     );
     assert!(start_with_key(&url, second).await.0);
 }
+
+#[tokio::test]
+async fn numbers_typed_without_a_country_code_are_read_in_the_programs_own() {
+    let db = TestDb::new().await;
+    let manager = Till::manager(&db).await;
+    let clerk = Till::clerk(&db).await;
+    let set = |code: &'static str, minutes: i32, who: &Till| {
+        let (pool, staff) = (db.app.clone(), who.staff.clone());
+        async move { app::rules::db::set_counter_settings(&pool, &staff, code, minutes).await }
+    };
+    assert_eq!(set("44", 30, &clerk).await, Err(LoyaltyError::ManagersOnly));
+    for bad in ["0", "1234", "4a", ""] {
+        assert_eq!(
+            set(bad, 30, &manager).await,
+            Err(LoyaltyError::InvalidCallingCode),
+            "{bad}"
+        );
+    }
+    assert_eq!(
+        set("44", 0, &manager).await,
+        Err(LoyaltyError::InvalidReturnMinutes)
+    );
+    assert_eq!(
+        set("44", 10081, &manager).await,
+        Err(LoyaltyError::InvalidReturnMinutes)
+    );
+    set("44", 45, &manager).await.unwrap();
+    let rules = app::rules::db::rules(&db.app, db.program_id).await.unwrap();
+    assert_eq!(
+        (rules.calling_code.as_str(), rules.return_minutes),
+        ("44", 45)
+    );
+
+    let member = db.member(0).await;
+    clerk.set_contact(&member, "020 7946 0958").await.unwrap();
+    match clerk.scan("+44 20 7946 0958").await.unwrap() {
+        ScanOutcome::Member { member: found } => assert_eq!(found.external_id, member),
+        other => panic!("{other:?}"),
+    }
+}

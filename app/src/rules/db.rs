@@ -22,21 +22,36 @@ pub async fn rules(db: &PgPool, program_id: Uuid) -> Result<ProgramRules> {
         String,
         String,
         Option<i32>,
+        String,
+        i32,
     );
     let row: Option<Row> = sqlx::query_as(
         "select p.currency, p.currency_minor_units, p.earn_points, p.earn_per_minor, p.sale_points_cap,
                 p.welcome_points_counter, p.welcome_points_signup,
                 p.earn_points || case when p.earn_points = 1 then ' point' else ' points' end || ' per '
                   || public.money_text(p.earn_per_minor, p.currency_minor_units) || ' ' || p.currency,
-                public.money_text(p.earn_per_minor, p.currency_minor_units), p.points_expire_months
+                public.money_text(p.earn_per_minor, p.currency_minor_units), p.points_expire_months,
+                p.calling_code, p.return_minutes
            from public.programs p where p.id = $1",
     )
     .bind(program_id)
     .fetch_optional(db)
     .await
     .map_err(db_error)?;
-    let (currency, minor, points, per, cap, counter, signup, rate, per_amount, expiry) =
-        row.ok_or(LoyaltyError::ProgramNotFound)?;
+    let (
+        currency,
+        minor,
+        points,
+        per,
+        cap,
+        counter,
+        signup,
+        rate,
+        per_amount,
+        expiry,
+        calling_code,
+        return_minutes,
+    ) = row.ok_or(LoyaltyError::ProgramNotFound)?;
     Ok(ProgramRules {
         currency,
         currency_minor_units: minor,
@@ -48,6 +63,8 @@ pub async fn rules(db: &PgPool, program_id: Uuid) -> Result<ProgramRules> {
         rate,
         earn_per_amount: per_amount,
         points_expire_months: expiry.map(Into::into),
+        calling_code,
+        return_minutes: return_minutes.into(),
     })
 }
 
@@ -254,6 +271,25 @@ pub async fn set_points_expiry(db: &PgPool, by: &Staff, months: Option<i64>) -> 
             .bind(by.program_id)
             .bind(by.id)
             .bind(months),
+        db,
+    )
+    .await
+    .map(drop)
+}
+
+/// Sets how the counter reads phone numbers typed without a country code, and a clerk's time for returns.
+pub async fn set_counter_settings(
+    db: &PgPool,
+    by: &Staff,
+    calling_code: &str,
+    return_minutes: i32,
+) -> Result<()> {
+    call_function(
+        sqlx::query_scalar("select public.set_counter_settings($1, $2, $3, $4)")
+            .bind(by.program_id)
+            .bind(by.id)
+            .bind(calling_code)
+            .bind(return_minutes),
         db,
     )
     .await

@@ -71,6 +71,8 @@ fn every_variant() -> Vec<LoyaltyError> {
         InvalidPromotionHours,
         PromotionNotFound,
         InvalidExpiry,
+        InvalidCallingCode,
+        InvalidReturnMinutes,
         RewardNotFound,
         RewardRetired,
         OutOfStock {

@@ -205,6 +205,19 @@ pub(crate) fn cases() -> Vec<Case> {
             theirs: Refused("TRANSACTION_NOT_FOUND"),
         },
         Case {
+            endpoint: "set_counter_settings",
+            get: false,
+            access: Manager,
+            changes: true,
+            fields: |_| {
+                vec![
+                    ("calling_code", "44".into()),
+                    ("return_minutes", "30".into()),
+                ]
+            },
+            theirs: OwnProgramOnly,
+        },
+        Case {
             endpoint: "replace_pass",
             get: false,
             access: Staff,
