@@ -189,6 +189,22 @@ impl deadpool::managed::Manager for Connector {
 }
 
 impl CounterPool {
+    /// `result`, with the moment its refusal names (a claim, a withdrawal, a replacement) read on the program's
+    /// clock.
+    pub async fn dated<T>(
+        &self,
+        program_id: uuid::Uuid,
+        result: Result<T, LoyaltyError>,
+    ) -> Result<T, LoyaltyError> {
+        match result {
+            Err(err) if err.moment().is_some() => {
+                let mut conn = self.get().await?;
+                Err(read_on_program_clock(conn.conn(), program_id, err).await)
+            }
+            result => result,
+        }
+    }
+
     /// As many connections as `pool` may open, to the same database as the same role, and the same wait for
     /// one before a request is told the service is unavailable. None is opened until a request needs it.
     pub fn like(pool: &PgPool) -> Self {

@@ -35,14 +35,11 @@ pub mod db {
             .fetch_optional(conn.conn())
             .await;
         let answer: sqlx::types::Json<RpcAnswer> = session.answer(conn, row).await?;
-        match answer.0.into_result() {
-            Ok(answer) => answer.data::<Reversal>(),
-            Err(err) if err.moment().is_some() => {
-                let mut conn = db.get().await?;
-                Err(crate::db::read_on_program_clock(conn.conn(), session.program_id, err).await)
-            }
-            Err(err) => Err(err),
-        }
+        let reversal = answer
+            .0
+            .into_result()
+            .and_then(|answer| answer.data::<Reversal>());
+        db.dated(session.program_id, reversal).await
     }
 }
 
@@ -70,11 +67,6 @@ pub async fn reverse(
         }
         .await,
     )
-}
-
-/// What a return did, as the clerk reads it.
-pub fn describe(r: &Reversal) -> String {
-    r.describe()
 }
 
 /// The member page's returns form: the ledger row's number (#) and the points to return.
@@ -111,7 +103,7 @@ pub fn ReturnForm(
                         .get()
                         .map(|result| match result {
                             Ok(done) => {
-                                view! { <p class="outcome ok">{describe(&done)}</p> }.into_any()
+                                view! { <p class="outcome ok">{done.describe()}</p> }.into_any()
                             }
                             Err(error) => view! { <crate::notice::ErrorNotice error /> }.into_any(),
                         })

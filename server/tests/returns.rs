@@ -34,7 +34,7 @@ async fn a_sale_is_returned_in_parts_never_more_than_it_earned() {
         (5, 0, 15, 15)
     );
     assert_eq!(
-        app::returns::describe(&first),
+        first.describe(),
         format!("Returned 5 of 5 points of #{sale}: the balance is now 15.")
     );
     assert_eq!(
@@ -93,7 +93,7 @@ async fn points_already_spent_are_a_shortfall_and_the_balance_stops_at_zero() {
         (5, 15, 0, 0)
     );
     assert!(
-        app::returns::describe(&back)
+        back.describe()
             .ends_with("15 points were already spent and could not be taken back.")
     );
     let recorded: (i32, i32) = sqlx::query_as("select requested, shortfall from reversals")

@@ -2,6 +2,7 @@
 //! returns the requests to send, and their answers come back later as events.
 
 mod counter;
+mod member_actions;
 mod points;
 mod queue;
 mod sign_in;

@@ -5,7 +5,7 @@ use loyalty_core::Result;
 use loyalty_core::wire::{Member, PassOrigin, ScanOutcome};
 use serde::Deserialize;
 
-use crate::db::{CounterPool, RpcAnswer, read_on_program_clock};
+use crate::db::{CounterPool, RpcAnswer};
 use crate::session::SessionKey;
 
 #[derive(Deserialize)]
@@ -39,13 +39,7 @@ pub async fn claim_postcard(
         .fetch_optional(conn.conn())
         .await;
     let answer: sqlx::types::Json<RpcAnswer> = session.answer(conn, row).await?;
-    match claimed(answer.0) {
-        Err(err) if err.moment().is_some() => {
-            let mut conn = db.get().await?;
-            Err(read_on_program_clock(conn.conn(), session.program_id, err).await)
-        }
-        result => result,
-    }
+    db.dated(session.program_id, claimed(answer.0)).await
 }
 
 fn claimed(answer: RpcAnswer) -> Result<ScanOutcome> {

@@ -32,10 +32,13 @@ impl ContactKey {
         Ok(Self(secret.into()))
     }
 
+    fn mac(&self) -> Hmac<Sha256> {
+        <Hmac<Sha256> as KeyInit>::new_from_slice(&self.0).expect("HMAC takes any key length")
+    }
+
     /// The digest of a contact in a program: the same number in two programs gives two unrelated digests.
     pub fn digest(&self, program_id: Uuid, contact: &Contact) -> Vec<u8> {
-        let mut mac =
-            <Hmac<Sha256> as KeyInit>::new_from_slice(&self.0).expect("HMAC takes any key length");
+        let mut mac = self.mac();
         mac.update(program_id.as_bytes());
         mac.update(contact.kind.as_sql().as_bytes());
         mac.update(b"\0");
@@ -49,8 +52,7 @@ impl ContactKey {
     /// its key, and so does another while no contact is kept (nothing is lost by it). Compared by a digest of a
     /// fixed text, which tells nothing of any contact.
     pub async fn is_the_databases(&self, db: &sqlx::PgPool) -> Result<bool> {
-        let mut mac =
-            <Hmac<Sha256> as KeyInit>::new_from_slice(&self.0).expect("HMAC takes any key length");
+        let mut mac = self.mac();
         mac.update(b"the loyalty program's contact key");
         let ours = mac.finalize().into_bytes().to_vec();
         sqlx::query(
@@ -128,12 +130,26 @@ pub async fn find_pass(
         .fetch_optional(conn.conn())
         .await;
     let answer: sqlx::types::Json<RpcAnswer> = session.answer(conn, row).await?;
-    match found(answer.0) {
-        Err(err) if err.moment().is_some() => {
-            let mut conn = db.get().await?;
-            Err(crate::db::read_on_program_clock(conn.conn(), session.program_id, err).await)
+    db.dated(session.program_id, found(answer.0)).await
+}
+
+/// What a clerk typed, read as a contact in the program's country, and the connection it was read on, for the
+/// statement that uses it. Typed wrong, the session is checked first: whoever is not signed in hears that,
+/// whatever they sent.
+async fn typed_contact(
+    db: &CounterPool,
+    session: &SessionKey,
+    csrf: &str,
+    raw: &str,
+) -> Result<(crate::db::CounterConnection, Contact)> {
+    let mut conn = db.get().await?;
+    match read_contact(conn.conn(), session.program_id, raw).await {
+        Ok(contact) => Ok((conn, contact)),
+        Err(err) => {
+            drop(conn);
+            session.check(db, csrf).await?;
+            Err(err)
         }
-        result => result,
     }
 }
 
@@ -145,16 +161,7 @@ pub async fn find_by_contact(
     csrf: &str,
     raw: &str,
 ) -> Result<Member> {
-    let mut conn = db.get().await?;
-    let contact = match read_contact(conn.conn(), session.program_id, raw).await {
-        Ok(contact) => contact,
-        Err(err) => {
-            // Whoever is not signed in hears that first, whatever they sent.
-            drop(conn);
-            session.check(db, csrf).await?;
-            return Err(err);
-        }
-    };
+    let (mut conn, contact) = typed_contact(db, session, csrf, raw).await?;
     let row = session
         .query(
             crate::in_session!("public.find_member_by_contact($1, $6, $7, s.staff_id)"),
@@ -177,19 +184,8 @@ pub async fn set_contact(
     external_id: &str,
     raw: &str,
 ) -> Result<ContactHint> {
-    let contact = {
-        let mut conn = db.get().await?;
-        read_contact(conn.conn(), session.program_id, raw).await
-    };
-    let contact = match contact {
-        Ok(contact) => contact,
-        Err(err) => {
-            session.check(db, csrf).await?;
-            return Err(err);
-        }
-    };
+    let (mut conn, contact) = typed_contact(db, session, csrf, raw).await?;
     let hint = contact.hint();
-    let mut conn = db.get().await?;
     let row = session
         .query(
             crate::in_session!("public.set_member_contact($1, $6, $7, $8, $9, s.staff_id)"),

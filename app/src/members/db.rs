@@ -202,14 +202,12 @@ pub async fn replace_pass(
         .fetch_optional(conn.conn())
         .await;
     let answer: sqlx::types::Json<RpcAnswer> = session.answer(conn, row).await?;
-    match answer.0.into_result() {
-        Ok(answer) => Ok(answer.data::<PassRow>()?.into()),
-        Err(err) if err.moment().is_some() => {
-            let mut conn = db.get().await?;
-            Err(crate::db::read_on_program_clock(conn.conn(), session.program_id, err).await)
-        }
-        Err(err) => Err(err),
-    }
+    let member = answer
+        .0
+        .into_result()
+        .and_then(|answer| answer.data::<PassRow>())
+        .map(Member::from);
+    db.dated(session.program_id, member).await
 }
 
 /// When the pass was replaced, and by which, if it was.

@@ -286,4 +286,30 @@ fn sentences_name_their_numbers() {
         LoyaltyError::PassReplaced { replaced_at: at }.to_string(),
         "This pass was replaced on 7 Dec 2026 and no longer works."
     );
+    assert_eq!(
+        LoyaltyError::ReversalTooLarge { remaining: 7 }.to_string(),
+        "Only 7 points of this entry are left to return."
+    );
+    assert_eq!(
+        LoyaltyError::ContactNotFound.to_string(),
+        "No member of this program has this phone number or email."
+    );
+    assert_eq!(
+        LoyaltyError::InvalidContact.to_string(),
+        "Enter a phone number (+33 6 12 34 56 78, or as dialled in the country) or an email address."
+    );
+    assert!(
+        LoyaltyError::CannotReverse
+            .to_string()
+            .starts_with("Only a sale, a reward")
+    );
+    assert!(
+        LoyaltyError::InvalidCallingCode
+            .to_string()
+            .contains("like 33 for France")
+    );
+    assert_eq!(
+        LoyaltyError::InvalidReturnMinutes.to_string(),
+        "A clerk's time to return their own entries is 1 to 10,080 minutes (a week)."
+    );
 }
